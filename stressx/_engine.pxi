@@ -1,0 +1,415 @@
+# One shard's load engine. The event loop calls in through three doors: the timerfd (sends are
+# due), the connections' protocol callbacks (responses), and a 10 ms housekeeping pass
+# (timeouts, stop requests from the coordinator, the drain deadline).
+
+cdef enum:
+    P_SETUP = 0       # pre-opening connections
+    P_ARMED = 1       # waiting for the common start instant
+    P_RUNNING = 2
+    P_DRAINING = 3    # no new sends; waiting for in-flight requests until the deadline
+    P_DONE = 4
+    SWEEP_INTERVAL_NS = 10000000
+    RECONNECT_BACKOFF_NS = 10000000
+    PENDING_CAPACITY = 1048576
+
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+
+
+@cython.final
+cdef class Engine:
+    """Drives one shard's requests and records them into its shared-memory slots.
+
+    Open model (rate > 0): sends follow the Schedule; a send that finds no free connection
+    opens one (up to max_connections) or waits in a queue, and counts as late; latency is
+    measured from the intended send time. Closed model (rate == 0): `connections` connections
+    each send their next request as soon as the previous one finishes.
+    """
+    cdef int64_t[::1] mem
+    cdef int64_t *slots
+    cdef int64_t *h_lat
+    cdef int64_t *h_unc
+    cdef int64_t *h_lag
+    cdef object loop
+    cdef object host
+    cdef object port
+    cdef object ssl_context
+    cdef object server_hostname
+    cdef bytes request
+    cdef int64_t request_len
+    cdef readonly bint open_model
+    cdef Schedule schedule
+    cdef int64_t budget             # closed model: requests this shard may issue (-1: no limit)
+    cdef int64_t issued             # closed model: requests issued so far
+    cdef int64_t duration_ns
+    cdef int64_t timeout_ns
+    cdef int64_t grace_ns           # drain grace after a stop request
+    cdef int connections
+    cdef int max_connections
+    cdef list idle                  # connected, no request: a stack
+    cdef set conns                  # every connection, connecting or connected
+    cdef int64_t start_ns
+    cdef int64_t stop_at_ns
+    cdef int64_t next_i             # open model: index of the next send in the schedule
+    cdef Timer timer
+    cdef readonly int phase
+    cdef int64_t drain_deadline_ns
+    cdef int64_t waiting_connect    # requests attached to connections still connecting
+    cdef int warm_pending
+    cdef object warm_future
+    cdef object done_future
+    cdef int64_t *pending           # open model: intended times waiting for a connection (ring)
+    cdef int64_t pending_head
+    cdef int64_t pending_len
+
+    def __cinit__(self):
+        self.pending = <int64_t *>malloc(PENDING_CAPACITY * sizeof(int64_t))
+        if self.pending == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.pending)
+
+    def __init__(self, memory, loop, str host, int port, *, bytes request, ssl_context=None,
+                 server_hostname=None, double rate=0.0, int shard_index=0, int shard_count=1,
+                 int64_t budget=-1, int64_t duration_ns=-1, int64_t timeout_ns=10 * NS_PER_S,
+                 int64_t grace_ns=NS_PER_S, int connections=10, int max_connections=1024):
+        self.mem = memory
+        if self.mem.shape[0] < S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS:
+            raise ValueError("shared-memory segment too small for the slot layout")
+        self.slots = &self.mem[0]
+        if self.slots[S_MAGIC] != MAGIC or self.slots[S_VERSION] != LAYOUT_VERSION:
+            raise ValueError("shared-memory segment has no stressx layout header")
+        self.h_lat = self.slots + S_HISTOGRAMS + H_LATENCY * HIST_SLOTS
+        self.h_unc = self.slots + S_HISTOGRAMS + H_LATENCY_UNCORRECTED * HIST_SLOTS
+        self.h_lag = self.slots + S_HISTOGRAMS + H_SEND_LAG * HIST_SLOTS
+        self.loop = loop
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname if ssl_context is not None else None
+        self.request = request
+        self.request_len = len(request)
+        self.open_model = rate > 0
+        if self.open_model:
+            self.schedule = Schedule(rate, shard_index, shard_count, budget, duration_ns)
+        self.budget = budget
+        self.duration_ns = duration_ns
+        self.timeout_ns = timeout_ns
+        self.grace_ns = min(grace_ns, timeout_ns)
+        self.connections = connections
+        self.max_connections = max(max_connections, connections)
+        self.idle = []
+        self.conns = set()
+        self.timer = Timer()
+        self.phase = P_SETUP
+        self.done_future = loop.create_future()
+
+    # -- lifecycle, called from shard.py ---------------------------------------------------
+    def prewarm(self):
+        """Open the initial connections; the returned future resolves when all have
+        connected or failed (failures here are not requests and count nowhere)."""
+        cdef int i
+        cdef int64_t now = now_ns()
+        self.warm_future = self.loop.create_future()
+        self.warm_pending = self.connections
+        if self.warm_pending == 0:
+            self.warm_future.set_result(None)
+        for i in range(self.connections):
+            self.open_conn(0, now, False)
+        return self.warm_future
+
+    def start(self, int64_t start_ns):
+        """Arm the engine to begin at the absolute CLOCK_MONOTONIC instant `start_ns`; returns a
+        future that resolves once the shard has finished and drained."""
+        if self.phase >= P_DRAINING:  # stopped before the start
+            self.complete()
+            return self.done_future
+        self.start_ns = start_ns
+        self.stop_at_ns = start_ns + self.duration_ns if self.duration_ns >= 0 else INT64_MAX
+        self.phase = P_ARMED
+        self.loop.add_reader(self.timer.fd, self.on_timer)
+        self.timer.arm_at(start_ns)
+        self.loop.call_later(SWEEP_INTERVAL_NS / 1e9, self.sweep)
+        return self.done_future
+
+    def stop(self, bint now=False):
+        """Stop sending; drain in-flight requests for the grace period (or not at all)."""
+        self.begin_drain(now_ns(), 0 if now else self.grace_ns)
+
+    @property
+    def pending_count(self):
+        return self.pending_len
+
+    # -- the three doors -------------------------------------------------------------------
+    def on_timer(self):
+        self.timer.drain()
+        cdef int64_t now = now_ns()
+        if self.phase == P_ARMED:
+            if now < self.start_ns:  # spurious wake-up
+                self.timer.arm_at(self.start_ns)
+                return
+            self.phase = P_RUNNING
+            self.slots[S_STATE] = ST_RUNNING
+            if not self.open_model:
+                self.kick_closed(now)
+        if self.phase != P_RUNNING:
+            return
+        if now >= self.stop_at_ns:
+            self.begin_drain(now, self.timeout_ns)
+        elif self.open_model:
+            self.tick(now)
+        else:
+            self.timer.arm_at(self.stop_at_ns)
+
+    def sweep(self):
+        cdef int64_t now = now_ns()
+        cdef int64_t stop = self.slots[S_STOP_REQUEST]
+        cdef Conn conn
+        self.slots[S_HEARTBEAT_NS] = now
+        if stop != STOP_NONE:
+            if self.phase < P_DRAINING:
+                self.begin_drain(now, 0 if stop == STOP_NOW else self.grace_ns)
+            elif stop == STOP_NOW and self.drain_deadline_ns > now:
+                self.drain_deadline_ns = now
+        if self.slots[S_INFLIGHT] > 0 or self.waiting_connect > 0:
+            for conn in list(self.conns):
+                if not conn.has_request:
+                    continue
+                if conn.state == C_BUSY and now - conn.sent_ns >= self.timeout_ns:
+                    self.finish(conn, now, E_TIMEOUT)
+                    conn.abort()
+                elif conn.state == C_CONNECTING and now - conn.opened_ns >= self.timeout_ns:
+                    self.finish(conn, now, E_TIMEOUT)
+                    self.conns.discard(conn)
+                    conn.abort()
+                    self.replace_later()
+        if self.phase == P_DRAINING and now >= self.drain_deadline_ns:
+            self.abandon_all()
+            self.complete()
+        if self.phase != P_DONE:
+            self.loop.call_later(SWEEP_INTERVAL_NS / 1e9, self.sweep)
+
+    # -- open model ------------------------------------------------------------------------
+    cdef void tick(self, int64_t now) noexcept:
+        cdef int64_t elapsed = now - self.start_ns
+        cdef int64_t due
+        while True:
+            if self.schedule.exhausted(self.next_i):
+                self.slots[S_DUE] = self.next_i
+                self.begin_drain(now, self.timeout_ns)
+                return
+            due = self.schedule.due_ns(self.next_i)
+            if due > elapsed:
+                break
+            self.dispatch(self.start_ns + due, now)
+            self.next_i += 1
+        self.slots[S_DUE] = self.next_i
+        self.timer.arm_at(self.start_ns + due)
+
+    cdef inline void dispatch(self, int64_t intended, int64_t now) noexcept:
+        cdef Conn conn
+        if self.idle:
+            conn = self.idle.pop()
+            conn.send(intended, now)
+            return
+        self.slots[S_LATE] += 1
+        if len(self.conns) < self.max_connections:
+            self.open_conn(intended, now, True)
+        elif self.pending_len < PENDING_CAPACITY:
+            self.pending[(self.pending_head + self.pending_len) % PENDING_CAPACITY] = intended
+            self.pending_len += 1
+        else:
+            self.slots[S_DROPPED] += 1
+
+    # -- closed model ----------------------------------------------------------------------
+    cdef inline bint may_issue(self) noexcept:
+        return self.phase == P_RUNNING and (self.budget < 0 or self.issued < self.budget)
+
+    cdef void kick_closed(self, int64_t now) noexcept:
+        cdef Conn conn
+        cdef int missing
+        while self.idle and self.may_issue():
+            conn = self.idle.pop()
+            self.issued += 1
+            conn.send(now, now)
+        missing = self.connections - len(self.conns)
+        while missing > 0 and self.may_issue():
+            self.issued += 1
+            self.open_conn(now, now, True)
+            missing -= 1
+        self.check_budget(now)
+
+    cdef inline void check_budget(self, int64_t now) noexcept:
+        if not self.open_model and self.budget >= 0 and self.issued >= self.budget:
+            self.begin_drain(now, self.timeout_ns)
+
+    def replace_closed(self):
+        if not self.open_model and self.may_issue() and len(self.conns) < self.connections:
+            self.issued += 1
+            self.open_conn(now_ns(), now_ns(), True)
+            self.check_budget(now_ns())
+
+    cdef void replace_later(self) noexcept:
+        if not self.open_model and self.phase == P_RUNNING:
+            self.loop.call_later(RECONNECT_BACKOFF_NS / 1e9, self.replace_closed)
+
+    # -- connections -----------------------------------------------------------------------
+    cdef void open_conn(self, int64_t intended, int64_t now, bint with_request) noexcept:
+        cdef Conn conn = Conn(self)
+        conn.opened_ns = now
+        if with_request:
+            conn.has_request = True
+            conn.intended_ns = intended
+            self.waiting_connect += 1
+        self.conns.add(conn)
+        conn.connect_task = self.loop.create_task(self.connect(conn))
+
+    async def connect(self, Conn conn):
+        try:
+            await self.loop.create_connection(conn, self.host, self.port, ssl=self.ssl_context,
+                                              server_hostname=self.server_hostname)
+        except CancelledError:
+            return
+        except BaseException as exc:
+            self.on_connect_failed(conn, exc)
+
+    cdef void on_connected(self, Conn conn) noexcept:
+        cdef int64_t now = now_ns()
+        conn.connect_task = None
+        self.slots[S_CONNECTS] += 1
+        self.slots[S_CONN_OPEN] += 1
+        if conn.has_request:
+            self.waiting_connect -= 1
+            conn.send(conn.intended_ns, now)
+            return
+        conn.state = C_IDLE
+        if self.phase == P_SETUP:
+            self.idle.append(conn)
+            self.warm_done()
+        else:
+            self.release(conn, now)
+
+    cdef void on_connect_failed(self, Conn conn, object exc) noexcept:
+        self.conns.discard(conn)
+        if self.phase == P_SETUP:
+            conn.state = C_CLOSED
+            self.warm_done()
+            return
+        if conn.has_request:
+            self.finish(conn, now_ns(), classify_exception(exc, True))
+        conn.state = C_CLOSED
+        self.replace_later()
+
+    cdef void warm_done(self) noexcept:
+        self.warm_pending -= 1
+        if self.warm_pending <= 0 and not self.warm_future.done():
+            self.warm_future.set_result(None)
+
+    cdef void on_closed(self, Conn conn) noexcept:
+        cdef int64_t now
+        if conn in self.conns:
+            self.conns.discard(conn)
+            self.slots[S_CONN_OPEN] -= 1
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+        if self.phase == P_RUNNING and not self.open_model:
+            if self.may_issue() and len(self.conns) < self.connections:
+                now = now_ns()
+                self.issued += 1
+                self.open_conn(now, now, True)
+                self.check_budget(now)
+        elif self.phase == P_DRAINING:
+            self.check_done()
+
+    cdef inline void release(self, Conn conn, int64_t now) noexcept:
+        """A connection finished its request and can take another."""
+        cdef int64_t intended
+        conn.state = C_IDLE
+        if self.phase == P_RUNNING:
+            if self.open_model:
+                if self.pending_len > 0:
+                    intended = self.pending[self.pending_head]
+                    self.pending_head = (self.pending_head + 1) % PENDING_CAPACITY
+                    self.pending_len -= 1
+                    conn.send(intended, now)
+                    return
+            elif self.may_issue():
+                self.issued += 1
+                conn.send(now, now)
+                self.check_budget(now)
+                return
+        self.idle.append(conn)
+
+    cdef inline void finish(self, Conn conn, int64_t now, int kind) noexcept:
+        """Settle the connection's request: kind -1 means a response arrived (its status
+        decides ok or error), otherwise an E_* failure."""
+        cdef int status
+        conn.has_request = False
+        if conn.state == C_CONNECTING:
+            self.waiting_connect -= 1
+            self.slots[S_SENT] += 1   # a request that failed before reaching a socket
+        else:
+            self.slots[S_INFLIGHT] -= 1
+        self.slots[S_COMPLETED] += 1
+        if kind < 0:
+            status = conn.status
+            self.slots[S_STATUS + (status if 0 <= status < N_STATUS else 0)] += 1
+            if 200 <= status < 300:
+                self.slots[S_OK] += 1
+                hdr_record(self.h_lat, (now - conn.intended_ns) // NS_PER_US)
+                hdr_record(self.h_unc, (now - conn.sent_ns) // NS_PER_US)
+            else:
+                self.slots[S_ERRORS] += 1
+                self.slots[S_ERROR_KINDS + E_STATUS] += 1
+        else:
+            self.slots[S_ERRORS] += 1
+            self.slots[S_ERROR_KINDS + kind] += 1
+        if self.phase == P_DRAINING:
+            self.check_done()
+
+    # -- ending ----------------------------------------------------------------------------
+    cdef void begin_drain(self, int64_t now, int64_t grace_ns) noexcept:
+        if self.phase >= P_DRAINING:
+            return
+        self.phase = P_DRAINING
+        self.slots[S_STATE] = ST_DRAINING
+        self.slots[S_END_NS] = now
+        self.timer.disarm()
+        try:
+            self.loop.remove_reader(self.timer.fd)
+        except BaseException:
+            pass
+        self.slots[S_DROPPED] += self.pending_len
+        self.pending_len = 0
+        self.drain_deadline_ns = now + grace_ns
+        self.check_done()
+
+    cdef void check_done(self) noexcept:
+        if self.phase == P_DRAINING and self.slots[S_INFLIGHT] <= 0 and self.waiting_connect <= 0:
+            self.complete()
+
+    cdef void abandon_all(self) noexcept:
+        cdef Conn conn
+        for conn in list(self.conns):
+            if conn.has_request:
+                conn.has_request = False
+                self.slots[S_ABANDONED] += 1
+                if conn.state == C_CONNECTING:
+                    self.waiting_connect -= 1
+                else:
+                    self.slots[S_INFLIGHT] -= 1
+
+    cdef void complete(self) noexcept:
+        cdef Conn conn
+        if self.phase == P_DONE:
+            return
+        self.phase = P_DONE
+        for conn in list(self.conns):
+            conn.has_request = False
+            conn.abort()
+        self.idle.clear()
+        self.timer.close()
+        if not self.done_future.done():
+            self.done_future.set_result(None)

@@ -1,0 +1,97 @@
+# The shared-memory layout of one shard: a flat array of int64 "slots". The shard is the only
+# writer of everything except START_NS and STOP_REQUEST, which the coordinator writes. Counters
+# are cumulative; the coordinator derives per-interval figures by differencing two readings.
+# Bump LAYOUT_VERSION on any change: readers refuse a layout they do not know.
+
+cdef extern from *:
+    # 64-bit constants: a C enum would truncate them to int
+    """
+    #define STRESSX_MAGIC 0x3130305853525453LL
+    #define STRESSX_HDR_HIGHEST 3600000000LL
+    """
+    const int64_t MAGIC "STRESSX_MAGIC"              # b"STRSX001" little-endian
+    const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
+
+cdef enum:
+    LAYOUT_VERSION = 1
+
+    # header, written once
+    S_MAGIC = 0
+    S_VERSION = 1
+    S_STATE = 2            # one of the ST_* states below (shard-written)
+    S_START_NS = 3         # common start instant, absolute CLOCK_MONOTONIC ns (coordinator)
+    S_STOP_REQUEST = 4     # STOP_* below (coordinator)
+    S_PID = 5
+    # cumulative counters (shard)
+    S_SENT = 6             # requests written to a socket, or failed while connecting for one
+    S_COMPLETED = 7        # requests finished: OK + ERRORS
+    S_OK = 8               # 2xx responses
+    S_ERRORS = 9           # failed requests, all kinds (E_* below)
+    S_BYTES_OUT = 10
+    S_BYTES_IN = 11
+    S_LATE = 12            # open model: sends that found no free connection on their tick
+    S_DUE = 13             # open model: sends whose intended time has come
+    S_CONNECTS = 14        # connections established
+    S_CONN_OPEN = 15       # connections open now
+    S_INFLIGHT = 16        # requests sent and not finished
+    S_DROPPED = 17         # open model: due sends never issued (queue full or run stopped)
+    S_ABANDONED = 18       # in flight when the drain grace ran out
+    S_HEARTBEAT_NS = 19    # last housekeeping pass (shows a wedged shard)
+    S_END_NS = 20          # when this shard stopped sending
+    S_PARSE_FAILURES = 21  # internal: exceptions swallowed in protocol callbacks
+
+    S_ERROR_KINDS = 32     # N_ERROR_KINDS slots, indexed by E_*
+    N_ERROR_KINDS = 16
+    S_STATUS = 64          # 600 slots, one per status code 0..599 (600+ counted at 0)
+    N_STATUS = 600
+    S_HISTOGRAMS = 1024    # N_HISTOGRAMS histograms of HIST_SLOTS slots each
+
+    # shard states
+    ST_INIT = 0
+    ST_READY = 1           # connections pre-opened, waiting for START_NS
+    ST_RUNNING = 2
+    ST_DRAINING = 3        # no more sends; waiting for in-flight responses
+    ST_DONE = 4
+    ST_FAILED = 5
+
+    STOP_NONE = 0
+    STOP_GRACEFUL = 1      # stop sending, drain with a short grace
+    STOP_NOW = 2           # stop sending, abandon in-flight requests
+
+    # error kinds
+    E_CONNECT_REFUSED = 0
+    E_CONNECT = 1
+    E_RESET = 2
+    E_TIMEOUT = 3
+    E_TLS = 4
+    E_PROTOCOL = 5
+    E_CLOSED = 6
+    E_STATUS = 7
+    E_OTHER = 8
+
+    # histograms, in recording units of microseconds
+    H_LATENCY = 0          # from intended send time (coordinated-omission corrected)
+    H_LATENCY_UNCORRECTED = 1  # from actual send time
+    H_SEND_LAG = 2         # actual minus intended send time
+    N_HISTOGRAMS = 3
+
+
+ERROR_KINDS = ("connect_refused", "connect", "reset", "timeout", "tls", "protocol", "closed",
+               "status", "other")
+HISTOGRAMS = ("latency", "latency_uncorrected", "send_lag")
+STATES = ("init", "ready", "running", "draining", "done", "failed")
+
+SLOTS = dict(
+    magic=S_MAGIC, version=S_VERSION, state=S_STATE, start_ns=S_START_NS,
+    stop_request=S_STOP_REQUEST, pid=S_PID, sent=S_SENT, completed=S_COMPLETED, ok=S_OK,
+    errors=S_ERRORS, bytes_out=S_BYTES_OUT, bytes_in=S_BYTES_IN, late=S_LATE, due=S_DUE,
+    connects=S_CONNECTS, conn_open=S_CONN_OPEN, inflight=S_INFLIGHT, dropped=S_DROPPED,
+    abandoned=S_ABANDONED, heartbeat_ns=S_HEARTBEAT_NS, end_ns=S_END_NS,
+    parse_failures=S_PARSE_FAILURES, error_kinds=S_ERROR_KINDS, status=S_STATUS,
+    histograms=S_HISTOGRAMS,
+)
+LAYOUT = dict(version=LAYOUT_VERSION, magic=MAGIC, n_error_kinds=N_ERROR_KINDS,
+              n_status=N_STATUS, n_histograms=N_HISTOGRAMS)
+STATE = dict(init=ST_INIT, ready=ST_READY, running=ST_RUNNING, draining=ST_DRAINING,
+             done=ST_DONE, failed=ST_FAILED)
+STOP = dict(none=STOP_NONE, graceful=STOP_GRACEFUL, now=STOP_NOW)

@@ -1,0 +1,137 @@
+"""Embedded target server that stressx tests and `stressx demo`/`serve` load.
+
+Any path and method answers with ``size`` bytes of ``b"x"`` and ``status``
+after ``delay`` ms; per-request overrides come from the query string
+(``?delay=ms&status=code&size=bytes``). ``/health`` always answers 200 "ok".
+The handler is kept minimal (no access log, no parsing when there is no query
+string) so it can sustain thousands of requests per second. Loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+from typing import Optional
+
+from aiohttp import web
+
+from .faults import LoopThread, format_url, require_loopback
+
+MAX_DELAY_MS = 60_000.0
+MAX_SIZE = 16 * 1024 * 1024
+
+
+def _param(query, name: str, conv, lo, hi, default):
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = conv(raw)
+    except ValueError:
+        value = None
+    if value is None or not (lo <= value <= hi):  # NaN fails the range check too
+        raise web.HTTPBadRequest(text=f"bad {name}={raw!r}: expected {lo}..{hi}\n")
+    return value
+
+
+def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_size: int = 2) -> web.Application:
+    """aiohttp app: fixed small body, configurable delay/status/size (see module doc)."""
+    default_body = b"x" * default_size
+    default_delay = default_delay_ms / 1000.0
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(body=b"ok")
+
+    async def handler(request: web.Request) -> web.Response:
+        if not request.query_string:  # fast path
+            if default_delay:
+                await asyncio.sleep(default_delay)
+            return web.Response(body=default_body, status=default_status)
+        q = request.query
+        delay = _param(q, "delay", float, 0.0, MAX_DELAY_MS, default_delay_ms)
+        status = _param(q, "status", int, 200, 599, default_status)
+        size = _param(q, "size", int, 0, MAX_SIZE, default_size)
+        if delay:
+            await asyncio.sleep(delay / 1000.0)
+        return web.Response(body=b"x" * size, status=status)
+
+    app = web.Application()
+    app.router.add_route("*", "/health", health)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+class Target:
+    """A running target server: ``.host``, ``.port``, ``.url``, ``await close()``."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, scheme: str) -> None:
+        self._runner, self.host, self.port = runner, host, port
+        self.url = format_url(scheme, host, port)
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+
+async def start_target(host: str = "127.0.0.1", port: int = 0, *, delay_ms: float = 0.0, status: int = 200,
+                       size: int = 2, ssl_context: Optional[ssl.SSLContext] = None) -> Target:
+    """Start the target on loopback (ValueError otherwise); ``port=0`` picks a free port."""
+    require_loopback(host)
+    runner = web.AppRunner(make_app(delay_ms, status, size), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = runner.addresses[0][1]
+    return Target(runner, host, bound_port, "https" if ssl_context else "http")
+
+
+class TargetThread(LoopThread):
+    """``with TargetThread(delay_ms=5) as t: t.url`` — target in a background thread.
+
+    For sync tests and ``stressx demo``. Raises if not started within 2 s.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delay_ms: float = 0.0, status: int = 200,
+                 size: int = 2, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+        super().__init__()
+        require_loopback(host)
+        self._args = dict(host=host, port=port, delay_ms=delay_ms, status=status, size=size, ssl_context=ssl_context)
+
+    async def _start(self) -> Target:
+        return await start_target(**self._args)
+
+    async def _stop(self, server: Target) -> None:
+        await server.close()
+
+    host = property(lambda self: self.server.host)
+    port = property(lambda self: self.server.port)
+    url = property(lambda self: self.server.url)
+
+
+def serve_forever(host: str = "127.0.0.1", port: int = 8080, delay_ms: float = 0.0, status: int = 200,
+                  size: int = 2) -> None:
+    """Blocking server for ``stressx serve``; stops cleanly on SIGINT/SIGTERM."""
+
+    async def main() -> None:
+        target = await start_target(host, port, delay_ms=delay_ms, status=status, size=size)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):  # e.g. Windows / non-main thread
+                pass
+        print(f"stressx target listening on {target.url}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await target.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

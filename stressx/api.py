@@ -1,0 +1,63 @@
+"""The library face of stressx: `run()` and `run_async()` for perf scripts and pytest."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import config as _config
+from .coordinator import Coordinator
+
+
+class Result:
+    """A finished run: the summary figures as attributes, the results directory as `out_dir`.
+
+    `result.summary` is exactly what summary.json holds. `out_dir` is None when the run was
+    asked for no output directory (its files were written to a temporary one and removed).
+    """
+
+    def __init__(self, summary: dict, out_dir: Path | None):
+        self.summary = summary
+        self.out_dir = out_dir
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["summary"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key):
+        return self.summary[key]
+
+    @property
+    def ok_ratio(self) -> float:
+        return self.summary["ok"] / self.summary["completed"] if self.summary["completed"] else 0.0
+
+    def __repr__(self) -> str:
+        s = self.summary
+        p99 = (s["latency_ms"] or {}).get("p99")
+        return (f"<stressx.Result {s['model']} {s['requests']} requests, {s['rps']:.0f} req/s, "
+                f"ok {s['ok']}, errors {s['error_count']}, p99 {p99} ms, saturated {s['saturated']}>")
+
+
+def run(url: str, *, out: str | Path | None = None, echo=None, **options) -> Result:
+    """Run one load test and return its Result. Options are the CLI's: rate, connections,
+    max_connections, duration, requests, workers, timeout, method, headers, body, insecure,
+    ca_file, progress. Raises ConfigError (a ValueError) for a bad option."""
+    options.setdefault("progress", False)
+    cfg = _config.resolve(url, **options)
+    tmp = None
+    if out is None:
+        tmp = tempfile.mkdtemp(prefix="stressx-")
+    try:
+        summary = Coordinator(cfg, out or tmp, echo=echo).run()
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Result(summary, Path(out) if out else None)
+
+
+async def run_async(url: str, **options) -> Result:
+    """run() for async code: the coordinator runs in a worker thread, the loop stays free."""
+    return await asyncio.to_thread(run, url, **options)

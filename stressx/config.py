@@ -1,0 +1,228 @@
+"""Run options: parsing, validation and the resolved configuration a run records.
+
+Every bad value raises ConfigError naming the option (as the CLI spells it) and what is
+accepted; the CLI turns it into one line and exit code 2, before any request is sent.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
+from ._version import __version__
+
+DEFAULT_DURATION_S = 10.0
+DEFAULT_CONNECTIONS = 10
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_GRACE_S = 1.0
+MAX_WORKERS = 256
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)?")
+
+
+class ConfigError(ValueError):
+    """A bad option: `option` names it as the user wrote it (e.g. '--rate')."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+
+
+def parse_duration(value, option: str = "--duration") -> float:
+    """Seconds from 10, 2.5, '300', '300s', '5m', '1h30m', '500ms'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        pos, seconds, units = 0, 0.0, {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, None: 1}
+        while pos < len(text):
+            m = _DURATION_PART.match(text, pos)
+            if not m or (m.group(2) is None and m.end() != len(text)):
+                raise ConfigError(option, f"expected a duration like 30, 30s, 5m, 1h30m or 500ms, got {value!r}")
+            seconds += float(m.group(1)) * units[m.group(2)]
+            pos = m.end()
+        if not text:
+            raise ConfigError(option, "expected a duration like 30, 30s, 5m, 1h30m or 500ms, got ''")
+    if not (seconds > 0 and seconds < 366 * 86400):
+        raise ConfigError(option, f"must be more than 0 and under a year, got {value!r}")
+    return seconds
+
+
+def parse_rate(value, option: str = "--rate") -> float:
+    """Requests per second from 100, '100', '100/s', '600/m', '3600/h'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        rate = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m|h|sec|min|hour))?\s*", str(value).lower())
+        if not m:
+            raise ConfigError(option, f"expected requests per second like 100, 100/s or 600/m, got {value!r}")
+        per = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}[m.group(2)]
+        rate = float(m.group(1)) / per
+    if not (rate > 0 and rate <= 10_000_000):
+        raise ConfigError(option, f"must be more than 0 and at most 10000000 requests/s, got {value!r}")
+    return rate
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    name, sep, value = str(text).partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not _TOKEN.match(name):
+        raise ConfigError("--header", f"expected 'Name: value' with a valid header name, got {text!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise ConfigError("--header", f"value of {name!r} contains a line break or NUL")
+    return name, value
+
+
+def _positive_int(value, option: str, low: int = 1, high: int = 10_000_000) -> int:
+    try:
+        n = int(value)
+        if n != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(option, f"expected a whole number, got {value!r}") from None
+    if not low <= n <= high:
+        raise ConfigError(option, f"must be between {low} and {high}, got {n}")
+    return n
+
+
+@dataclass
+class Target:
+    """Where requests go: the URL split once, the address resolved once for all shards."""
+
+    url: str
+    scheme: str
+    host: str          # as written in the URL (Host header, TLS server name)
+    address: str       # resolved IP the shards connect to
+    port: int
+    path: str          # path and query, as sent on the request line
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_target(url: str) -> Target:
+    option = "URL"
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(option, f"{exc} in {url!r}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(option, f"expected an http:// or https:// URL, got {url!r}")
+    if not parts.hostname:
+        raise ConfigError(option, f"no host in {url!r}")
+    host = parts.hostname
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        ipaddress.ip_address(host)
+        address = host
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ConfigError(option, f"cannot resolve host {host!r}: {exc.strerror}") from None
+        address = infos[0][4][0]
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(str(url), parts.scheme, host, address, port, path)
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs, validated. Sizes are totals; the coordinator splits them."""
+
+    url: str
+    rate: float | None = None            # open model when set
+    connections: int | None = None       # closed model count; initial pool in the open model
+    max_connections: int | None = None   # open model cap (total over shards)
+    duration: float | None = None        # seconds
+    requests: int | None = None          # total request budget
+    workers: int | None = None
+    timeout: float = DEFAULT_TIMEOUT_S
+    grace: float = DEFAULT_GRACE_S       # drain grace after an interrupt
+    method: str = "GET"
+    headers: list = field(default_factory=list)
+    body: bytes = b""
+    insecure: bool = False
+    ca_file: str | None = None
+    progress: bool = True
+    target: Target | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> str:
+        return "open" if self.rate else "closed"
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("target")
+        d["body_bytes"] = len(d.pop("body"))
+        d["model"] = self.model
+        d["headers"] = [f"{k}: {v}" for k, v in self.headers]
+        return d
+
+
+def resolve(url, *, rate=None, connections=None, max_connections=None, duration=None,
+            requests=None, workers=None, timeout=DEFAULT_TIMEOUT_S, grace=DEFAULT_GRACE_S,
+            method="GET", headers=(), body=b"", insecure=False, ca_file=None,
+            progress=True) -> RunConfig:
+    """Validate options and fill in defaults; raises ConfigError on the first bad one."""
+    target = parse_target(url)
+    rate = parse_rate(rate) if rate is not None else None
+    if connections is not None:
+        connections = _positive_int(connections, "--connections", 1, 1_000_000)
+    if rate is None and connections is None:
+        connections = DEFAULT_CONNECTIONS
+    if max_connections is not None:
+        max_connections = _positive_int(max_connections, "--max-connections", 1, 1_000_000)
+        if connections is not None and max_connections < connections:
+            raise ConfigError("--max-connections", f"must be at least --connections ({connections}), got {max_connections}")
+    duration = parse_duration(duration) if duration is not None else None
+    if requests is not None:
+        requests = _positive_int(requests, "--requests", 1, 10**12)
+    if duration is None and requests is None:
+        duration = DEFAULT_DURATION_S
+    if workers is None:
+        workers = os.cpu_count() or 1
+    workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
+    timeout = parse_duration(timeout, "--timeout")
+    grace = float(grace)
+    method = str(method).upper()
+    if not _TOKEN.match(method):
+        raise ConfigError("--method", f"expected an HTTP method token like GET or POST, got {method!r}")
+    parsed_headers = [h if isinstance(h, tuple) else parse_header(h) for h in headers]
+    if isinstance(body, str):
+        body = body.encode()
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise ConfigError("--ca-file", f"no such file: {ca_file!r}")
+    return RunConfig(url=target.url, rate=rate, connections=connections,
+                     max_connections=max_connections, duration=duration, requests=requests,
+                     workers=workers, timeout=timeout, grace=grace, method=method,
+                     headers=parsed_headers, body=bytes(body), insecure=bool(insecure),
+                     ca_file=ca_file, progress=progress, target=target)
+
+
+def build_request(config: RunConfig) -> bytes:
+    """The request's bytes, built once per run; every send writes the same object."""
+    t = config.target
+    given = {k.lower() for k, _ in config.headers}
+    lines = [f"{config.method} {t.path} HTTP/1.1"]
+    if "host" not in given:
+        lines.append(f"Host: {t.host_header}")
+    if "user-agent" not in given:
+        lines.append(f"User-Agent: stressx/{__version__}")
+    lines += [f"{k}: {v}" for k, v in config.headers]
+    if (config.body or config.method in ("POST", "PUT", "PATCH")) and "content-length" not in given:
+        lines.append(f"Content-Length: {len(config.body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + config.body
+
+
+def split(total: int, parts: int, index: int) -> int:
+    """Share `index` of `total` split as evenly as possible over `parts`."""
+    return total // parts + (1 if index < total % parts else 0)

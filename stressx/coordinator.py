@@ -1,0 +1,328 @@
+"""The run lifecycle: spawn shards -> common start instant -> measure each second -> drain ->
+final results.
+
+The coordinator never touches a request. It reads each shard's shared memory once a second,
+writes the interval rows (Arrow, flushed), prints a progress line, watches for dead shards and
+signals, and at the end merges the histograms bucket by bucket into the summary.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _core
+from .config import RunConfig, build_request, split
+from .hdr import Histogram
+from .results import ResultsWriter, _LAG_FIELDS
+from .shm import ShardMemory, new_run_id
+from .summary import build_summary
+
+STATE = _core.STATE
+STOP = _core.STOP
+HISTOGRAMS = _core.HISTOGRAMS
+ERROR_KINDS = _core.ERROR_KINDS
+START_DELAY_NS = 30_000_000        # from "all shards ready" to the common start instant
+POLL_S = 0.02
+STARTUP_TIMEOUT_S = 20.0           # process start and imports, on top of connection pre-warm
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_THRESHOLDS, EXIT_ABORTED = 0, 1, 2, 3, 4
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class StartupError(RuntimeError):
+    """A shard could not start; the run sent nothing."""
+
+
+@dataclass
+class Shard:
+    index: int
+    mem: ShardMemory
+    proc: subprocess.Popen
+    last: object = None         # Reading at the previous interval boundary
+    lost: str | None = None     # why it died, if it did
+
+
+def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
+    p = f"[{t_s:6.1f}s] {row['rps']:9.0f} req/s"
+    if rate:
+        p += f" (sent {row['sent_rps']:.0f}/s of {rate:g}/s)"
+    p += f"  ok {row['ok']}  err {row['errors']}"
+    if row["latency_ms_p50"] is not None:
+        p += f"  p50 {row['latency_ms_p50']:.2f}ms p99 {row['latency_ms_p99']:.2f}ms"
+    if rate and row["send_lag_ms_p99"] is not None:
+        p += f"  lag p99 {row['send_lag_ms_p99']:.3f}ms"
+    if row["late"]:
+        p += f"  late {row['late']}"
+    return p + f"  conns {row['conn_open']}"
+
+
+class Coordinator:
+    """Runs one load test described by a validated RunConfig, writing results to `out_dir`."""
+
+    def __init__(self, config: RunConfig, out_dir: str | os.PathLike, echo=None):
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.echo = echo or (lambda line: None)
+        self.shards: list[Shard] = []
+        self.interrupted: int | None = None
+        self.aborted: str | None = None
+        self._signals_seen = 0
+
+    # -- public ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run to the end (or interruption) and return the summary dict; results are on disk."""
+        writer = ResultsWriter(self.out_dir)
+        restore = self._install_signal_handlers()
+        try:
+            writer.manifest(self.config.to_json(), {"workers": self.config.workers})
+            self._spawn()
+            self._wait_ready()
+            start_ns = time.monotonic_ns() + START_DELAY_NS
+            for s in self.shards:
+                s.mem.set("start_ns", start_ns)
+            self._measure(writer, start_ns)
+            return self._finish(writer, start_ns)
+        finally:
+            restore()
+            self._cleanup()
+            writer.close()
+
+    # -- phases ----------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        cfg = self.config
+        n = cfg.workers
+        if cfg.rate is None:
+            n = min(n, cfg.connections)  # a shard with no connection would idle
+        if cfg.requests is not None:
+            n = min(n, cfg.requests)
+        cfg.workers = n
+        run_id = new_run_id()
+        request = base64.b64encode(build_request(cfg)).decode()
+        max_total = cfg.max_connections or max(1024, cfg.connections or 0)
+        for i in range(n):
+            mem = ShardMemory.create(run_id, i)
+            if cfg.rate is not None:
+                conns = split(cfg.connections or max(n, min(64, int(cfg.rate // 1000) + 1) * n), n, i)
+            else:
+                conns = split(cfg.connections, n, i)
+            job = {
+                "segment": mem.path, "index": i, "count": n, "coordinator_pid": os.getpid(),
+                "scheme": cfg.target.scheme, "host": cfg.target.host,
+                "address": cfg.target.address, "port": cfg.target.port,
+                "request": request, "insecure": cfg.insecure, "ca_file": cfg.ca_file,
+                "rate": cfg.rate,
+                "budget": split(cfg.requests, n, i) if cfg.requests is not None else -1,
+                "duration_ns": int(cfg.duration * 1e9) if cfg.duration is not None else -1,
+                "timeout_ns": int(cfg.timeout * 1e9), "grace_ns": int(cfg.grace * 1e9),
+                "connections": max(conns, 1 if cfg.rate is None else 0),
+                "max_connections": max(split(max_total, n, i), 1),
+            }
+            proc = subprocess.Popen([sys.executable, "-m", "stressx.shard"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            self.shards.append(Shard(i, mem, proc))
+            proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.close()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S + self.config.timeout
+        while True:
+            states = [s.mem.get("state") for s in self.shards]
+            if all(st == STATE["ready"] for st in states):
+                break
+            for s in self.shards:
+                code = s.proc.poll()
+                if code is not None:
+                    raise StartupError(f"shard {s.index} exited with code {code} before the start")
+            if self.interrupted:
+                raise KeyboardInterrupt
+            if time.monotonic() > deadline:
+                raise StartupError(f"shards not ready after {STARTUP_TIMEOUT_S + self.config.timeout:.0f} s")
+            time.sleep(0.005)
+        for s in self.shards:
+            s.mem.unlink()  # mapped by both sides now: the name is no longer needed
+
+    def _measure(self, writer: ResultsWriter, start_ns: int) -> None:
+        for s in self.shards:
+            s.last = s.mem.read()
+        last_ns = start_ns
+        next_tick = start_ns + 1_000_000_000
+        while True:
+            now = time.monotonic_ns()
+            finished = self._check_shards()
+            if now >= next_tick or finished:
+                self._interval(writer, start_ns, last_ns, now)
+                last_ns = now
+                next_tick += 1_000_000_000
+                while next_tick <= now:
+                    next_tick += 1_000_000_000
+            if finished:
+                return
+            time.sleep(min(POLL_S, max(0.0, (next_tick - time.monotonic_ns()) / 1e9)))
+
+    def _check_shards(self) -> bool:
+        """Notice dead shards; True once every shard has finished (or died)."""
+        finished = True
+        for s in self.shards:
+            state = s.mem.get("state")
+            code = s.proc.poll()
+            if code is None:
+                if state not in (STATE["done"], STATE["failed"]):
+                    finished = False
+                continue
+            if state != STATE["done"] and s.lost is None:
+                s.lost = f"shard {s.index} (pid {s.proc.pid}) died with exit code {code}"
+                self.echo(f"stressx: {s.lost}; stopping the other shards, keeping their data")
+                if self.aborted is None:
+                    self.aborted = s.lost
+                self._request_stop(STOP["graceful"])
+        return finished
+
+    def _interval(self, writer: ResultsWriter, start_ns: int, from_ns: int, to_ns: int) -> None:
+        span_s = max((to_ns - from_ns) / 1e9, 1e-9)
+        t_s = (to_ns - start_ns) / 1e9
+        shard_rows, merged_counts, merged_hist = [], None, {}
+        for s in self.shards:
+            cur = s.mem.read()
+            row, hists = interval_row(s.last, cur, span_s, t_s, self.config.rate)
+            s.last = cur
+            shard_rows.append(dict(row, shard=s.index))
+            merged_counts = row if merged_counts is None else _add_counts(merged_counts, row)
+            for name, h in hists.items():
+                if name in merged_hist:
+                    merged_hist[name] += h
+                else:
+                    merged_hist[name] = h.copy()
+        merged = finish_row(merged_counts, merged_hist, span_s)
+        writer.intervals([merged], shard_rows)
+        if self.config.progress:
+            self.echo(_progress_line(t_s, merged, self.config.rate))
+
+    def _finish(self, writer: ResultsWriter, start_ns: int) -> dict:
+        readings = [s.mem.read() for s in self.shards]
+        per_shard = [{name: r.histogram(name) for name in HISTOGRAMS} for r in readings]
+        merged = {name: Histogram.empty() for name in HISTOGRAMS}
+        for hs in per_shard:
+            for name, h in hs.items():
+                merged[name] += h
+        ends = [r["end_ns"] for r in readings if r["end_ns"] > 0]
+        end_ns = max(ends) if ends else time.monotonic_ns()
+        shards = [{"index": s.index, "pid": s.proc.pid, "exit_code": s.proc.returncode,
+                   "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"]}
+                  for s, r in zip(self.shards, readings)]
+        interrupted = signal.Signals(self.interrupted).name if self.interrupted else None
+        summary = build_summary(self.config, readings, merged,
+                                duration_s=(end_ns - start_ns) / 1e9, shards=shards,
+                                interrupted=interrupted, aborted=self.aborted)
+        summary["exit_code"] = self.exit_code()
+        writer.histograms(merged, per_shard)
+        writer.summary(summary)
+        return summary
+
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return SIGNAL_EXIT.get(self.interrupted, 128 + self.interrupted)
+        if self.aborted:
+            return EXIT_ABORTED
+        return EXIT_OK
+
+    # -- stopping --------------------------------------------------------------------------
+    def _request_stop(self, how: int) -> None:
+        for s in self.shards:
+            if s.mem.slots is not None and s.mem.get("stop_request") < how:
+                s.mem.set("stop_request", how)
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signals_seen += 1
+        if self._signals_seen == 1:
+            self.interrupted = signum
+            self.echo(f"stressx: {signal.Signals(signum).name}: stopping, draining in-flight "
+                      f"requests (again to quit at once)")
+            self._request_stop(STOP["graceful"])
+            return
+        # second signal: leave now; every finished interval is already flushed to disk
+        self._request_stop(STOP["now"])
+        for s in self.shards:
+            if s.proc.poll() is None:
+                s.proc.kill()
+        for s in self.shards:
+            s.mem.unlink()
+        os._exit(SIGNAL_EXIT.get(signum, 128 + signum))
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in SIGNAL_EXIT}
+        return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
+
+    def _cleanup(self) -> None:
+        for s in self.shards:
+            if s.proc.poll() is None:
+                s.mem.set("stop_request", STOP["now"])
+        deadline = time.monotonic() + 2.0
+        for s in self.shards:
+            try:
+                s.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
+        for s in self.shards:
+            s.mem.close()
+
+
+# -- interval rows ---------------------------------------------------------------------------
+_COUNTER_COLUMNS = ("sent", "completed", "ok", "errors", "late", "dropped", "bytes_in", "bytes_out")
+
+
+def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
+    """One shard's interval: counter deltas and histogram deltas between two readings."""
+    row = {"t_s": round(t_s, 6), "interval_s": round(span_s, 6), "rate_target": rate}
+    for name in _COUNTER_COLUMNS:
+        row[name] = cur[name] - prev[name]
+    row["conn_open"] = cur["conn_open"]
+    row["inflight"] = cur["inflight"]
+    errs = cur.errors() - prev.errors()
+    for i, kind in enumerate(ERROR_KINDS):
+        row[f"errors_{kind}"] = int(errs[i])
+    status = cur.status() - prev.status()
+    row["status"] = {int(c): int(status[c]) for c in status.nonzero()[0]}
+    hists = {name: cur.histogram(name) - prev.histogram(name)
+             for name in ("latency", "send_lag")}
+    return finish_row(row, hists, span_s), hists
+
+
+def _add_counts(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        if key in ("t_s", "interval_s", "rate_target", "shard") or key.startswith(("latency_ms", "send_lag_ms", "rps", "sent_rps")):
+            continue
+        if key == "status":
+            merged = dict(a["status"])
+            for code, n in value.items():
+                merged[code] = merged.get(code, 0) + n
+            out["status"] = merged
+        else:
+            out[key] = a[key] + value
+    return out
+
+
+def finish_row(row: dict, hists: dict, span_s: float) -> dict:
+    row = dict(row)
+    row["rps"] = round(row["completed"] / span_s, 3)
+    row["sent_rps"] = round(row["sent"] / span_s, 3)
+    lat = hists["latency"]
+    for key, p in (("min", 0.0), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9),
+                   ("max", 100.0)):
+        row[f"latency_ms_{key}"] = round(lat.value_at_percentile(p) / 1000, 3) if lat.total else None
+    row["latency_ms_mean"] = round(lat.mean() / 1000, 3) if lat.total else None
+    lag = hists["send_lag"]
+    for key, p in zip(_LAG_FIELDS, (50.0, 99.0, 100.0)):
+        row[f"send_lag_ms_{key}"] = round(lag.value_at_percentile(p) / 1000, 3) if lag.total else None
+    return row

@@ -1,0 +1,1 @@
+"""Reporters: turn a run's summary (and results files) into something people read."""

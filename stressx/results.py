@@ -1,0 +1,164 @@
+"""The results directory of a run, its file formats, and reading it back.
+
+Files (FORMAT_VERSION 1):
+
+- ``manifest.json``        format version, stressx version, host, resolved configuration
+- ``intervals.arrows``     Arrow IPC stream, one row per 1 s interval, all shards merged
+- ``shard_intervals.arrows`` the same per shard (column ``shard``)
+- ``histograms.json``      final HDR histograms (latency, latency_uncorrected, send_lag), merged
+                           and per shard, in HdrHistogram's V2 compressed base64 encoding
+- ``summary.json``         the run's figures (see summary.py)
+
+The interval streams are written a record batch at a time and flushed, so a run killed at any
+point leaves every finished interval readable (a reader stops at the last complete batch).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import _core
+from ._version import __version__
+from .hdr import Histogram
+
+FORMAT_VERSION = 1
+ERROR_KINDS = _core.ERROR_KINDS
+
+_LATENCY_FIELDS = ["min", "mean", "p50", "p90", "p99", "p999", "max"]
+_LAG_FIELDS = ["p50", "p99", "max"]
+
+
+def interval_schema(per_shard: bool) -> pa.Schema:
+    fields = [pa.field("t_s", pa.float64()), pa.field("interval_s", pa.float64())]
+    if per_shard:
+        fields.append(pa.field("shard", pa.int16()))
+    fields.append(pa.field("rate_target", pa.float64()))
+    for name in ("sent", "completed", "ok", "errors", "late", "dropped", "bytes_in", "bytes_out",
+                 "conn_open", "inflight"):
+        fields.append(pa.field(name, pa.int64()))
+    fields += [pa.field(f"errors_{kind}", pa.int64()) for kind in ERROR_KINDS]
+    fields.append(pa.field("status", pa.map_(pa.int16(), pa.int64())))
+    fields += [pa.field("rps", pa.float64()), pa.field("sent_rps", pa.float64())]
+    fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
+    fields += [pa.field(f"send_lag_ms_{f}", pa.float64()) for f in _LAG_FIELDS]
+    return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
+
+
+def host_info() -> dict:
+    import psutil
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+    }
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
+class ResultsWriter:
+    """Writes one run's results directory as the run goes on."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._streams = {}
+        for key, per_shard in (("intervals", False), ("shard_intervals", True)):
+            sink = pa.OSFile(str(self.dir / f"{key}.arrows"), "wb")
+            schema = interval_schema(per_shard)
+            self._streams[key] = (sink, pa.ipc.new_stream(sink, schema), schema)
+
+    def manifest(self, config_json: dict, extra: dict | None = None) -> None:
+        _write_json(self.dir / "manifest.json", {
+            "format_version": FORMAT_VERSION,
+            "stressx_version": __version__,
+            "created_unix": time.time(),
+            "host": host_info(),
+            "config": config_json,
+            **(extra or {}),
+        })
+
+    def intervals(self, merged: list[dict], per_shard: list[dict]) -> None:
+        for key, rows in (("intervals", merged), ("shard_intervals", per_shard)):
+            if rows:
+                sink, writer, schema = self._streams[key]
+                writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
+                sink.flush()
+
+    def histograms(self, merged: dict[str, Histogram], shards: list[dict[str, Histogram]]) -> None:
+        _write_json(self.dir / "histograms.json", {
+            "format_version": FORMAT_VERSION,
+            "encoding": "HdrHistogram V2 compressed, base64",
+            "unit": "microseconds",
+            "merged": {name: h.encode() for name, h in merged.items()},
+            "shards": [{name: h.encode() for name, h in s.items()} for s in shards],
+        })
+
+    def summary(self, summary: dict) -> None:
+        _write_json(self.dir / "summary.json", summary)
+
+    def close(self) -> None:
+        for sink, writer, _ in self._streams.values():
+            try:
+                writer.close()
+            finally:
+                sink.close()
+        self._streams.clear()
+
+
+def read_intervals(path: str | os.PathLike) -> pa.Table:
+    """Read an interval stream, also one cut short by a killed run (complete batches only)."""
+    batches, schema = [], None
+    with pa.OSFile(str(path), "rb") as source:
+        try:
+            reader = pa.ipc.open_stream(source)
+        except pa.ArrowInvalid:
+            raise ValueError(f"{path}: not an Arrow IPC stream") from None
+        schema = reader.schema
+        while True:
+            try:
+                batches.append(reader.read_next_batch())
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError):
+                break  # a batch cut short by a killed writer
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+@dataclass
+class Results:
+    """A results directory read back: summary, manifest, interval tables, histograms."""
+
+    path: Path
+    summary: dict
+    manifest: dict
+    intervals: pa.Table
+    shard_intervals: pa.Table
+    histograms: dict = field(default_factory=dict)
+
+
+def load_results(path: str | os.PathLike) -> Results:
+    p = Path(path)
+    manifest = json.loads((p / "manifest.json").read_text())
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{p}: results format version {version}, this stressx reads {FORMAT_VERSION}")
+    summary = json.loads((p / "summary.json").read_text()) if (p / "summary.json").exists() else {}
+    hist = {}
+    if (p / "histograms.json").exists():
+        data = json.loads((p / "histograms.json").read_text())
+        hist = {name: Histogram.decode(text) for name, text in data["merged"].items()}
+    return Results(p, summary, manifest, read_intervals(p / "intervals.arrows"),
+                   read_intervals(p / "shard_intervals.arrows"), hist)

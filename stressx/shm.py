@@ -1,0 +1,128 @@
+"""Shared memory between the coordinator and one shard.
+
+Each shard owns one segment: a file in /dev/shm holding a flat int64 array whose slot layout is
+defined (and versioned) in ``_layout.pxi`` and exported as ``_core.SLOTS``. The shard is the only
+writer of its counters and histograms; the coordinator writes two control slots (the common start
+instant and stop requests) and otherwise only reads, copying the whole segment (~570 KiB) once a
+second. Nothing per request crosses a pipe.
+
+The coordinator unlinks each segment's name as soon as its shard has mapped it: the memory lives
+on while either process holds a mapping, and nothing is left in /dev/shm whatever way the
+processes end.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .hdr import Histogram
+
+SLOTS = _core.SLOTS
+HIST_SLOTS = _core.HDR_PARAMS["slots"]
+N_HISTOGRAMS = _core.LAYOUT["n_histograms"]
+SEGMENT_SLOTS = SLOTS["histograms"] + N_HISTOGRAMS * HIST_SLOTS
+SEGMENT_BYTES = SEGMENT_SLOTS * 8
+SHM_DIR = "/dev/shm"
+INT64_MAX = np.iinfo(np.int64).max
+
+COUNTERS = ("sent", "completed", "ok", "errors", "bytes_out", "bytes_in", "late", "due",
+            "connects", "conn_open", "inflight", "dropped", "abandoned", "parse_failures")
+
+
+class ShardMemory:
+    """One shard's mapped segment; `slots` is a writable numpy int64 view of it."""
+
+    def __init__(self, path: str, fd: int, created: bool):
+        self.path = path
+        self._mmap = mmap.mmap(fd, SEGMENT_BYTES)
+        os.close(fd)
+        self.slots = np.frombuffer(self._mmap, dtype=np.int64)
+        self._linked = created
+
+    @classmethod
+    def create(cls, run_id: str, index: int) -> "ShardMemory":
+        path = os.path.join(SHM_DIR, f"stressx-{run_id}-{index}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, SEGMENT_BYTES)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        mem = cls(path, fd, created=True)
+        s = mem.slots
+        s[SLOTS["magic"]] = _core.LAYOUT["magic"]
+        s[SLOTS["version"]] = _core.LAYOUT["version"]
+        for h in range(N_HISTOGRAMS):
+            s[SLOTS["histograms"] + h * HIST_SLOTS + 1] = INT64_MAX  # min of an empty histogram
+        return mem
+
+    @classmethod
+    def attach(cls, path: str) -> "ShardMemory":
+        mem = cls(path, os.open(path, os.O_RDWR), created=False)
+        if mem.slots[SLOTS["magic"]] != _core.LAYOUT["magic"]:
+            raise ValueError(f"{path}: not a stressx shard segment")
+        if mem.slots[SLOTS["version"]] != _core.LAYOUT["version"]:
+            raise ValueError(f"{path}: layout version {mem.slots[SLOTS['version']]}, "
+                             f"this stressx reads {_core.LAYOUT['version']}")
+        return mem
+
+    def unlink(self) -> None:
+        """Remove the name; the mapping stays valid."""
+        if self._linked:
+            self._linked = False
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def get(self, name: str) -> int:
+        return int(self.slots[SLOTS[name]])
+
+    def set(self, name: str, value: int) -> None:
+        self.slots[SLOTS[name]] = value
+
+    def read(self) -> "Reading":
+        return Reading(self.slots.copy())
+
+    def close(self) -> None:
+        self.unlink()
+        self.slots = None
+        try:
+            self._mmap.close()
+        except BufferError:
+            pass  # a numpy view is still alive somewhere; the GC will unmap it
+
+
+def new_run_id() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class Reading:
+    """A copy of one shard's segment at one instant, with named accessors."""
+
+    slots: np.ndarray
+
+    def __getitem__(self, name: str) -> int:
+        return int(self.slots[SLOTS[name]])
+
+    def counters(self) -> dict:
+        return {name: self[name] for name in COUNTERS}
+
+    def errors(self) -> np.ndarray:
+        base = SLOTS["error_kinds"]
+        return self.slots[base:base + len(_core.ERROR_KINDS)]
+
+    def status(self) -> np.ndarray:
+        base = SLOTS["status"]
+        return self.slots[base:base + _core.LAYOUT["n_status"]]
+
+    def histogram(self, name: str) -> Histogram:
+        start = SLOTS["histograms"] + _core.HISTOGRAMS.index(name) * HIST_SLOTS
+        return Histogram.from_slots(self.slots[start:start + HIST_SLOTS])

@@ -1,0 +1,118 @@
+"""The run's summary figures (summary.json), computed from the shards' final readings.
+
+Honesty rules: latency percentiles count successful responses only (errors are counted, never
+timed as successes); in the open model they are measured from the intended send time, and the
+run is flagged `saturated`, with its reasons, whenever the client did not keep its schedule.
+"""
+from __future__ import annotations
+
+from . import _core
+from ._version import __version__
+from .hdr import Histogram
+from .results import FORMAT_VERSION
+
+ERROR_KINDS = _core.ERROR_KINDS
+LATENCY_KEYS = (("min", None), ("mean", None), ("p50", 50.0), ("p90", 90.0), ("p95", 95.0),
+                ("p99", 99.0), ("p999", 99.9), ("max", None))
+SATURATION_RATE_RATIO = 0.995      # achieved send rate below this share of the target
+SATURATION_LAG_P99_MS = 5.0        # the scheduler's own lag beyond which it is behind
+
+
+def latency_ms(h: Histogram) -> dict | None:
+    """min, mean and percentiles in milliseconds; None when nothing was recorded."""
+    if h.total == 0:
+        return None
+    out = {}
+    for key, p in LATENCY_KEYS:
+        if key == "min":
+            us = h.min
+        elif key == "max":
+            us = h.max
+        elif key == "mean":
+            us = h.mean()
+        else:
+            us = h.value_at_percentile(p)
+        out[key] = round(us / 1000.0, 3)
+    return out
+
+
+def lag_ms(h: Histogram) -> dict | None:
+    if h.total == 0:
+        return None
+    return {"p50": round(h.value_at_percentile(50) / 1000, 3),
+            "p99": round(h.value_at_percentile(99) / 1000, 3),
+            "max": round(h.max / 1000, 3)}
+
+
+def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
+                  duration_s: float, shards: list[dict], interrupted: str | None,
+                  aborted: str | None) -> dict:
+    def total(name):
+        return sum(r[name] for r in readings)
+
+    errors = {}
+    for i, kind in enumerate(ERROR_KINDS):
+        n = sum(int(r.errors()[i]) for r in readings)
+        if n:
+            errors[kind] = n
+    status = {}
+    for r in readings:
+        for code in r.status().nonzero()[0]:
+            status[str(code)] = status.get(str(code), 0) + int(r.status()[code])
+    sent, completed = total("sent"), total("completed")
+    duration_s = max(duration_s, 1e-9)
+    send_lag = lag_ms(histograms["send_lag"]) if config.rate else None
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "stressx_version": __version__,
+        "url": config.url,
+        "method": config.method,
+        "model": config.model,
+        "workers": config.workers,
+        "connections": config.connections,
+        "requests": sent,
+        "completed": completed,
+        "ok": total("ok"),
+        "error_count": total("errors"),
+        "errors": errors,
+        "status": dict(sorted(status.items())),
+        "duration_s": round(duration_s, 6),
+        "rate_target": config.rate,
+        "rps": round(completed / duration_s, 3),
+        "sent_rps": round(sent / duration_s, 3),
+        "latency_ms": latency_ms(histograms["latency"]),
+        "latency_uncorrected_ms": latency_ms(histograms["latency_uncorrected"]),
+        "latency_basis": ("intended send time (coordinated-omission corrected)" if config.rate
+                          else "actual send time (closed model: each request waits for the last)"),
+        "send_lag_ms": send_lag,
+        "late": total("late"),
+        "dropped": total("dropped"),
+        "abandoned": total("abandoned"),
+        "bytes_in": total("bytes_in"),
+        "bytes_out": total("bytes_out"),
+        "connections_opened": total("connects"),
+        "insecure": bool(config.insecure),
+        "interrupted": interrupted,
+        "aborted": aborted,
+        "shards": shards,
+    }
+    reasons = saturation_reasons(config, summary)
+    summary["saturated"] = bool(reasons)
+    summary["saturation"] = {"reasons": reasons, "target_rate": config.rate,
+                             "achieved_rate": summary["sent_rps"]} if config.rate else None
+    return summary
+
+
+def saturation_reasons(config, s: dict) -> list[str]:
+    """Why the client failed to deliver the requested open-model schedule (empty: it did)."""
+    if not config.rate:
+        return []
+    reasons = []
+    if s["dropped"]:
+        reasons.append(f"{s['dropped']} due sends were never issued (no free connection)")
+    if s["sent_rps"] < SATURATION_RATE_RATIO * config.rate:
+        reasons.append(f"achieved {s['sent_rps']:.1f}/s of the {config.rate:g}/s asked")
+    lag = s["send_lag_ms"]
+    if lag and lag["p99"] > SATURATION_LAG_P99_MS:
+        reasons.append(f"scheduler lag p99 {lag['p99']} ms: sends went out behind schedule")
+    return reasons
