@@ -134,7 +134,7 @@ cdef class Engine:
 
     def stop(self, bint now=False):
         """Stop sending; drain in-flight requests for the grace period (or not at all)."""
-        self.begin_drain(now_ns(), 0 if now else self.grace_ns)
+        self.begin_drain(now_ns(), 0 if now else self.grace_ns, True)
 
     @property
     def pending_count(self):
@@ -167,10 +167,14 @@ cdef class Engine:
         cdef Conn conn
         self.slots[S_HEARTBEAT_NS] = now
         if stop != STOP_NONE:
+            grace = 0 if stop == STOP_NOW else self.grace_ns
             if self.phase < P_DRAINING:
-                self.begin_drain(now, 0 if stop == STOP_NOW else self.grace_ns)
-            elif stop == STOP_NOW and self.drain_deadline_ns > now:
-                self.drain_deadline_ns = now
+                self.begin_drain(now, grace, True)
+            elif self.phase == P_DRAINING:
+                # already draining at the end of the schedule: the stop shortens the wait
+                self.drop_queued()
+                self.drain_deadline_ns = min(self.drain_deadline_ns, now + grace)
+                self.check_done()
         if self.slots[S_INFLIGHT] > 0 or self.waiting_connect > 0:
             for conn in list(self.conns):
                 if not conn.has_request:
@@ -184,6 +188,7 @@ cdef class Engine:
                     conn.abort()
                     self.replace_later()
         if self.phase == P_DRAINING and now >= self.drain_deadline_ns:
+            self.drop_queued()
             self.abandon_all()
             self.complete()
         if self.phase != P_DONE:
@@ -327,15 +332,16 @@ cdef class Engine:
         """A connection finished its request and can take another."""
         cdef int64_t intended
         conn.state = C_IDLE
-        if self.phase == P_RUNNING:
+        if self.phase == P_RUNNING or self.phase == P_DRAINING:
             if self.open_model:
+                # queued sends were due inside the run: they still go, late, while draining
                 if self.pending_len > 0:
                     intended = self.pending[self.pending_head]
                     self.pending_head = (self.pending_head + 1) % PENDING_CAPACITY
                     self.pending_len -= 1
                     conn.send(intended, now)
                     return
-            elif self.may_issue():
+            elif self.phase == P_RUNNING and self.may_issue():
                 self.issued += 1
                 conn.send(now, now)
                 self.check_budget(now)
@@ -370,7 +376,9 @@ cdef class Engine:
             self.check_done()
 
     # -- ending ----------------------------------------------------------------------------
-    cdef void begin_drain(self, int64_t now, int64_t grace_ns) noexcept:
+    cdef void begin_drain(self, int64_t now, int64_t grace_ns, bint drop_queued=False) noexcept:
+        """Stop issuing sends. Queued (late) sends still go out unless the run was stopped
+        early (drop_queued); whatever is still queued at the deadline is dropped."""
         if self.phase >= P_DRAINING:
             return
         self.phase = P_DRAINING
@@ -381,13 +389,18 @@ cdef class Engine:
             self.loop.remove_reader(self.timer.fd)
         except BaseException:
             pass
-        self.slots[S_DROPPED] += self.pending_len
-        self.pending_len = 0
+        if drop_queued:
+            self.drop_queued()
         self.drain_deadline_ns = now + grace_ns
         self.check_done()
 
+    cdef void drop_queued(self) noexcept:
+        self.slots[S_DROPPED] += self.pending_len
+        self.pending_len = 0
+
     cdef void check_done(self) noexcept:
-        if self.phase == P_DRAINING and self.slots[S_INFLIGHT] <= 0 and self.waiting_connect <= 0:
+        if (self.phase == P_DRAINING and self.slots[S_INFLIGHT] <= 0
+                and self.waiting_connect <= 0 and self.pending_len == 0):
             self.complete()
 
     cdef void abandon_all(self) noexcept:

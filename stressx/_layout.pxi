@@ -39,6 +39,8 @@ cdef enum:
     S_HEARTBEAT_NS = 19    # last housekeeping pass (shows a wedged shard)
     S_END_NS = 20          # when this shard stopped sending
     S_PARSE_FAILURES = 21  # internal: exceptions swallowed in protocol callbacks
+    S_CPU_USER_NS = 22     # the shard's own CPU time from its start instant to its end
+    S_CPU_SYS_NS = 23
 
     S_ERROR_KINDS = 32     # N_ERROR_KINDS slots, indexed by E_*
     N_ERROR_KINDS = 16
@@ -87,7 +89,8 @@ SLOTS = dict(
     errors=S_ERRORS, bytes_out=S_BYTES_OUT, bytes_in=S_BYTES_IN, late=S_LATE, due=S_DUE,
     connects=S_CONNECTS, conn_open=S_CONN_OPEN, inflight=S_INFLIGHT, dropped=S_DROPPED,
     abandoned=S_ABANDONED, heartbeat_ns=S_HEARTBEAT_NS, end_ns=S_END_NS,
-    parse_failures=S_PARSE_FAILURES, error_kinds=S_ERROR_KINDS, status=S_STATUS,
+    parse_failures=S_PARSE_FAILURES, cpu_user_ns=S_CPU_USER_NS, cpu_sys_ns=S_CPU_SYS_NS,
+    error_kinds=S_ERROR_KINDS, status=S_STATUS,
     histograms=S_HISTOGRAMS,
 )
 LAYOUT = dict(version=LAYOUT_VERSION, magic=MAGIC, n_error_kinds=N_ERROR_KINDS,

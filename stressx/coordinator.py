@@ -37,6 +37,12 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_THRESHOLDS, EXIT_ABORTED = 0, 1, 2, 3, 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+def default_open_pool(shard_rate: float) -> int:
+    """Connections a shard opens before an open-model start when none are given: enough that
+    sends rarely wait for a connect (one per 500 req/s, 16 to 256); more open on demand."""
+    return int(min(256, max(16, shard_rate / 500)))
+
+
 class StartupError(RuntimeError):
     """A shard could not start; the run sent nothing."""
 
@@ -109,8 +115,8 @@ class Coordinator:
         max_total = cfg.max_connections or max(1024, cfg.connections or 0)
         for i in range(n):
             mem = ShardMemory.create(run_id, i)
-            if cfg.rate is not None:
-                conns = split(cfg.connections or max(n, min(64, int(cfg.rate // 1000) + 1) * n), n, i)
+            if cfg.rate is not None and cfg.connections is None:
+                conns = default_open_pool(cfg.rate / n)
             else:
                 conns = split(cfg.connections, n, i)
             job = {
