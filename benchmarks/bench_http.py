@@ -186,9 +186,18 @@ def nginx_or_wrk(exe: str) -> str | None:
     return found
 
 
+def use_checkout() -> None:
+    """Benchmark this checkout: put it first on PYTHONPATH for every child (the CLI, its
+    shards, the microbenchmark), whatever the working directory and whether or not stressx is
+    pip-installed."""
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
 def ensure_stressx() -> None:
     """Make sure the compiled core imports; build it in place once if not. The lead may be
     rebuilding concurrently, so a failed build is retried after a short wait."""
+    use_checkout()
     check = [sys.executable, "-c", "import stressx._core, stressx.cli"]
     if subprocess.run(check, capture_output=True, cwd=REPO, timeout=120).returncode == 0:
         return
