@@ -199,13 +199,13 @@ def ensure_stressx() -> None:
     rebuilding concurrently, so a failed build is retried after a short wait."""
     use_checkout()
     check = [sys.executable, "-c", "import stressx._core, stressx.cli"]
-    if subprocess.run(check, capture_output=True, cwd=REPO, timeout=120).returncode == 0:
+    if subprocess.run(check, capture_output=True, cwd="/", timeout=120).returncode == 0:
         return
     for attempt in range(4):
         log(f"stressx does not import; building the extension in place (attempt {attempt + 1})")
         subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=REPO,
                        capture_output=True, timeout=900)
-        if subprocess.run(check, capture_output=True, cwd=REPO, timeout=120).returncode == 0:
+        if subprocess.run(check, capture_output=True, cwd="/", timeout=120).returncode == 0:
             return
         time.sleep(15)
     raise SystemExit("bench_http: stressx does not import even after build_ext --inplace")
