@@ -11,6 +11,14 @@ cdef enum:
     SWEEP_INTERVAL_NS = 10000000
     RECONNECT_BACKOFF_NS = 10000000
     PENDING_CAPACITY = 1048576
+    MAX_CONNECTING = 8        # open model: connects in progress at once (no connect storms)
+    GROW_AFTER_NS = 1000000   # open model: a queued send older than this grows the pool;
+                              # younger ones wait for a busy connection to free up, so a
+                              # client short of CPU does not bury itself in connections
+    POLL_BELOW_NS = 50000     # a send due sooner than this is waited for by polling the
+                              # loop (call_soon) instead of sleeping on the timer: a sleep and
+                              # wake-up costs more CPU than that here (~30-60 us in a VM), and
+                              # polling keeps reading responses in between
 
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
@@ -54,6 +62,7 @@ cdef class Engine:
     cdef readonly int phase
     cdef int64_t drain_deadline_ns
     cdef int64_t waiting_connect    # requests attached to connections still connecting
+    cdef int connecting             # connections still connecting
     cdef int warm_pending
     cdef object warm_future
     cdef object done_future
@@ -185,8 +194,21 @@ cdef class Engine:
                 elif conn.state == C_CONNECTING and now - conn.opened_ns >= self.timeout_ns:
                     self.finish(conn, now, E_TIMEOUT)
                     self.conns.discard(conn)
+                    self.connecting -= 1
                     conn.abort()
                     self.replace_later()
+        for conn in (list(self.conns) if self.connecting > 0 else ()):
+            # connects opened for queued sends: a stuck one is given up after the timeout
+            if (conn.state == C_CONNECTING and not conn.has_request and self.phase >= P_RUNNING
+                    and now - conn.opened_ns >= self.timeout_ns):
+                self.conns.discard(conn)
+                self.connecting -= 1
+                conn.abort()
+        while self.pending_len > 0 and now - self.pending[self.pending_head] >= self.timeout_ns:
+            self.fail_queued(E_TIMEOUT)   # waited its whole deadline for a connection
+        self.grow_pool(now)
+        if self.phase == P_DRAINING:
+            self.check_done()
         if self.phase == P_DRAINING and now >= self.drain_deadline_ns:
             self.drop_queued()
             self.abandon_all()
@@ -195,21 +217,31 @@ cdef class Engine:
             self.loop.call_later(SWEEP_INTERVAL_NS / 1e9, self.sweep)
 
     # -- open model ------------------------------------------------------------------------
+    def on_poll(self):
+        if self.phase == P_RUNNING:
+            self.tick(now_ns())
+
     cdef void tick(self, int64_t now) noexcept:
-        cdef int64_t elapsed = now - self.start_ns
+        """Issue every send that is due, then wait for the next one: on the timer when it is
+        far, by polling the loop when it is near."""
         cdef int64_t due
         while True:
             if self.schedule.exhausted(self.next_i):
                 self.slots[S_DUE] = self.next_i
                 self.begin_drain(now, self.timeout_ns)
                 return
-            due = self.schedule.due_ns(self.next_i)
-            if due > elapsed:
+            due = self.start_ns + self.schedule.due_ns(self.next_i)
+            if due > now:
                 break
-            self.dispatch(self.start_ns + due, now)
+            self.dispatch(due, now)
             self.next_i += 1
         self.slots[S_DUE] = self.next_i
-        self.timer.arm_at(self.start_ns + due)
+        if self.pending_len:
+            self.grow_pool(now)
+        if due - now < POLL_BELOW_NS:
+            self.loop.call_soon(self.on_poll)
+        else:
+            self.timer.arm_at(due)
 
     cdef inline void dispatch(self, int64_t intended, int64_t now) noexcept:
         cdef Conn conn
@@ -217,14 +249,40 @@ cdef class Engine:
             conn = self.idle.pop()
             conn.send(intended, now)
             return
+        # no free connection: queue the send (oldest first) and grow the pool
         self.slots[S_LATE] += 1
-        if len(self.conns) < self.max_connections:
-            self.open_conn(intended, now, True)
-        elif self.pending_len < PENDING_CAPACITY:
+        if self.pending_len < PENDING_CAPACITY:
             self.pending[(self.pending_head + self.pending_len) % PENDING_CAPACITY] = intended
             self.pending_len += 1
         else:
             self.slots[S_DROPPED] += 1
+        self.grow_pool(now)
+
+    cdef void grow_pool(self, int64_t now) noexcept:
+        """Open connections for queued sends, a few at a time; each takes the queue's head
+        when it connects (or fails it, if the connect fails)."""
+        if self.pending_len == 0:
+            return
+        if self.idle or (len(self.conns) > self.connecting
+                         and now - self.pending[self.pending_head] < GROW_AFTER_NS):
+            return
+        while (self.connecting < MAX_CONNECTING and self.connecting < self.pending_len
+               and len(self.conns) < self.max_connections):
+            self.open_conn(0, now, False)
+
+    cdef int64_t pop_queued(self) noexcept:
+        cdef int64_t intended = self.pending[self.pending_head]
+        self.pending_head = (self.pending_head + 1) % PENDING_CAPACITY
+        self.pending_len -= 1
+        return intended
+
+    cdef void fail_queued(self, int kind) noexcept:
+        """The oldest queued send fails without reaching a socket."""
+        self.pop_queued()
+        self.slots[S_SENT] += 1
+        self.slots[S_COMPLETED] += 1
+        self.slots[S_ERRORS] += 1
+        self.slots[S_ERROR_KINDS + kind] += 1
 
     # -- closed model ----------------------------------------------------------------------
     cdef inline bint may_issue(self) noexcept:
@@ -267,6 +325,7 @@ cdef class Engine:
             conn.intended_ns = intended
             self.waiting_connect += 1
         self.conns.add(conn)
+        self.connecting += 1
         conn.connect_task = self.loop.create_task(self.connect(conn))
 
     async def connect(self, Conn conn):
@@ -281,6 +340,7 @@ cdef class Engine:
     cdef void on_connected(self, Conn conn) noexcept:
         cdef int64_t now = now_ns()
         conn.connect_task = None
+        self.connecting -= 1
         self.slots[S_CONNECTS] += 1
         self.slots[S_CONN_OPEN] += 1
         if conn.has_request:
@@ -296,12 +356,19 @@ cdef class Engine:
 
     cdef void on_connect_failed(self, Conn conn, object exc) noexcept:
         self.conns.discard(conn)
+        self.connecting -= 1
         if self.phase == P_SETUP:
             conn.state = C_CLOSED
             self.warm_done()
             return
         if conn.has_request:
             self.finish(conn, now_ns(), classify_exception(exc, True))
+        elif self.pending_len > 0:
+            # the send this connection was opened for fails with it; the next one retries
+            self.fail_queued(classify_exception(exc, True))
+            self.grow_pool(now_ns())
+            if self.phase == P_DRAINING:
+                self.check_done()
         conn.state = C_CLOSED
         self.replace_later()
 
@@ -330,16 +397,12 @@ cdef class Engine:
 
     cdef inline void release(self, Conn conn, int64_t now) noexcept:
         """A connection finished its request and can take another."""
-        cdef int64_t intended
         conn.state = C_IDLE
         if self.phase == P_RUNNING or self.phase == P_DRAINING:
             if self.open_model:
                 # queued sends were due inside the run: they still go, late, while draining
                 if self.pending_len > 0:
-                    intended = self.pending[self.pending_head]
-                    self.pending_head = (self.pending_head + 1) % PENDING_CAPACITY
-                    self.pending_len -= 1
-                    conn.send(intended, now)
+                    conn.send(self.pop_queued(), now)
                     return
             elif self.phase == P_RUNNING and self.may_issue():
                 self.issued += 1
