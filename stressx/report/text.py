@@ -7,10 +7,10 @@ _COLUMNS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("
 
 def _latency_rows(label: str, lat: dict | None) -> list[str]:
     if not lat:
-        return [f"  {label:<28} (no successful responses)"]
+        return [f"  {label:<32} (no successful responses)"]
     head = "".join(f"{title:>9}" for _, title in _COLUMNS)
     vals = "".join(f"{lat[key]:>9.3f}" for key, _ in _COLUMNS)
-    return [f"  {label:<28}{head}", f"  {'':<28}{vals}"]
+    return [f"  {label:<32}{head}", f"  {'':<32}{vals}"]
 
 
 def format_summary(s: dict, out_dir: str | None = None) -> str:
