@@ -60,4 +60,6 @@ def test_histograms_file_round_trip(tmp_path):
     w.manifest({})
     w.close()
     back = load_results(tmp_path).histograms["latency"]
-    assert back.total == 4 and back.value_at_percentile(100) == h.value_at_percentile(100)
+    assert back.total == 4 and (back.counts == h.counts).all()
+    # the standard encoding keeps buckets, not the exact extremes: max is its bucket's top
+    assert 5000 <= back.max <= 5003
