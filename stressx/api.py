@@ -41,7 +41,7 @@ class Result:
                 f"ok {s['ok']}, errors {s['error_count']}, p99 {p99} ms, saturated {s['saturated']}>")
 
 
-def run(url: str, *, out: str | Path | None = None, echo=None, **options) -> Result:
+def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), **options) -> Result:
     """Run one load test and return its Result. Options are the CLI's: rate, connections,
     max_connections, duration, requests, workers, timeout, method, headers, body, insecure,
     ca_file, progress. Raises ConfigError (a ValueError) for a bad option."""
@@ -51,7 +51,7 @@ def run(url: str, *, out: str | Path | None = None, echo=None, **options) -> Res
     if out is None:
         tmp = tempfile.mkdtemp(prefix="stressx-")
     try:
-        summary = Coordinator(cfg, out or tmp, echo=echo).run()
+        summary = Coordinator(cfg, out or tmp, echo=echo, companions=companions).run()
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -66,7 +66,8 @@ def load_options(f):
     return f
 
 
-def execute(url: str, *, out, as_json: bool, quiet: bool, body=None, body_file=None, **options) -> int:
+def execute(url: str, *, out, as_json: bool, quiet: bool, body=None, body_file=None,
+            companions=(), **options) -> int:
     """Validate, run, print; returns the exit code."""
     try:
         if body is not None and body_file is not None:
@@ -81,7 +82,7 @@ def execute(url: str, *, out, as_json: bool, quiet: bool, body=None, body_file=N
         _err(str(exc))
         return EXIT_USAGE
     out_dir = Path(out) if out else default_out_dir()
-    coordinator = Coordinator(cfg, out_dir, echo=_echo_err)
+    coordinator = Coordinator(cfg, out_dir, echo=_echo_err, companions=companions)
     try:
         summary = coordinator.run()
     except StartupError as exc:

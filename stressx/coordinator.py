@@ -43,6 +43,32 @@ def default_open_pool(shard_rate: float) -> int:
     return int(min(256, max(16, shard_rate / 500)))
 
 
+class Companion:
+    """Something that runs beside the shards for the length of a run: host-load burners, the
+    host-metrics sampler, sliding-window thresholds. The coordinator calls, in order:
+    prepare() before the shards start (start processes here), start(start_ns) at the common
+    start instant, on_interval() after each 1 s interval row (return an Abort to stop the
+    run), stop() when sending ends or the run is stopped, and finish() for a dict stored in
+    the summary under `name` (and may write its own files into out_dir). stop() may be called
+    more than once. Hooks must not raise; a companion that cannot work says so in finish()."""
+
+    name = "companion"
+
+    def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
+    def start(self, start_ns: int) -> None: ...
+    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...
+    def stop(self) -> None: ...
+    def finish(self) -> dict: return {}
+
+
+@dataclass
+class Abort:
+    """A request to end the run early, with the reason recorded and the exit code to use
+    (EXIT_THRESHOLDS for a failed sliding-window threshold, EXIT_ABORTED for a safety stop)."""
+    reason: str
+    exit_code: int
+
+
 class StartupError(RuntimeError):
     """A shard could not start; the run sent nothing."""
 
@@ -73,8 +99,11 @@ def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
 class Coordinator:
     """Runs one load test described by a validated RunConfig, writing results to `out_dir`."""
 
-    def __init__(self, config: RunConfig, out_dir: str | os.PathLike, echo=None):
+    def __init__(self, config: RunConfig, out_dir: str | os.PathLike, echo=None,
+                 companions: list[Companion] = ()):
         self.config = config
+        self.companions = list(companions)
+        self.abort_code = EXIT_ABORTED
         self.out_dir = Path(out_dir)
         self.echo = echo or (lambda line: None)
         self.shards: list[Shard] = []
@@ -89,15 +118,21 @@ class Coordinator:
         restore = self._install_signal_handlers()
         try:
             writer.manifest(self.config.to_json(), {"workers": self.config.workers})
+            for c in self.companions:
+                c.prepare(self.config, self.out_dir)
             self._spawn()
             self._wait_ready()
             start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
+            for c in self.companions:
+                c.start(start_ns)
             self._measure(writer, start_ns)
             return self._finish(writer, start_ns)
         finally:
             restore()
+            for c in self.companions:
+                c.stop()
             self._cleanup()
             writer.close()
 
@@ -210,6 +245,12 @@ class Coordinator:
         writer.intervals([merged], shard_rows)
         if self.config.progress:
             self.echo(_progress_line(t_s, merged, self.config.rate))
+        for c in self.companions:
+            abort = c.on_interval(t_s, merged)
+            if abort is not None and self.aborted is None:
+                self.aborted, self.abort_code = abort.reason, abort.exit_code
+                self.echo(f"stressx: stopping: {abort.reason}")
+                self._request_stop(STOP["graceful"])
 
     def _finish(self, writer: ResultsWriter, start_ns: int) -> dict:
         readings = [s.mem.read() for s in self.shards]
@@ -227,6 +268,9 @@ class Coordinator:
         summary = build_summary(self.config, readings, merged,
                                 duration_s=(end_ns - start_ns) / 1e9, shards=shards,
                                 interrupted=interrupted, aborted=self.aborted)
+        for c in self.companions:
+            c.stop()
+            summary[c.name] = c.finish()
         summary["exit_code"] = self.exit_code()
         writer.histograms(merged, per_shard)
         writer.summary(summary)
@@ -236,7 +280,7 @@ class Coordinator:
         if self.interrupted:
             return SIGNAL_EXIT.get(self.interrupted, 128 + self.interrupted)
         if self.aborted:
-            return EXIT_ABORTED
+            return self.abort_code
         return EXIT_OK
 
     # -- stopping --------------------------------------------------------------------------
