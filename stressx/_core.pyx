@@ -15,7 +15,8 @@ Everything per run (configuration, orchestration, results) stays in plain Python
 """
 cimport cython
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
+from cpython.list cimport PyList_GET_ITEM
 
 include "_clock.pxi"
 include "_layout.pxi"
@@ -23,3 +24,4 @@ include "_histogram.pxi"
 include "_schedule.pxi"
 include "_http.pxi"
 include "_engine.pxi"
+include "_burn.pxi"

@@ -42,10 +42,21 @@ cdef class Engine:
     cdef object port
     cdef object ssl_context
     cdef object server_hostname
-    cdef bytes request
-    cdef int64_t request_len
+    # the request mix: one entry per scenario, picked per send by weight
+    cdef list requests              # bytes, built once per run
+    cdef int n_scenarios
+    cdef int64_t *request_lens
+    cdef double *cum_weights        # cumulative, normalised to 1.0
+    cdef char *expect               # n_scenarios x N_STATUS flags: the status counts as ok
+    cdef int64_t *band_min_us       # expected latency band per scenario (-1: none)
+    cdef int64_t *band_max_us
+    cdef int64_t *sc_base           # first slot of scenario 0's block
+    cdef uint64_t rng               # xorshift64* state, seeded per shard
     cdef readonly bint open_model
-    cdef Schedule schedule
+    cdef Schedule schedule          # open model: when each send is due
+    cdef Schedule users             # closed model with a shape: active connections over time
+    cdef int shard_index
+    cdef int shard_count
     cdef int64_t budget             # closed model: requests this shard may issue (-1: no limit)
     cdef int64_t issued             # closed model: requests issued so far
     cdef int64_t duration_ns
@@ -63,6 +74,7 @@ cdef class Engine:
     cdef int64_t drain_deadline_ns
     cdef int64_t waiting_connect    # requests attached to connections still connecting
     cdef int connecting             # connections still connecting
+    cdef int64_t rate_change_seq    # last live rate change applied
     cdef int warm_pending
     cdef object warm_future
     cdef object done_future
@@ -77,11 +89,17 @@ cdef class Engine:
 
     def __dealloc__(self):
         free(self.pending)
+        free(self.request_lens)
+        free(self.cum_weights)
+        free(self.expect)
+        free(self.band_min_us)
+        free(self.band_max_us)
 
-    def __init__(self, memory, loop, str host, int port, *, bytes request, ssl_context=None,
+    def __init__(self, memory, loop, str host, int port, *, scenarios, ssl_context=None,
                  server_hostname=None, double rate=0.0, int shard_index=0, int shard_count=1,
-                 int64_t budget=-1, int64_t duration_ns=-1, int64_t timeout_ns=10 * NS_PER_S,
-                 int64_t grace_ns=NS_PER_S, int connections=10, int max_connections=1024):
+                 int64_t budget=-1, int64_t duration_ns=-1, int64_t timeout_ns=10_000_000_000,
+                 int64_t grace_ns=NS_PER_S, int connections=10, int max_connections=1024,
+                 segments=None, users_segments=None):
         self.mem = memory
         if self.mem.shape[0] < S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS:
             raise ValueError("shared-memory segment too small for the slot layout")
@@ -96,11 +114,15 @@ cdef class Engine:
         self.port = port
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname if ssl_context is not None else None
-        self.request = request
-        self.request_len = len(request)
-        self.open_model = rate > 0
+        self.set_scenarios(scenarios, shard_index)
+        self.open_model = rate > 0 or segments is not None
         if self.open_model:
-            self.schedule = Schedule(rate, shard_index, shard_count, budget, duration_ns)
+            self.schedule = Schedule(rate, shard_index, shard_count, budget, duration_ns,
+                                     segments=segments)
+        elif users_segments is not None:
+            self.users = Schedule(0.0, 0, 1, -1, -1, segments=users_segments)
+        self.shard_index = shard_index
+        self.shard_count = shard_count
         self.budget = budget
         self.duration_ns = duration_ns
         self.timeout_ns = timeout_ns
@@ -112,6 +134,59 @@ cdef class Engine:
         self.timer = Timer()
         self.phase = P_SETUP
         self.done_future = loop.create_future()
+
+    cdef void set_scenarios(self, list scenarios, int shard_index) except *:
+        """scenarios: dicts with request (bytes), weight, expect (status codes; empty: 2xx),
+        band_min_us and band_max_us (-1: no band)."""
+        cdef int i, code, n = len(scenarios)
+        cdef double total = 0.0
+        if not 1 <= n <= MAX_SCENARIOS:
+            raise ValueError(f"between 1 and {MAX_SCENARIOS} scenarios, got {n}")
+        if self.slots[S_N_SCENARIOS] != n:
+            raise ValueError(f"segment laid out for {self.slots[S_N_SCENARIOS]} scenarios, got {n}")
+        self.n_scenarios = n
+        self.requests = [sc["request"] for sc in scenarios]
+        self.request_lens = <int64_t *>malloc(n * sizeof(int64_t))
+        self.cum_weights = <double *>malloc(n * sizeof(double))
+        self.expect = <char *>calloc(n * N_STATUS, 1)
+        self.band_min_us = <int64_t *>malloc(n * sizeof(int64_t))
+        self.band_max_us = <int64_t *>malloc(n * sizeof(int64_t))
+        if not (self.request_lens and self.cum_weights and self.expect and self.band_min_us
+                and self.band_max_us):
+            raise MemoryError()
+        for i, sc in enumerate(scenarios):
+            self.request_lens[i] = len(sc["request"])
+            total += sc["weight"]
+            self.cum_weights[i] = total
+            for code in (sc["expect"] or range(200, 300)):
+                if 0 <= code < N_STATUS:
+                    self.expect[i * N_STATUS + code] = 1
+            self.band_min_us[i] = sc["band_min_us"]
+            self.band_max_us[i] = sc["band_max_us"]
+        if not total > 0:
+            raise ValueError("scenario weights must add up to more than 0")
+        for i in range(n):
+            self.cum_weights[i] /= total
+        self.cum_weights[n - 1] = 1.0
+        self.sc_base = self.slots + S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS
+        self.rng = 0x9E3779B97F4A7C15ULL ^ (<uint64_t>(shard_index + 1) * 0xBF58476D1CE4E5B9ULL)
+
+    cdef inline int pick(self) noexcept:
+        """A scenario index drawn by weight (xorshift64*: a few ns, no Python)."""
+        cdef double u
+        cdef int i = 0
+        if self.n_scenarios == 1:
+            return 0
+        self.rng ^= self.rng >> 12
+        self.rng ^= self.rng << 25
+        self.rng ^= self.rng >> 27
+        u = ((self.rng * <uint64_t>0x2545F4914F6CDD1D) >> 11) * (1.0 / 9007199254740992.0)
+        while i < self.n_scenarios - 1 and self.cum_weights[i] <= u:
+            i += 1
+        return i
+
+    cdef inline int64_t *scenario(self, int i) noexcept:
+        return self.sc_base + i * (SC_HEADER + HIST_SLOTS)
 
     # -- lifecycle, called from shard.py ---------------------------------------------------
     def prewarm(self):
@@ -159,14 +234,18 @@ cdef class Engine:
                 return
             self.phase = P_RUNNING
             self.slots[S_STATE] = ST_RUNNING
+            if self.users is not None:
+                self.connections = self.users_now(now)
+                self.slots[S_USERS] = self.connections
             if not self.open_model:
+                self.slots[S_USERS] = self.connections
                 self.kick_closed(now)
         if self.phase != P_RUNNING:
             return
-        if now >= self.stop_at_ns:
+        if self.open_model:
+            self.tick(now)   # sends due before the end still go, late if need be
+        elif now >= self.stop_at_ns:
             self.begin_drain(now, self.timeout_ns)
-        elif self.open_model:
-            self.tick(now)
         else:
             self.timer.arm_at(self.stop_at_ns)
 
@@ -174,7 +253,16 @@ cdef class Engine:
         cdef int64_t now = now_ns()
         cdef int64_t stop = self.slots[S_STOP_REQUEST]
         cdef Conn conn
+        cdef int target
         self.slots[S_HEARTBEAT_NS] = now
+        if self.users is not None and self.phase == P_RUNNING:
+            target = self.users_now(now)
+            if target != self.connections:
+                self.connections = target
+                self.slots[S_USERS] = target
+                self.kick_closed(now)
+        if self.open_model and self.slots[S_RATE_CHANGE_SEQ] != self.rate_change_seq:
+            self.apply_rate_change(now)
         if stop != STOP_NONE:
             grace = 0 if stop == STOP_NOW else self.grace_ns
             if self.phase < P_DRAINING:
@@ -215,6 +303,24 @@ cdef class Engine:
             self.complete()
         if self.phase != P_DONE:
             self.loop.call_later(SWEEP_INTERVAL_NS / 1e9, self.sweep)
+
+    cdef int users_now(self, int64_t now) noexcept:
+        """This shard's share of the shape's user count at `now`."""
+        cdef double t = (now - self.start_ns) / 1e9
+        cdef int total = <int>(self.users.rate_at(t) + 0.5)
+        return total // self.shard_count + (1 if self.shard_index < total % self.shard_count else 0)
+
+    cdef void apply_rate_change(self, int64_t now) noexcept:
+        """The coordinator asked for a new total rate from now on (adaptive ramp, back-off)."""
+        self.rate_change_seq = self.slots[S_RATE_CHANGE_SEQ]
+        cdef double rate = self.slots[S_RATE_CHANGE_MRPS] / 1000.0
+        cdef int64_t at = max(self.slots[S_RATE_CHANGE_AT_NS], now) - self.start_ns
+        try:
+            self.schedule.change_rate(at / 1e9, rate)
+        except BaseException:
+            return
+        if self.phase == P_RUNNING:
+            self.timer.arm_at(self.start_ns + self.schedule.due_ns(self.next_i))
 
     # -- open model ------------------------------------------------------------------------
     def on_poll(self):
@@ -278,11 +384,15 @@ cdef class Engine:
 
     cdef void fail_queued(self, int kind) noexcept:
         """The oldest queued send fails without reaching a socket."""
+        cdef int64_t *block = self.scenario(self.pick())
         self.pop_queued()
         self.slots[S_SENT] += 1
         self.slots[S_COMPLETED] += 1
         self.slots[S_ERRORS] += 1
         self.slots[S_ERROR_KINDS + kind] += 1
+        block[SC_SENT] += 1
+        block[SC_ERRORS] += 1
+        block[SC_ERROR_KINDS + kind] += 1
 
     # -- closed model ----------------------------------------------------------------------
     cdef inline bint may_issue(self) noexcept:
@@ -323,6 +433,7 @@ cdef class Engine:
         if with_request:
             conn.has_request = True
             conn.intended_ns = intended
+            conn.scenario = self.pick()
             self.waiting_connect += 1
         self.conns.add(conn)
         self.connecting += 1
@@ -345,7 +456,7 @@ cdef class Engine:
         self.slots[S_CONN_OPEN] += 1
         if conn.has_request:
             self.waiting_connect -= 1
-            conn.send(conn.intended_ns, now)
+            conn.send_picked(conn.intended_ns, now)
             return
         conn.state = C_IDLE
         if self.phase == P_SETUP:
@@ -404,6 +515,9 @@ cdef class Engine:
                 if self.pending_len > 0:
                     conn.send(self.pop_queued(), now)
                     return
+            elif self.phase == P_RUNNING and len(self.conns) > self.connections:
+                conn.close()      # the users shape went down: retire this connection
+                return
             elif self.phase == P_RUNNING and self.may_issue():
                 self.issued += 1
                 conn.send(now, now)
@@ -413,28 +527,46 @@ cdef class Engine:
 
     cdef inline void finish(self, Conn conn, int64_t now, int kind) noexcept:
         """Settle the connection's request: kind -1 means a response arrived (its status
-        decides ok or error), otherwise an E_* failure."""
-        cdef int status
+        decides ok or error, by the scenario's expected statuses), otherwise an E_* failure."""
+        cdef int status, sc = conn.scenario
+        cdef int64_t latency_us
+        cdef int64_t *block = self.scenario(sc)
         conn.has_request = False
         if conn.state == C_CONNECTING:
             self.waiting_connect -= 1
             self.slots[S_SENT] += 1   # a request that failed before reaching a socket
+            block[SC_SENT] += 1
         else:
             self.slots[S_INFLIGHT] -= 1
         self.slots[S_COMPLETED] += 1
         if kind < 0:
             status = conn.status
-            self.slots[S_STATUS + (status if 0 <= status < N_STATUS else 0)] += 1
-            if 200 <= status < 300:
+            if not 0 <= status < N_STATUS:
+                status = 0
+            self.slots[S_STATUS + status] += 1
+            if self.expect[sc * N_STATUS + status]:
+                latency_us = (now - conn.intended_ns) // NS_PER_US
                 self.slots[S_OK] += 1
-                hdr_record(self.h_lat, (now - conn.intended_ns) // NS_PER_US)
+                block[SC_OK] += 1
+                hdr_record(self.h_lat, latency_us)
                 hdr_record(self.h_unc, (now - conn.sent_ns) // NS_PER_US)
+                hdr_record(block + SC_HEADER, latency_us)
+                if self.band_min_us[sc] >= 0 and latency_us < self.band_min_us[sc]:
+                    block[SC_VIOLATIONS] += 1
+                    block[SC_TOO_FAST] += 1
+                elif self.band_max_us[sc] >= 0 and latency_us > self.band_max_us[sc]:
+                    block[SC_VIOLATIONS] += 1
+                    block[SC_TOO_SLOW] += 1
             else:
                 self.slots[S_ERRORS] += 1
                 self.slots[S_ERROR_KINDS + E_STATUS] += 1
+                block[SC_ERRORS] += 1
+                block[SC_ERROR_KINDS + E_STATUS] += 1
         else:
             self.slots[S_ERRORS] += 1
             self.slots[S_ERROR_KINDS + kind] += 1
+            block[SC_ERRORS] += 1
+            block[SC_ERROR_KINDS + kind] += 1
         if self.phase == P_DRAINING:
             self.check_done()
 

@@ -52,6 +52,7 @@ cdef class Conn:
     cdef bint complete          # set by on_message_complete inside feed_data
     cdef bint keep_alive
     cdef int status
+    cdef int scenario           # which request of the mix is in flight
     cdef int64_t intended_ns    # when the request was due (open model) or first sent (closed)
     cdef int64_t sent_ns        # when it was written to the socket
     cdef int64_t opened_ns      # when the connect began, for the connect timeout
@@ -76,6 +77,7 @@ cdef class Conn:
         cdef int64_t now = now_ns()
         cdef Engine engine = self.engine
         engine.slots[S_BYTES_IN] += len(data)
+        engine.scenario(self.scenario)[SC_BYTES_IN] += len(data)
         if self.state != C_BUSY:
             # bytes nobody asked for: the connection is out of step with the server
             self.abort()
@@ -127,22 +129,30 @@ cdef class Conn:
 
     # -- helpers ---------------------------------------------------------------------------
     cdef inline void send(self, int64_t intended_ns, int64_t now) noexcept:
+        """Send a new request of the mix."""
+        self.scenario = self.engine.pick()
+        self.send_picked(intended_ns, now)
+
+    cdef inline void send_picked(self, int64_t intended_ns, int64_t now) noexcept:
+        """Send the request of scenario self.scenario."""
         cdef Engine engine = self.engine
         self.state = C_BUSY
         self.has_request = True
         self.intended_ns = intended_ns
         self.sent_ns = now
         try:
-            self.write(engine.request)
+            self.write(<bytes>PyList_GET_ITEM(engine.requests, self.scenario))
         except BaseException:
             engine.slots[S_SENT] += 1
+            engine.scenario(self.scenario)[SC_SENT] += 1
             engine.slots[S_INFLIGHT] += 1
             engine.finish(self, now, E_RESET)
             self.abort()
             return
         engine.slots[S_SENT] += 1
+        engine.scenario(self.scenario)[SC_SENT] += 1
         engine.slots[S_INFLIGHT] += 1
-        engine.slots[S_BYTES_OUT] += engine.request_len
+        engine.slots[S_BYTES_OUT] += engine.request_lens[self.scenario]
         if engine.open_model:
             hdr_record(engine.h_lag, (now - intended_ns) // NS_PER_US)
 

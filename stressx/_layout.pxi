@@ -13,7 +13,7 @@ cdef extern from *:
     const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
 
 cdef enum:
-    LAYOUT_VERSION = 1
+    LAYOUT_VERSION = 2
 
     # header, written once
     S_MAGIC = 0
@@ -41,6 +41,11 @@ cdef enum:
     S_PARSE_FAILURES = 21  # internal: exceptions swallowed in protocol callbacks
     S_CPU_USER_NS = 22     # the shard's own CPU time from its start instant to its end
     S_CPU_SYS_NS = 23
+    S_USERS = 24           # closed model: active connections the shape asks of this shard
+    S_RATE_CHANGE_SEQ = 25     # coordinator: bumped on each live rate change...
+    S_RATE_CHANGE_MRPS = 26    # ...to this total rate, in milli-requests per second...
+    S_RATE_CHANGE_AT_NS = 27   # ...from this absolute instant (the same cut for every shard)
+    S_N_SCENARIOS = 28     # scenario blocks after the histograms (written by the creator)
 
     S_ERROR_KINDS = 32     # N_ERROR_KINDS slots, indexed by E_*
     N_ERROR_KINDS = 16
@@ -77,6 +82,19 @@ cdef enum:
     H_SEND_LAG = 2         # actual minus intended send time
     N_HISTOGRAMS = 3
 
+    # per-scenario blocks, from S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS: SC_HEADER counter
+    # slots, then the scenario's latency histogram (from the intended send time)
+    SC_SENT = 0
+    SC_OK = 1              # responses with an expected status
+    SC_ERRORS = 2
+    SC_VIOLATIONS = 3      # ok responses outside the scenario's expected latency band...
+    SC_TOO_FAST = 4        # ...below it
+    SC_TOO_SLOW = 5        # ...above it
+    SC_BYTES_IN = 6
+    SC_ERROR_KINDS = 16    # N_ERROR_KINDS slots
+    SC_HEADER = 32
+    MAX_SCENARIOS = 1024
+
 
 ERROR_KINDS = ("connect_refused", "connect", "reset", "timeout", "tls", "protocol", "closed",
                "status", "other")
@@ -90,11 +108,16 @@ SLOTS = dict(
     connects=S_CONNECTS, conn_open=S_CONN_OPEN, inflight=S_INFLIGHT, dropped=S_DROPPED,
     abandoned=S_ABANDONED, heartbeat_ns=S_HEARTBEAT_NS, end_ns=S_END_NS,
     parse_failures=S_PARSE_FAILURES, cpu_user_ns=S_CPU_USER_NS, cpu_sys_ns=S_CPU_SYS_NS,
+    users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_mrps=S_RATE_CHANGE_MRPS,
+    rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,
     histograms=S_HISTOGRAMS,
 )
+SCENARIO_SLOTS = dict(sent=SC_SENT, ok=SC_OK, errors=SC_ERRORS, violations=SC_VIOLATIONS,
+                      too_fast=SC_TOO_FAST, too_slow=SC_TOO_SLOW, bytes_in=SC_BYTES_IN,
+                      error_kinds=SC_ERROR_KINDS, header=SC_HEADER)
 LAYOUT = dict(version=LAYOUT_VERSION, magic=MAGIC, n_error_kinds=N_ERROR_KINDS,
-              n_status=N_STATUS, n_histograms=N_HISTOGRAMS)
+              n_status=N_STATUS, n_histograms=N_HISTOGRAMS, max_scenarios=MAX_SCENARIOS)
 STATE = dict(init=ST_INIT, ready=ST_READY, running=ST_RUNNING, draining=ST_DRAINING,
              done=ST_DONE, failed=ST_FAILED)
 STOP = dict(none=STOP_NONE, graceful=STOP_GRACEFUL, now=STOP_NOW)

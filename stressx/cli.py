@@ -1,4 +1,9 @@
-"""The `stressx` command line: thin click commands over config, coordinator and reports."""
+"""The `stressx` command line: thin click commands over plan, coordinator and reports.
+
+Every command that sends load goes the same way: its flags (or STRESSX_* environment
+variables), a config file and a profile are merged into settings (plan.py), validated into one
+or more runs, and each run goes to the coordinator.
+"""
 from __future__ import annotations
 
 import json
@@ -7,10 +12,14 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from . import config as _config
+from . import plan as _plan
+from . import shapes
 from ._version import __version__
-from .coordinator import EXIT_INTERNAL, EXIT_USAGE, Coordinator, StartupError
+from .config import ConfigError
+from .coordinator import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
+                          Coordinator, StartupError)
 from .report.text import format_summary
 
 EXIT_CODES = """\b
@@ -22,6 +31,8 @@ Exit codes:
   4    run aborted (a shard lost, a safety stop)
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM
 """
+RATE_HELP = "requests per second: 10, 10/s or 600/m"
+DURATION_HELP = "300, 300s, 5m or 1h30m"
 
 
 def _err(message: str) -> None:
@@ -36,65 +47,128 @@ def default_out_dir() -> Path:
     return Path("stressx-results") / time.strftime("%Y%m%d-%H%M%S")
 
 
+def _option(*decls, key, **kw):
+    """A click option that can also come from STRESSX_<KEY>."""
+    return click.option(*decls, key, envvar=_plan.env_var(key), show_envvar=True, **kw)
+
+
 def load_options(f):
-    """Options shared by every command that sends load."""
+    """Options of every command that sends load (all also readable from STRESSX_* vars)."""
     opts = [
-        click.option("--rate", "-R", help="Open model: arrival rate, e.g. 1000, 1000/s, 600/m."),
-        click.option("--connections", "-c", help="Closed model: connections each sending the next "
-                     "request when the last completes (default 10). With --rate: connections "
-                     "opened before the start."),
-        click.option("--max-connections", help="Open model: cap on connections (default 1024)."),
-        click.option("--duration", "-d", help="How long to send, e.g. 30, 30s, 5m, 1h30m "
-                     "(default 10s unless --requests is given)."),
-        click.option("--requests", "-n", help="Total number of requests to send."),
-        click.option("--workers", "-w", help="Shard processes (default: one per core)."),
-        click.option("--timeout", default="10s", show_default=True,
-                     help="Deadline of each request, connect included."),
-        click.option("--method", "-X", default="GET", show_default=True),
-        click.option("--header", "-H", "headers", multiple=True, help="'Name: value' (repeatable)."),
-        click.option("--body", help="Request body text."),
-        click.option("--body-file", type=click.Path(dir_okay=False), help="Request body from a file."),
-        click.option("--insecure", "-k", is_flag=True, help="Do not verify TLS certificates (recorded in the results)."),
-        click.option("--ca-file", help="CA bundle to verify the target's certificate with."),
-        click.option("--out", "-o", type=click.Path(file_okay=False), help="Results directory "
-                     "(default ./stressx-results/<timestamp>)."),
-        click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress lines."),
+        _option("--connections", "-c", key="connections", help="Closed model: connections, each "
+                "sending the next request when the last completes (default 10). Open model: "
+                "connections opened before the start."),
+        _option("--max-connections", key="max_connections", help="Open model: cap on connections (default 1024)."),
+        _option("--workers", "-w", key="workers", help="Shard processes (default: one per core)."),
+        _option("--timeout", key="timeout", help="Deadline of each request, connect included (default 10s)."),
+        _option("--method", "-X", key="method", help="HTTP method (default GET)."),
+        _option("--header", "-H", key="headers", multiple=True, help="'Name: value' (repeatable)."),
+        _option("--body", key="body", help="Request body text."),
+        _option("--body-file", key="body_file", help="Request body from a file."),
+        _option("--insecure", "-k", key="insecure", is_flag=True, default=None,
+                help="Do not verify TLS certificates (recorded in the results)."),
+        _option("--ca-file", key="ca_file", help="CA bundle to verify the target's certificate with."),
+        _option("--workload", key="workload", help="A workload file (or name in ./workloads/): a weighted mix of scenarios."),
+        _option("--scenario", key="scenario", help="Only these scenarios of the workload (comma-separated)."),
+        _option("--config", key="config", type=click.Path(dir_okay=False), help="A YAML config file."),
+        _option("--profile", key="profile", help="Start from a named profile (stressx list-profiles)."),
+        _option("--out", "-o", key="out", help="Results directory (default ./stressx-results/<timestamp>)."),
+        click.option("--json", "as_json", is_flag=True, default=None, help="Print the summary JSON on stdout."),
+        click.option("--quiet", "-q", is_flag=True, default=None, help="No progress lines."),
+        click.option("--dry-run", is_flag=True, help="Print the resolved runs and send nothing."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def execute(url: str, *, out, as_json: bool, quiet: bool, body=None, body_file=None,
-            companions=(), **options) -> int:
-    """Validate, run, print; returns the exit code."""
+def _cli_layer(ctx: click.Context, params: dict, pattern: str | None) -> tuple[dict, dict]:
+    """Settings given on the command line or in STRESSX_* variables, with their origins."""
+    settings, origins, spec = {}, {}, {}
+    pattern_params = {name for name, *_ in shapes.PATTERNS[pattern][1]} if pattern else set()
+    for name, value in params.items():
+        source = ctx.get_parameter_source(name)
+        if value is None or value == () or source in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            continue
+        param = next(p for p in ctx.command.params if p.name == name)
+        label = (_plan.env_var(name) if source == ParameterSource.ENVIRONMENT
+                 else "URL" if name == "target" else param.opts[0])
+        if name in pattern_params:
+            spec[name] = value
+            origins[f"pattern.{name}"] = label
+        else:
+            settings[name] = list(value) if isinstance(value, tuple) else value
+            origins[name] = label
+    if pattern:
+        settings["pattern"] = dict(spec, type=pattern)
+        origins["pattern"] = f"stressx {pattern}"
+    return settings, origins
+
+
+def settings_for(ctx: click.Context, params: dict, pattern: str | None = None):
+    """Merge config file and command line; returns (settings, origins, output options)."""
+    output = {k: params.pop(k) for k in ("as_json", "quiet", "dry_run")}
+    cli = _cli_layer(ctx, params, pattern)
+    layers = []
+    if params.get("config"):
+        file_settings, file_origins = _plan.load_config_file(params["config"])
+        if pattern and isinstance(file_settings.get("pattern"), dict) \
+                and file_settings["pattern"].get("type") == pattern:
+            # the command names the file's pattern: flags override its parameters
+            cli[0]["pattern"] = dict(file_settings["pattern"], **cli[0]["pattern"])
+        layers.append((file_settings, file_origins))
+    layers.append(cli)
+    settings, origins = _plan.merge(*layers)
+    settings.pop("config", None)
+    for key, flag_name in (("as_json", "json"), ("quiet", "quiet")):
+        if output[key] is None:
+            output[key] = bool(settings.get(flag_name, False))
+    return settings, origins, output
+
+
+def run_command(ctx: click.Context, params: dict, pattern: str | None = None) -> int:
     try:
-        if body is not None and body_file is not None:
-            raise _config.ConfigError("--body-file", "give --body or --body-file, not both")
-        if body_file is not None:
-            try:
-                body = Path(body_file).read_bytes()
-            except OSError as exc:
-                raise _config.ConfigError("--body-file", f"cannot read {body_file!r}: {exc.strerror}") from None
-        cfg = _config.resolve(url, body=body or b"", progress=not quiet, **options)
-    except _config.ConfigError as exc:
+        settings, origins, output = settings_for(ctx, params, pattern)
+    except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    out_dir = Path(out) if out else default_out_dir()
-    coordinator = Coordinator(cfg, out_dir, echo=_echo_err, companions=companions)
+    return run_plan(settings, origins, output)
+
+
+def run_plan(settings: dict, origins: dict, output: dict, companions_for=None) -> int:
+    """Validate every run first, then run them in order; returns the exit code."""
     try:
-        summary = coordinator.run()
-    except StartupError as exc:
+        tests = _plan.plan(settings, origins, progress=not output["quiet"])
+    except ConfigError as exc:
         _err(str(exc))
-        return EXIT_INTERNAL
-    except KeyboardInterrupt:
-        return coordinator.exit_code() or 130
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo(format_summary(summary, str(out_dir)))
-    return summary["exit_code"]
+        return EXIT_USAGE
+    if output["dry_run"]:
+        click.echo(json.dumps([{"name": t.name, **t.config.to_json()} for t in tests], indent=2, default=str))
+        return EXIT_OK
+    base = Path(settings["out"]) if settings.get("out") else default_out_dir()
+    worst = EXIT_OK
+    for t in tests:
+        out_dir = base if len(tests) == 1 else base / t.name
+        if len(tests) > 1:
+            _echo_err(f"stressx: test {t.name}: {t.config.shape.describe() if t.config.shape else t.config.model}")
+        companions = companions_for(t.config) if companions_for else []
+        coordinator = Coordinator(t.config, out_dir, echo=_echo_err, companions=companions)
+        try:
+            summary = coordinator.run()
+        except StartupError as exc:
+            _err(str(exc))
+            return EXIT_INTERNAL
+        except KeyboardInterrupt:
+            return coordinator.exit_code() or 130
+        if output["as_json"]:
+            click.echo(json.dumps(summary, indent=2))
+        else:
+            click.echo(format_summary(summary, str(out_dir)))
+        code = summary["exit_code"]
+        if code >= 128:          # interrupted: the rest of the plan does not run
+            return code
+        worst = max(worst, code, key=lambda c: {EXIT_OK: 0, EXIT_THRESHOLDS: 1, EXIT_ABORTED: 2}.get(c, 3))
+    return worst
 
 
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,14 +178,77 @@ def main():
 
 
 @main.command(epilog=EXIT_CODES)
-@click.argument("url")
+@click.argument("target", required=False, metavar="[URL]")
+@_option("--rate", "-R", key="rate", help=f"Open model: arrival rate, {RATE_HELP}.")
+@_option("--duration", "-d", key="duration", help=f"How long to send: {DURATION_HELP} (default 10s).")
+@_option("--requests", "-n", key="requests", help="Total number of requests to send.")
 @load_options
-def run(url, **options):
-    """Send load to URL and summarise it.
+def run(**params):
+    """Send load to URL (or the config file's target) and summarise it.
 
     Open model with --rate (latency measured from each request's intended send time, as wrk2
-    does); closed model with --connections (as wrk does)."""
-    sys.exit(execute(url, **options))
+    does); closed model with --connections (as wrk does); any shape or sequence of tests with
+    --config FILE; a named preset with --profile."""
+    sys.exit(run_command(click.get_current_context(), params))
+
+
+def _pattern_command(name: str, doc: str, options: list):
+    """A command that runs one load pattern (shapes.PATTERNS[name])."""
+    def command(**params):
+        sys.exit(run_command(click.get_current_context(), params, name))
+    command.__doc__ = doc
+    command.__name__ = name
+    for opt in reversed(options):
+        command = opt(command)
+    command = load_options(command)
+    command = click.argument("target", required=False, metavar="[URL]")(command)
+    command = _option("--model", key="model", type=click.Choice(["open", "closed"]),
+                      help="open: the pattern's numbers are request rates (default); closed: "
+                           "they are numbers of connections.")(command)
+    return main.command(name=name, epilog=EXIT_CODES)(command)
+
+
+def _p(flag: str, help: str, **kw):
+    return _option(flag, key=flag.lstrip("-").replace("-", "_"), help=help, **kw)
+
+
+_pattern_command("steady", "Constant rate: stressx steady URL --rps 10 --duration 300.", [
+    _p("--rps", f"Rate: {RATE_HELP}."), _p("--duration", DURATION_HELP)])
+_pattern_command("ramp", "Linear ramp from --min-rps to --max-rps (or down with --ramp-down).", [
+    _p("--min-rps", "Start rate."), _p("--max-rps", "End rate."), _p("--duration", DURATION_HELP),
+    _option("--ramp-down", key="ramp_down", is_flag=True, default=None, help="Ramp from max down to min.")])
+_pattern_command("burst", "A baseline with bursts: each --burst-interval ends with --burst-duration at --burst-rps.", [
+    _p("--baseline-rps", "Baseline rate."), _p("--burst-rps", "Rate during a burst."),
+    _p("--duration", DURATION_HELP), _p("--burst-duration", "Length of each burst."),
+    _p("--burst-interval", "A burst every this long.")])
+_pattern_command("wave", "Sinusoidal rate: base + amplitude * sin(2 pi t / period).", [
+    _p("--base-rps", "Mean rate."), _p("--amplitude-rps", "Swing above and below the mean."),
+    _p("--period", "Length of one wave."), _p("--duration", DURATION_HELP)])
+_pattern_command("step", "Steps: --start-rps, raised by --step-rps every --step-every, up to --max-rps.", [
+    _p("--start-rps", "First step's rate."), _p("--step-rps", "Added at each step."),
+    _p("--step-every", "Length of each step."), _p("--max-rps", "Highest rate."),
+    _p("--duration", DURATION_HELP)])
+_pattern_command("spike", "A baseline with one spike to --spike-rps at --spike-at for --spike-duration.", [
+    _p("--baseline-rps", "Baseline rate."), _p("--spike-rps", "Rate during the spike."),
+    _p("--spike-at", "When the spike starts."), _p("--spike-duration", "How long it lasts."),
+    _p("--duration", DURATION_HELP)])
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("target", required=False, metavar="[URL]")
+@_option("--preset", key="preset", default="progressive", show_default=True,
+         type=click.Choice(list(shapes.PRESETS)), help="Named phases.")
+@_p("--max-rps", "The rate the phases' percentages refer to.")
+@_p("--phases", f"Which phases, in order (default all: {','.join(shapes.PROGRESSIVE_PHASES)}).")
+@_p("--phase-duration", "Length of each phase (default 60s).")
+@_p("--ramp-up", "Ramp from a phase's min% to its max% over this (default 15s).")
+@_p("--ramp-down", "Ease back to min% over this at a phase's end (default 0).")
+@_option("--model", key="model", type=click.Choice(["open", "closed"]), help="open (rates, default) or closed (connections).")
+@load_options
+def phases(preset, **params):
+    """Progressive phases: idle 0-5%, light 10-25%, medium 25-50%, heavy 50-75%, extreme 75-90%,
+    critical 90-95%, chaos 95-100% of --max-rps, each ramping up over --ramp-up."""
+    sys.exit(run_command(click.get_current_context(), params, preset))
 
 
 @main.command(epilog=EXIT_CODES)
@@ -127,8 +264,10 @@ def demo(rate, duration, workers, delay, out, as_json):
 
     with TargetThread(delay_ms=delay) as target:
         click.echo(f"stressx demo: target {target.url} (response delay {delay} ms)", err=True)
-        code = execute(target.url, out=out, as_json=as_json, quiet=False, rate=rate,
-                       duration=duration, workers=workers)
+        settings = {"target": target.url, "rate": rate, "duration": duration, "workers": workers,
+                    "out": out}
+        code = run_plan({k: v for k, v in settings.items() if v is not None}, {},
+                        {"as_json": as_json, "quiet": False, "dry_run": False})
     sys.exit(code)
 
 
@@ -147,6 +286,40 @@ def serve(host, port, delay, status, size):
     except ValueError as exc:
         _err(f"--host: {exc}")
         sys.exit(EXIT_USAGE)
+
+
+@main.command("list-scenarios")
+@click.argument("directory", default="workloads", required=False)
+def list_scenarios(directory):
+    """List the workloads in DIRECTORY (default ./workloads) with their scenarios and weights."""
+    from .workload import list_workloads
+    try:
+        workloads = list_workloads(directory)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    if not workloads:
+        _err(f"no workload files (*.yaml) in {directory}")
+        sys.exit(EXIT_USAGE)
+    for wl in workloads:
+        total = sum(s.weight for s in wl.scenarios)
+        click.echo(f"{wl.name}  ({wl.source}): {wl.description}")
+        for s in wl.scenarios:
+            where = s.path or s.url
+            expect = ",".join(map(str, s.expect_status)) or "2xx"
+            band = ""
+            if s.baseline_min_ms is not None or s.baseline_max_ms is not None:
+                band = f"  band {s.baseline_min_ms or 0:g}-{s.baseline_max_ms if s.baseline_max_ms is not None else 'inf'} ms"
+            click.echo(f"  {s.name:<16} {s.weight / total:6.1%}  {s.method:<6} {where:<36} expect {expect}{band}  {s.description}")
+
+
+@main.command("list-profiles")
+def list_profiles():
+    """List the named profiles and what each runs."""
+    from .profiles import PROFILES
+    for name, p in PROFILES.items():
+        params = ", ".join(f"{k}={v}" for k, v in p.items() if k != "description")
+        click.echo(f"{name:<16} {p['description']}\n{'':<16} {params}")
 
 
 if __name__ == "__main__":

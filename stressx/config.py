@@ -154,14 +154,38 @@ class RunConfig:
     ca_file: str | None = None
     progress: bool = True
     target: Target | None = field(default=None, repr=False)
+    shape: object = None                 # shapes.Shape of the rate: set means open model
+    users_shape: object = None           # shapes.Shape of active connections (closed model)
+    scenarios: list = field(default_factory=list)   # workload.Scenario mix (one: the URL)
+    workload: str | None = None          # where the mix came from
+
+    @property
+    def open_model(self) -> bool:
+        return self.shape is not None
 
     @property
     def model(self) -> str:
-        return "open" if self.rate else "closed"
+        return "open" if self.open_model else "closed"
+
+    def planned_seconds(self) -> float | None:
+        """How long sending is planned to last, when known in advance."""
+        limits = [d for d in (self.duration, self.shape.duration if self.shape else None,
+                              self.users_shape.duration if self.users_shape else None)
+                  if d is not None and d != float("inf")]
+        return min(limits) if limits else None
+
+    def target_rate(self, t0: float, t1: float) -> float | None:
+        """Mean target rate between two instants (seconds after the start); None if closed."""
+        return self.shape.mean_rate(t0, t1) if self.shape else None
 
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("target")
+        d["scenarios"] = [sc.to_json() for sc in self.scenarios]
+        for key in ("shape", "users_shape"):
+            shape = getattr(self, key)
+            d[key] = None if shape is None else {"name": shape.name, "params": shape.params,
+                                                 "segments": shape.for_schedule()}
         d["body_bytes"] = len(d.pop("body"))
         d["model"] = self.model
         d["headers"] = [f"{k}: {v}" for k, v in self.headers]
@@ -171,13 +195,25 @@ class RunConfig:
 def resolve(url, *, rate=None, connections=None, max_connections=None, duration=None,
             requests=None, workers=None, timeout=DEFAULT_TIMEOUT_S, grace=DEFAULT_GRACE_S,
             method="GET", headers=(), body=b"", insecure=False, ca_file=None,
-            progress=True) -> RunConfig:
-    """Validate options and fill in defaults; raises ConfigError on the first bad one."""
+            progress=True, shape=None, users=None, workload=None, scenarios=None) -> RunConfig:
+    """Validate options and fill in defaults; raises ConfigError on the first bad one.
+    `shape` (a shapes.Shape of the rate) makes an open-model run follow it; `users` (a Shape
+    of the number of connections) does the same for a closed-model run. `workload` (a path or
+    workload.Workload) replaces the single request with a weighted mix, optionally narrowed to
+    the `scenarios` named."""
+    from . import shapes
+    from . import workload as _workload
     target = parse_target(url)
     rate = parse_rate(rate) if rate is not None else None
+    if rate is not None and shape is not None:
+        raise ConfigError("--rate", "give a rate or a load shape, not both")
+    if (rate is not None or shape is not None) and users is not None:
+        raise ConfigError("--users", "a users shape is for the closed model: drop --rate")
     if connections is not None:
         connections = _positive_int(connections, "--connections", 1, 1_000_000)
-    if rate is None and connections is None:
+    if users is not None:
+        connections = max(1, int(round(users.peak())))
+    if rate is None and shape is None and connections is None:
         connections = DEFAULT_CONNECTIONS
     if max_connections is not None:
         max_connections = _positive_int(max_connections, "--max-connections", 1, 1_000_000)
@@ -186,8 +222,12 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
     duration = parse_duration(duration) if duration is not None else None
     if requests is not None:
         requests = _positive_int(requests, "--requests", 1, 10**12)
+    shaped = shape or users
     if duration is None and requests is None:
-        duration = DEFAULT_DURATION_S
+        duration = shaped.duration if shaped and shaped.duration != float("inf") else DEFAULT_DURATION_S
+    if rate is not None:
+        shape = shapes.Shape("steady", (shapes.Segment("const", duration or float("inf"), rate),),
+                             dict(rps=rate))
     if workers is None:
         workers = os.cpu_count() or 1
     workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
@@ -201,26 +241,43 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         body = body.encode()
     if ca_file is not None and not os.path.isfile(ca_file):
         raise ConfigError("--ca-file", f"no such file: {ca_file!r}")
+    if workload is not None:
+        wl = workload if isinstance(workload, _workload.Workload) else _workload.load_workload(workload)
+        if scenarios:
+            wl = wl.select(list(scenarios))
+        mix, source = wl.scenarios, wl.source or wl.name
+        for sc in mix:
+            _workload.scenario_target_path(sc, target)   # every scenario is on the target
+    else:
+        if scenarios:
+            raise ConfigError("--scenario", "selects scenarios of a --workload; none was given")
+        mix, source = [_workload.default_scenario(method, parsed_headers, bytes(body))], None
     return RunConfig(url=target.url, rate=rate, connections=connections,
                      max_connections=max_connections, duration=duration, requests=requests,
                      workers=workers, timeout=timeout, grace=grace, method=method,
                      headers=parsed_headers, body=bytes(body), insecure=bool(insecure),
-                     ca_file=ca_file, progress=progress, target=target)
+                     ca_file=ca_file, progress=progress, target=target, shape=shape,
+                     users_shape=users, scenarios=mix, workload=source)
 
 
-def build_request(config: RunConfig) -> bytes:
-    """The request's bytes, built once per run; every send writes the same object."""
+def build_request(config: RunConfig, scenario=None) -> bytes:
+    """A scenario's request bytes (default: the run's first), built once per run; every send
+    of it writes the same object."""
+    from .workload import scenario_target_path
+    sc = scenario or config.scenarios[0]
     t = config.target
-    given = {k.lower() for k, _ in config.headers}
-    lines = [f"{config.method} {t.path} HTTP/1.1"]
+    own = {k.lower() for k, _ in sc.headers}
+    headers = [h for h in config.headers if h[0].lower() not in own] + list(sc.headers)
+    given = {k.lower() for k, _ in headers}
+    lines = [f"{sc.method} {scenario_target_path(sc, t)} HTTP/1.1"]
     if "host" not in given:
         lines.append(f"Host: {t.host_header}")
     if "user-agent" not in given:
         lines.append(f"User-Agent: stressx/{__version__}")
-    lines += [f"{k}: {v}" for k, v in config.headers]
-    if (config.body or config.method in ("POST", "PUT", "PATCH")) and "content-length" not in given:
-        lines.append(f"Content-Length: {len(config.body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + config.body
+    lines += [f"{k}: {v}" for k, v in headers]
+    if (sc.body or sc.method in ("POST", "PUT", "PATCH")) and "content-length" not in given:
+        lines.append(f"Content-Length: {len(sc.body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + sc.body
 
 
 def split(total: int, parts: int, index: int) -> int:

@@ -119,6 +119,7 @@ class Coordinator:
         try:
             writer.manifest(self.config.to_json(), {"workers": self.config.workers})
             for c in self.companions:
+                c.coordinator = self   # for companions that steer the run (change_rate)
                 c.prepare(self.config, self.out_dir)
             self._spawn()
             self._wait_ready()
@@ -140,30 +141,36 @@ class Coordinator:
     def _spawn(self) -> None:
         cfg = self.config
         n = cfg.workers
-        if cfg.rate is None:
+        if not cfg.open_model and cfg.users_shape is None:
             n = min(n, cfg.connections)  # a shard with no connection would idle
         if cfg.requests is not None:
             n = min(n, cfg.requests)
         cfg.workers = n
         run_id = new_run_id()
-        request = base64.b64encode(build_request(cfg)).decode()
+        scenarios = [{
+            "request": base64.b64encode(build_request(cfg, sc)).decode(),
+            "weight": sc.weight, "expect": list(sc.expect_status),
+            "band_min_us": -1 if sc.baseline_min_ms is None else int(sc.baseline_min_ms * 1000),
+            "band_max_us": -1 if sc.baseline_max_ms is None else int(sc.baseline_max_ms * 1000),
+        } for sc in cfg.scenarios]
         max_total = cfg.max_connections or max(1024, cfg.connections or 0)
         for i in range(n):
-            mem = ShardMemory.create(run_id, i)
-            if cfg.rate is not None and cfg.connections is None:
-                conns = default_open_pool(cfg.rate / n)
+            mem = ShardMemory.create(run_id, i, len(scenarios))
+            if cfg.open_model and cfg.connections is None:
+                conns = default_open_pool(cfg.shape.peak() / n)
             else:
                 conns = split(cfg.connections, n, i)
             job = {
                 "segment": mem.path, "index": i, "count": n, "coordinator_pid": os.getpid(),
                 "scheme": cfg.target.scheme, "host": cfg.target.host,
                 "address": cfg.target.address, "port": cfg.target.port,
-                "request": request, "insecure": cfg.insecure, "ca_file": cfg.ca_file,
-                "rate": cfg.rate,
+                "scenarios": scenarios, "insecure": cfg.insecure, "ca_file": cfg.ca_file,
+                "segments": cfg.shape.for_schedule() if cfg.shape else None,
+                "users_segments": cfg.users_shape.for_schedule() if cfg.users_shape else None,
                 "budget": split(cfg.requests, n, i) if cfg.requests is not None else -1,
                 "duration_ns": int(cfg.duration * 1e9) if cfg.duration is not None else -1,
                 "timeout_ns": int(cfg.timeout * 1e9), "grace_ns": int(cfg.grace * 1e9),
-                "connections": max(conns, 1 if cfg.rate is None else 0),
+                "connections": max(conns, 0 if cfg.open_model else 1),
                 "max_connections": max(split(max_total, n, i), 1),
             }
             proc = subprocess.Popen([sys.executable, "-m", "stressx.shard"],
@@ -232,7 +239,8 @@ class Coordinator:
         shard_rows, merged_counts, merged_hist = [], None, {}
         for s in self.shards:
             cur = s.mem.read()
-            row, hists = interval_row(s.last, cur, span_s, t_s, self.config.rate)
+            row, hists = interval_row(s.last, cur, span_s, t_s,
+                                      self.config.target_rate(t_s - span_s, t_s))
             s.last = cur
             shard_rows.append(dict(row, shard=s.index))
             merged_counts = row if merged_counts is None else _add_counts(merged_counts, row)
@@ -244,7 +252,7 @@ class Coordinator:
         merged = finish_row(merged_counts, merged_hist, span_s)
         writer.intervals([merged], shard_rows)
         if self.config.progress:
-            self.echo(_progress_line(t_s, merged, self.config.rate))
+            self.echo(_progress_line(t_s, merged, merged["rate_target"]))
         for c in self.companions:
             abort = c.on_interval(t_s, merged)
             if abort is not None and self.aborted is None:
@@ -272,6 +280,11 @@ class Coordinator:
             c.stop()
             summary[c.name] = c.finish()
         summary["exit_code"] = self.exit_code()
+        if self.config.workload is not None:
+            from .summary import scenario_histograms
+            for sc, h in zip(self.config.scenarios,
+                             scenario_histograms(readings, len(self.config.scenarios))):
+                merged[f"scenario:{sc.name}"] = h
         writer.histograms(merged, per_shard)
         writer.summary(summary)
         return summary
@@ -282,6 +295,15 @@ class Coordinator:
         if self.aborted:
             return self.abort_code
         return EXIT_OK
+
+    def change_rate(self, rate: float, delay_s: float = 0.02) -> None:
+        """Move an open-model run to a constant total `rate` from `delay_s` from now on, in
+        every shard at the same instant (adaptive ramps, safety back-off)."""
+        at = time.monotonic_ns() + int(delay_s * 1e9)
+        for s in self.shards:
+            s.mem.set("rate_change_at_ns", at)
+            s.mem.set("rate_change_mrps", int(rate * 1000))
+            s.mem.set("rate_change_seq", s.mem.get("rate_change_seq") + 1)
 
     # -- stopping --------------------------------------------------------------------------
     def _request_stop(self, how: int) -> None:
@@ -338,6 +360,7 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
         row[name] = cur[name] - prev[name]
     row["conn_open"] = cur["conn_open"]
     row["inflight"] = cur["inflight"]
+    row["users"] = cur["users"]
     errs = cur.errors() - prev.errors()
     for i, kind in enumerate(ERROR_KINDS):
         row[f"errors_{kind}"] = int(errs[i])

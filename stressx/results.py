@@ -41,7 +41,7 @@ def interval_schema(per_shard: bool) -> pa.Schema:
         fields.append(pa.field("shard", pa.int16()))
     fields.append(pa.field("rate_target", pa.float64()))
     for name in ("sent", "completed", "ok", "errors", "late", "dropped", "bytes_in", "bytes_out",
-                 "conn_open", "inflight"):
+                 "conn_open", "inflight", "users"):
         fields.append(pa.field(name, pa.int64()))
     fields += [pa.field(f"errors_{kind}", pa.int64()) for kind in ERROR_KINDS]
     fields.append(pa.field("status", pa.map_(pa.int16(), pa.int64())))

@@ -40,10 +40,11 @@ async def run_shard(job: dict, mem: ShardMemory) -> None:
     tls = job["scheme"] == "https"
     engine = _core.Engine(
         mem.slots, loop, job["address"], job["port"],
-        request=base64.b64decode(job["request"]),
+        scenarios=[dict(sc, request=base64.b64decode(sc["request"])) for sc in job["scenarios"]],
         ssl_context=make_ssl_context(job["insecure"], job["ca_file"]) if tls else None,
         server_hostname=job["host"] if tls else None,
-        rate=job["rate"] or 0.0, shard_index=job["index"], shard_count=job["count"],
+        segments=job["segments"], users_segments=job["users_segments"],
+        shard_index=job["index"], shard_count=job["count"],
         budget=job["budget"], duration_ns=job["duration_ns"], timeout_ns=job["timeout_ns"],
         grace_ns=job["grace_ns"], connections=job["connections"],
         max_connections=job["max_connections"],

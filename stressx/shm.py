@@ -25,8 +25,13 @@ from .hdr import Histogram
 SLOTS = _core.SLOTS
 HIST_SLOTS = _core.HDR_PARAMS["slots"]
 N_HISTOGRAMS = _core.LAYOUT["n_histograms"]
-SEGMENT_SLOTS = SLOTS["histograms"] + N_HISTOGRAMS * HIST_SLOTS
-SEGMENT_BYTES = SEGMENT_SLOTS * 8
+SCENARIO = _core.SCENARIO_SLOTS
+SCENARIOS_BASE = SLOTS["histograms"] + N_HISTOGRAMS * HIST_SLOTS
+SCENARIO_BLOCK = SCENARIO["header"] + HIST_SLOTS
+
+
+def segment_slots(n_scenarios: int) -> int:
+    return SCENARIOS_BASE + n_scenarios * SCENARIO_BLOCK
 SHM_DIR = "/dev/shm"
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -37,29 +42,33 @@ COUNTERS = ("sent", "completed", "ok", "errors", "bytes_out", "bytes_in", "late"
 class ShardMemory:
     """One shard's mapped segment; `slots` is a writable numpy int64 view of it."""
 
-    def __init__(self, path: str, fd: int, created: bool):
+    def __init__(self, path: str, fd: int, created: bool, size: int | None = None):
         self.path = path
-        self._mmap = mmap.mmap(fd, SEGMENT_BYTES)
+        self._mmap = mmap.mmap(fd, size or os.fstat(fd).st_size)
         os.close(fd)
         self.slots = np.frombuffer(self._mmap, dtype=np.int64)
         self._linked = created
 
     @classmethod
-    def create(cls, run_id: str, index: int) -> "ShardMemory":
+    def create(cls, run_id: str, index: int, n_scenarios: int = 1) -> "ShardMemory":
         path = os.path.join(SHM_DIR, f"stressx-{run_id}-{index}")
+        size = segment_slots(n_scenarios) * 8
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, SEGMENT_BYTES)
+            os.ftruncate(fd, size)
         except BaseException:
             os.close(fd)
             os.unlink(path)
             raise
-        mem = cls(path, fd, created=True)
+        mem = cls(path, fd, created=True, size=size)
         s = mem.slots
         s[SLOTS["magic"]] = _core.LAYOUT["magic"]
         s[SLOTS["version"]] = _core.LAYOUT["version"]
+        s[SLOTS["n_scenarios"]] = n_scenarios
         for h in range(N_HISTOGRAMS):
             s[SLOTS["histograms"] + h * HIST_SLOTS + 1] = INT64_MAX  # min of an empty histogram
+        for i in range(n_scenarios):
+            s[SCENARIOS_BASE + i * SCENARIO_BLOCK + SCENARIO["header"] + 1] = INT64_MAX
         return mem
 
     @classmethod
@@ -125,4 +134,21 @@ class Reading:
 
     def histogram(self, name: str) -> Histogram:
         start = SLOTS["histograms"] + _core.HISTOGRAMS.index(name) * HIST_SLOTS
+        return Histogram.from_slots(self.slots[start:start + HIST_SLOTS])
+
+    @property
+    def n_scenarios(self) -> int:
+        return self["n_scenarios"]
+
+    def scenario(self, i: int) -> dict:
+        """Scenario i's counters (and error kinds array under 'errors_by_kind')."""
+        base = SCENARIOS_BASE + i * SCENARIO_BLOCK
+        out = {name: int(self.slots[base + off]) for name, off in SCENARIO.items()
+               if name not in ("error_kinds", "header")}
+        k = base + SCENARIO["error_kinds"]
+        out["errors_by_kind"] = self.slots[k:k + len(_core.ERROR_KINDS)]
+        return out
+
+    def scenario_histogram(self, i: int) -> Histogram:
+        start = SCENARIOS_BASE + i * SCENARIO_BLOCK + SCENARIO["header"]
         return Histogram.from_slots(self.slots[start:start + HIST_SLOTS])

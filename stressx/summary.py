@@ -61,7 +61,12 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
             status[str(code)] = status.get(str(code), 0) + int(r.status()[code])
     sent, completed = total("sent"), total("completed")
     duration_s = max(duration_s, 1e-9)
-    send_lag = lag_ms(histograms["send_lag"]) if config.rate else None
+    send_lag = lag_ms(histograms["send_lag"]) if config.open_model else None
+    rate_target = None
+    if config.open_model:
+        planned = config.planned_seconds()
+        window = min(duration_s, planned) if planned else duration_s
+        rate_target = config.rate or round(config.shape.integral(window) / window, 3)
     summary = {
         "format_version": FORMAT_VERSION,
         "stressx_version": __version__,
@@ -77,12 +82,14 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "errors": errors,
         "status": dict(sorted(status.items())),
         "duration_s": round(duration_s, 6),
-        "rate_target": config.rate,
+        "rate_target": rate_target,
+        "shape": config.shape.describe() if config.shape else (
+            config.users_shape.describe() if config.users_shape else None),
         "rps": round(completed / duration_s, 3),
         "sent_rps": round(sent / duration_s, 3),
         "latency_ms": latency_ms(histograms["latency"]),
         "latency_uncorrected_ms": latency_ms(histograms["latency_uncorrected"]),
-        "latency_basis": ("intended send time (coordinated-omission corrected)" if config.rate
+        "latency_basis": ("intended send time (coordinated-omission corrected)" if config.open_model
                           else "actual send time (closed model: each request waits for the last)"),
         "send_lag_ms": send_lag,
         "late": total("late"),
@@ -99,22 +106,57 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "aborted": aborted,
         "shards": shards,
     }
-    reasons = saturation_reasons(config, summary)
+    if config.workload is not None:
+        summary["workload"] = config.workload
+        summary["scenarios"] = scenario_summaries(config, readings)
+    reasons = saturation_reasons(summary)
     summary["saturated"] = bool(reasons)
-    summary["saturation"] = {"reasons": reasons, "target_rate": config.rate,
-                             "achieved_rate": summary["sent_rps"]} if config.rate else None
+    summary["saturation"] = {"reasons": reasons, "target_rate": rate_target,
+                             "achieved_rate": summary["sent_rps"]} if config.open_model else None
     return summary
 
 
-def saturation_reasons(config, s: dict) -> list[str]:
+def scenario_histograms(readings: list, n: int) -> list[Histogram]:
+    merged = [Histogram.empty() for _ in range(n)]
+    for r in readings:
+        for i in range(n):
+            merged[i] += r.scenario_histogram(i)
+    return merged
+
+
+def scenario_summaries(config, readings: list) -> dict:
+    """Per-scenario figures, merged over shards exactly like the totals."""
+    out = {}
+    hists = scenario_histograms(readings, len(config.scenarios))
+    for i, sc in enumerate(config.scenarios):
+        c = {k: sum(r.scenario(i)[k] for r in readings)
+             for k in ("sent", "ok", "errors", "violations", "too_fast", "too_slow", "bytes_in")}
+        kinds = sum(r.scenario(i)["errors_by_kind"] for r in readings)
+        done = c["ok"] + c["errors"]
+        out[sc.name] = {
+            "description": sc.description, "weight": sc.weight,
+            "expect_status": list(sc.expect_status) or "2xx",
+            "requests": c["sent"], "ok": c["ok"], "error_count": c["errors"],
+            "errors": {kind: int(kinds[j]) for j, kind in enumerate(ERROR_KINDS) if kinds[j]},
+            "success_rate": round(c["ok"] / done, 6) if done else None,
+            "latency_ms": latency_ms(hists[i]),
+            "baseline_min_ms": sc.baseline_min_ms, "baseline_max_ms": sc.baseline_max_ms,
+            "baseline_violations": c["violations"], "too_fast": c["too_fast"], "too_slow": c["too_slow"],
+            "baseline_violation_rate": round(c["violations"] / c["ok"], 6) if c["ok"] else None,
+        }
+    return out
+
+
+def saturation_reasons(s: dict) -> list[str]:
     """Why the client failed to deliver the requested open-model schedule (empty: it did)."""
-    if not config.rate:
+    target = s["rate_target"]
+    if not target:
         return []
     reasons = []
     if s["dropped"]:
         reasons.append(f"{s['dropped']} due sends were never issued (no free connection)")
-    if s["sent_rps"] < SATURATION_RATE_RATIO * config.rate:
-        reasons.append(f"achieved {s['sent_rps']:.1f}/s of the {config.rate:g}/s asked")
+    if s["sent_rps"] < SATURATION_RATE_RATIO * target:
+        reasons.append(f"achieved {s['sent_rps']:.1f}/s of the {target:g}/s asked")
     lag = s["send_lag_ms"]
     if lag and lag["p99"] > SATURATION_LAG_P99_MS:
         reasons.append(f"scheduler lag p99 {lag['p99']} ms: sends went out behind schedule")

@@ -11,7 +11,7 @@ from stressx.results import ResultsWriter, interval_schema, load_results, read_i
 def _row(t, sent):
     row = {f.name: None for f in interval_schema(False)}
     row.update({name: 0 for name in ("sent", "completed", "ok", "errors", "late", "dropped",
-                                      "bytes_in", "bytes_out", "conn_open", "inflight")})
+                                      "bytes_in", "bytes_out", "conn_open", "inflight", "users")})
     row.update({f"errors_{k}": 0 for k in _core.ERROR_KINDS})
     row.update(t_s=float(t), interval_s=1.0, sent=sent, status={200: sent}, rps=float(sent),
                sent_rps=float(sent))

@@ -14,8 +14,12 @@ def _latency_rows(label: str, lat: dict | None) -> list[str]:
 
 
 def format_summary(s: dict, out_dir: str | None = None) -> str:
-    model = (f"open model, {s['rate_target']:g} req/s target" if s["rate_target"]
-             else f"closed model, {s['connections']} connections")
+    if s["rate_target"] is not None:
+        model = f"open model, {s['rate_target']:g} req/s target"
+    else:
+        model = f"closed model, {s['connections']} connections"
+    if s.get("shape") and not s["shape"].startswith("steady"):
+        model += f" (mean), shape {s['shape']}"
     lines = [f"stressx: {s['method']} {s['url']}",
              f"  {model}, {s['workers']} worker(s), {s['duration_s']:.2f} s"]
     lines.append(f"  requests {s['requests']}  completed {s['completed']}  ok {s['ok']}  "
@@ -33,7 +37,9 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
     if s["status"]:
         lines.append("  status: " + "  ".join(f"{code} x{n}" for code, n in s["status"].items()))
     if s["errors"]:
-        lines.append("  errors: " + "  ".join(f"{kind} x{n}" for kind, n in s["errors"].items()))
+        lines.append("  errors: " + "  ".join(f"{kind} x{n}" for kind, n in s["errors"].items())
+                     + (f"  ({s['error_count'] / s['completed']:.2%} of completed)"
+                        if s.get("completed") else ""))
     if s["insecure"]:
         lines.append("  TLS certificate verification was OFF (--insecure)")
     if s["saturated"]:
@@ -43,6 +49,41 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
         lines.append(f"  INTERRUPTED by {s['interrupted']}")
     if s["aborted"]:
         lines.append(f"  ABORTED: {s['aborted']}")
+    lines += _scenario_lines(s)
     if out_dir:
         lines.append(f"  results: {out_dir}")
+    return "\n".join(lines)
+
+
+def _scenario_lines(s: dict) -> list[str]:
+    """The per-scenario table, as in the Markdown report (only with a `scenarios` section)."""
+    from .figures import ms, pct, scenario_rows
+    rows = scenario_rows(s)
+    if not rows:
+        return []
+    width = max(12, *(len(r["name"]) for r in rows))
+    out = [f"  {'scenario':<{width}} {'requests':>9} {'ok':>9} {'errors':>7} {'err %':>7} "
+           f"{'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'band viol.':>10}"]
+    for r in rows:
+        viol = "-" if r["baseline_violations"] is None else str(r["baseline_violations"])
+        out.append(f"  {r['name']:<{width}} {r['requests']:>9} {r['ok']:>9} {r['errors']:>7} "
+                   f"{pct(r['error_rate']):>7} {ms(r['p50']):>9} {ms(r['p95']):>9} "
+                   f"{ms(r['p99']):>9} {viol:>10}")
+    return out
+
+
+def format_thresholds(results: list[dict]) -> str:
+    """The threshold verdicts (dicts as in thresholds.json), one line each, then the total."""
+    from .figures import threshold_rows
+    if not results:
+        return ""
+    rows = threshold_rows(results)
+    width = max(len(r["text"]) for r in rows)
+    lines = ["thresholds:"]
+    for r in rows:
+        mark = "PASS" if r["passed"] else "FAIL"
+        lines.append(f"  {mark}  {r['text']:<{width}}  actual {r['actual']:<12} ({r['from']})")
+    failed = sum(1 for r in rows if not r["passed"])
+    lines.append(f"  {len(rows) - failed} passed, {failed} failed"
+                 + ("" if not failed else ": exit code 3"))
     return "\n".join(lines)
