@@ -41,13 +41,13 @@ def parse_duration(value, option: str = "--duration") -> float:
         while pos < len(text):
             m = _DURATION_PART.match(text, pos)
             if not m or (m.group(2) is None and m.end() != len(text)):
-                raise ConfigError(option, f"expected a duration like 30, 30s, 5m, 1h30m or 500ms, got {value!r}")
+                raise ConfigError(option, f"expected a duration like 30, 30s, 5m, 1h30m or 500ms, got {str(value)!r}")
             seconds += float(m.group(1)) * units[m.group(2)]
             pos = m.end()
         if not text:
             raise ConfigError(option, "expected a duration like 30, 30s, 5m, 1h30m or 500ms, got ''")
     if not (seconds > 0 and seconds < 366 * 86400):
-        raise ConfigError(option, f"must be more than 0 and under a year, got {value!r}")
+        raise ConfigError(option, f"must be more than 0 and under a year, got {str(value)!r}")
     return seconds
 
 
@@ -58,11 +58,11 @@ def parse_rate(value, option: str = "--rate") -> float:
     else:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|m|h|sec|min|hour))?\s*", str(value).lower())
         if not m:
-            raise ConfigError(option, f"expected requests per second like 100, 100/s or 600/m, got {value!r}")
+            raise ConfigError(option, f"expected requests per second like 100, 100/s or 600/m, got {str(value)!r}")
         per = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}[m.group(2)]
         rate = float(m.group(1)) / per
     if not (rate > 0 and rate <= 10_000_000):
-        raise ConfigError(option, f"must be more than 0 and at most 10000000 requests/s, got {value!r}")
+        raise ConfigError(option, f"must be more than 0 and at most 10000000 requests/s, got {str(value)!r}")
     return rate
 
 
@@ -82,7 +82,7 @@ def _positive_int(value, option: str, low: int = 1, high: int = 10_000_000) -> i
         if n != float(value):
             raise ValueError
     except (TypeError, ValueError):
-        raise ConfigError(option, f"expected a whole number, got {value!r}") from None
+        raise ConfigError(option, f"expected a whole number, got {str(value)!r}") from None
     if not low <= n <= high:
         raise ConfigError(option, f"must be between {low} and {high}, got {n}")
     return n

@@ -99,7 +99,7 @@ class Shape:
 def _check(option: str, value: float, low: float = 0.0, allow_equal: bool = True) -> float:
     v = float(value)
     if not (v >= low if allow_equal else v > low) or math.isnan(v):
-        raise ConfigError(option, f"must be {'>=' if allow_equal else '>'} {low:g}, got {value!r}")
+        raise ConfigError(option, f"must be {'>=' if allow_equal else '>'} {low:g}, got {str(value)!r}")
     return v
 
 

@@ -78,9 +78,9 @@ def _number(value, where: str, low: float = 0.0) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(where, f"expected a number, got {value!r}") from None
+        raise ConfigError(where, f"expected a number, got {str(value)!r}") from None
     if not v >= low:
-        raise ConfigError(where, f"must be >= {low:g}, got {value!r}")
+        raise ConfigError(where, f"must be >= {low:g}, got {str(value)!r}")
     return v
 
 

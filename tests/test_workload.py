@@ -1,0 +1,84 @@
+"""Workload files and weighted scenario mixes, end to end."""
+import json
+
+import pytest
+import stressx
+from stressx.config import ConfigError
+from stressx.workload import list_workloads, load_workload, parse_workload
+
+from conftest import run_cli
+
+
+def test_shipped_workloads_load():
+    names = {w.name for w in list_workloads("workloads")}
+    assert {"quick", "heavy", "error", "mixed"} <= names
+    heavy = load_workload("heavy")                      # a bare name looks in ./workloads
+    upload = next(s for s in heavy.scenarios if s.name == "upload")
+    assert upload.method == "POST" and upload.body.startswith(b'{"items"')
+
+
+@pytest.mark.parametrize("data,where,message", [
+    ({"scenarios": [{"name": "a", "path": "/", "wieght": 2}]}, "scenarios[0].wieght", "did you mean 'weight'"),
+    ({"scenarios": [{"path": "/"}]}, "scenarios[0].name", "needs a name"),
+    ({"scenarios": [{"name": "a"}]}, "scenarios[0].path", "exactly one of path or url"),
+    ({"scenarios": [{"name": "a", "path": "x"}]}, "scenarios[0].path", "must start with '/'"),
+    ({"scenarios": [{"name": "a", "path": "/", "weight": -1}]}, "scenarios[0].weight", ">= 0"),
+    ({"scenarios": [{"name": "a", "path": "/", "expect_status": [99]}]}, "scenarios[0].expect_status", "100..599"),
+    ({"scenarios": [{"name": "a", "path": "/", "baseline_min_ms": 9, "baseline_max_ms": 3}]},
+     "scenarios[0].baseline_min_ms", "must not exceed"),
+    ({"scenarios": [{"name": "a", "path": "/"}, {"name": "a", "path": "/b"}]}, "scenarios", "unique"),
+    ({"scenarios": []}, "scenarios", "non-empty"),
+    ({"scenarios": [{"name": "a", "path": "/"}], "descripton": "x"}, "descripton", "did you mean"),
+])
+def test_bad_workloads_name_file_and_key(tmp_path, data, where, message):
+    with pytest.raises(ConfigError) as info:
+        parse_workload(data, "w.yaml", tmp_path)
+    assert info.value.option == f"w.yaml: {where}"
+    assert message in str(info.value)
+
+
+def test_weighted_mix_and_per_scenario_stats(target, tmp_path):
+    wl = tmp_path / "wl.yaml"
+    wl.write_text("""
+scenarios:
+  - {name: fast, path: /a, weight: 3, baseline_max_ms: 1000}
+  - {name: slow, path: "/b?delay=30", weight: 1, baseline_max_ms: 10}
+  - {name: missing, path: "/c?status=404", weight: 1, expect_status: [404]}
+  - {name: broken, path: "/d?status=500", weight: 1}
+""")
+    r = stressx.run(target.url, rate=600, duration="2s", workers=2, workload=str(wl), out=tmp_path / "o")
+    sc = r.scenarios
+    assert sum(s["requests"] for s in sc.values()) == r.requests == 1200
+    # the mix follows the weights (3:1:1:1 of 1200 -> 600:200:200:200, binomial noise)
+    assert 520 < sc["fast"]["requests"] < 680 and 150 < sc["slow"]["requests"] < 250
+    assert sc["missing"]["ok"] == sc["missing"]["requests"]          # 404 was expected
+    assert sc["broken"]["ok"] == 0 and sc["broken"]["errors"] == {"status": sc["broken"]["requests"]}
+    assert sc["slow"]["baseline_violations"] == sc["slow"]["too_slow"] == sc["slow"]["ok"]
+    assert sc["fast"]["baseline_violations"] == 0
+    assert sc["slow"]["latency_ms"]["p50"] >= 30 > sc["fast"]["latency_ms"]["p50"]
+    assert r.ok == sc["fast"]["ok"] + sc["slow"]["ok"] + sc["missing"]["ok"]
+    assert r.status["404"] == sc["missing"]["requests"] and r.status["500"] == sc["broken"]["requests"]
+    hist = json.loads((tmp_path / "o" / "histograms.json").read_text())["merged"]
+    assert {"scenario:fast", "scenario:slow"} <= set(hist)
+
+
+def test_scenario_selection(target, tmp_path):
+    r = stressx.run(target.url, connections=2, requests=30, workers=1, workload="workloads/error.yaml",
+                    scenarios=["not_found"], out=tmp_path)
+    assert list(r.scenarios) == ["not_found"] and r.ok == 30 and r.status == {"404": 30}
+    with pytest.raises(ConfigError, match="did you mean 'not_found'"):
+        stressx.run(target.url, workload="workloads/error.yaml", scenarios=["not_fund"])
+
+
+def test_list_scenarios():
+    r = run_cli("list-scenarios", "workloads")
+    assert r.returncode == 0
+    assert "mixed" in r.stdout and "report" in r.stdout and "expect 404" in r.stdout
+    assert "50.0%" in r.stdout      # ping's share of the mixed workload
+
+
+def test_list_profiles():
+    r = run_cli("list-profiles")
+    assert r.returncode == 0
+    for name in ("smoke", "light", "normal", "heavy", "stress", "soak", "spike", "incident-replay"):
+        assert name in r.stdout
