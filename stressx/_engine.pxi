@@ -350,13 +350,19 @@ cdef class Engine:
             self.timer.arm_at(due)
 
     cdef inline void dispatch(self, int64_t intended, int64_t now) noexcept:
+        """Issue one due send. Its scheduler lag (now - intended: how late the engine got to
+        it) is recorded here; any further wait for a connection is the target's (or the
+        connection cap's) doing, shows in the corrected latency and counts as late."""
         cdef Conn conn
+        hdr_record(self.h_lag, (now - intended) // NS_PER_US)
         if self.idle:
             conn = self.idle.pop()
             conn.send(intended, now)
             return
         # no free connection: queue the send (oldest first) and grow the pool
         self.slots[S_LATE] += 1
+        if len(self.conns) >= self.max_connections:
+            self.slots[S_LATE_AT_CAP] += 1
         if self.pending_len < PENDING_CAPACITY:
             self.pending[(self.pending_head + self.pending_len) % PENDING_CAPACITY] = intended
             self.pending_len += 1

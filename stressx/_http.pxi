@@ -153,8 +153,6 @@ cdef class Conn:
         engine.scenario(self.scenario)[SC_SENT] += 1
         engine.slots[S_INFLIGHT] += 1
         engine.slots[S_BYTES_OUT] += engine.request_lens[self.scenario]
-        if engine.open_model:
-            hdr_record(engine.h_lag, (now - intended_ns) // NS_PER_US)
 
     cdef void close(self) noexcept:
         self.state = C_CLOSED

@@ -46,6 +46,7 @@ cdef enum:
     S_RATE_CHANGE_MRPS = 26    # ...to this total rate, in milli-requests per second...
     S_RATE_CHANGE_AT_NS = 27   # ...from this absolute instant (the same cut for every shard)
     S_N_SCENARIOS = 28     # scenario blocks after the histograms (written by the creator)
+    S_LATE_AT_CAP = 29     # open model: late sends that found the pool at max_connections
 
     S_ERROR_KINDS = 32     # N_ERROR_KINDS slots, indexed by E_*
     N_ERROR_KINDS = 16
@@ -79,7 +80,7 @@ cdef enum:
     # histograms, in recording units of microseconds
     H_LATENCY = 0          # from intended send time (coordinated-omission corrected)
     H_LATENCY_UNCORRECTED = 1  # from actual send time
-    H_SEND_LAG = 2         # actual minus intended send time
+    H_SEND_LAG = 2         # when the engine issued a send minus its intended time
     N_HISTOGRAMS = 3
 
     # per-scenario blocks, from S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS: SC_HEADER counter
@@ -110,6 +111,7 @@ SLOTS = dict(
     parse_failures=S_PARSE_FAILURES, cpu_user_ns=S_CPU_USER_NS, cpu_sys_ns=S_CPU_SYS_NS,
     users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_mrps=S_RATE_CHANGE_MRPS,
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
+    late_at_cap=S_LATE_AT_CAP,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,
     histograms=S_HISTOGRAMS,
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from . import cli_reports
 from . import plan as _plan
 from . import shapes
 from ._version import __version__
@@ -27,7 +28,7 @@ Exit codes:
   0    run finished, thresholds passed
   1    internal error
   2    usage or configuration error
-  3    thresholds failed
+  3    thresholds failed, or a regression against --baseline
   4    run aborted (a shard lost, a safety stop)
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM
 """
@@ -126,16 +127,46 @@ def settings_for(ctx: click.Context, params: dict, pattern: str | None = None):
     return settings, origins, output
 
 
-def run_command(ctx: click.Context, params: dict, pattern: str | None = None) -> int:
+def run_command(ctx: click.Context, params: dict, pattern: str | None = None,
+                extra_companions=None) -> int:
+    """A load command: settings -> plan -> runs, with thresholds, reports and baselines."""
+    checks = cli_reports.pop_run_options(params)
     try:
         settings, origins, output = settings_for(ctx, params, pattern)
+        checks = _file_checks(settings, origins, checks)
+        cli_reports.companions_for(**checks)          # every bad option exits 2 before a request
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    return run_plan(settings, origins, output)
+    echo = _echo_err if output["as_json"] else click.echo
+
+    def companions(config):
+        return cli_reports.companions_for(**checks) + (extra_companions(config) if extra_companions else [])
+    return run_plan(settings, origins, output, companions_for=companions,
+                    after_run=lambda summary, out_dir: cli_reports.after_run(summary, out_dir, echo=echo, **checks))
 
 
-def run_plan(settings: dict, origins: dict, output: dict, companions_for=None) -> int:
+def _file_checks(settings: dict, origins: dict, checks: dict) -> dict:
+    """Thresholds, criteria, reports and baseline from a config file, under the flags'."""
+    checks = dict(checks)
+    file_origins = dict(checks.get("origins") or {})
+    for key, name in (("thresholds", "threshold"), ("criteria", "criteria"),
+                      ("report", "report"), ("baseline", "baseline")):
+        value = settings.pop(key, None)
+        if value is None or checks.get(name):
+            continue
+        if name == "threshold":
+            value = list(value) if isinstance(value, (list, tuple)) else [value]
+        elif name == "report" and isinstance(value, (list, tuple)):
+            value = ",".join(value)
+        checks[name] = value
+        file_origins[name] = origins.get(key, key)
+    if file_origins:
+        checks["origins"] = file_origins
+    return checks
+
+
+def run_plan(settings: dict, origins: dict, output: dict, companions_for=None, after_run=None) -> int:
     """Validate every run first, then run them in order; returns the exit code."""
     try:
         tests = _plan.plan(settings, origins, progress=not output["quiet"])
@@ -164,7 +195,7 @@ def run_plan(settings: dict, origins: dict, output: dict, companions_for=None) -
             click.echo(json.dumps(summary, indent=2))
         else:
             click.echo(format_summary(summary, str(out_dir)))
-        code = summary["exit_code"]
+        code = after_run(summary, out_dir) if after_run else summary["exit_code"]
         if code >= 128:          # interrupted: the rest of the plan does not run
             return code
         worst = max(worst, code, key=lambda c: {EXIT_OK: 0, EXIT_THRESHOLDS: 1, EXIT_ABORTED: 2}.get(c, 3))
@@ -183,6 +214,7 @@ def main():
 @_option("--duration", "-d", key="duration", help=f"How long to send: {DURATION_HELP} (default 10s).")
 @_option("--requests", "-n", key="requests", help="Total number of requests to send.")
 @load_options
+@cli_reports.run_options
 def run(**params):
     """Send load to URL (or the config file's target) and summarise it.
 
@@ -201,6 +233,7 @@ def _pattern_command(name: str, doc: str, options: list):
     for opt in reversed(options):
         command = opt(command)
     command = load_options(command)
+    command = cli_reports.run_options(command)
     command = click.argument("target", required=False, metavar="[URL]")(command)
     command = _option("--model", key="model", type=click.Choice(["open", "closed"]),
                       help="open: the pattern's numbers are request rates (default); closed: "
@@ -245,10 +278,132 @@ _pattern_command("spike", "A baseline with one spike to --spike-rps at --spike-a
 @_p("--ramp-down", "Ease back to min% over this at a phase's end (default 0).")
 @_option("--model", key="model", type=click.Choice(["open", "closed"]), help="open (rates, default) or closed (connections).")
 @load_options
+@cli_reports.run_options
 def phases(preset, **params):
     """Progressive phases: idle 0-5%, light 10-25%, medium 25-50%, heavy 50-75%, extreme 75-90%,
     critical 90-95%, chaos 95-100% of --max-rps, each ramping up over --ramp-up."""
     sys.exit(run_command(click.get_current_context(), params, preset))
+
+
+def _steady_runner(ctx: click.Context, params: dict, duration: str):
+    """For commands made of several steady runs (capacity probes, scaling levels): returns
+    (run(rate, out_dir) -> summary, base output directory, output options)."""
+    settings, origins, output = settings_for(ctx, params)
+    base = Path(settings["out"]) if settings.get("out") else default_out_dir()
+
+    def run(rate: float, out_dir: Path) -> dict:
+        s = dict(settings, pattern={"type": "steady", "rps": rate, "duration": duration})
+        s.pop("rate", None)
+        test = _plan.plan(s, origins, progress=not output["quiet"])[0]
+        summary = Coordinator(test.config, out_dir, echo=_echo_err).run()
+        if output["as_json"]:
+            click.echo(json.dumps(summary, indent=2))
+        return summary
+    # validate the settings once before anything runs
+    _plan.plan(dict(settings, pattern={"type": "steady", "rps": 1, "duration": duration}), origins)
+    return run, base, output
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("target", required=False, metavar="[URL]")
+@click.option("--slo", multiple=True, required=True, help="Latency objective, e.g. 'p99<50ms' (repeatable).")
+@click.option("--max-error-rate", default="1%", show_default=True)
+@click.option("--start-rps", default="10", show_default=True, help="First probe's rate.")
+@click.option("--max-rps", default="100000", show_default=True, help="Never probe above this.")
+@click.option("--probe-duration", default="10s", show_default=True, help="Length of each probe.")
+@click.option("--precision", default=0.05, show_default=True, help="Stop when the bracket is this narrow (relative).")
+@click.option("--max-probes", default=20, show_default=True)
+@load_options
+def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision, max_probes, **params):
+    """Find the highest rate the target sustains within the SLO: double the rate until a probe
+    fails, then bisect. Reports the rate found and each probe's evidence."""
+    from .capacity import search
+    try:
+        run, base, output = _steady_runner(click.get_current_context(), params, probe_duration)
+        result = search(run, slo=list(slo), max_error_rate=max_error_rate, start=start_rps,
+                        ceiling=max_rps, precision=precision, max_probes=max_probes,
+                        out_dir=base, echo=_echo_err)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except StartupError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_INTERNAL)
+    found = f"{result.capacity:g} req/s" if result.capacity is not None else "none"
+    click.echo(f"stressx capacity: {found} within {', '.join(result.slo)} and errors <= "
+               f"{result.max_error_rate:.2%} ({result.stopped})")
+    for p in result.probes:
+        lat = p.latency_ms or {}
+        click.echo(f"  {p.rate:10.1f}/s  {'PASS' if p.passed else 'FAIL'}  rps {p.rps:9.1f}  "
+                   f"p50 {lat.get('p50', '-')} ms  p99 {lat.get('p99', '-')} ms  "
+                   f"errors {p.error_rate:.2%}  {'; '.join(p.reasons)}")
+    click.echo(f"  results: {base}")
+    sys.exit(EXIT_OK if result.capacity is not None else EXIT_THRESHOLDS)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("target", required=False, metavar="[URL]")
+@click.option("--instances", required=True, help="Instance counts to test, e.g. 2,4,6,8.")
+@click.option("--rps-per-instance", required=True, help="Rate per instance; each level runs at count x this.")
+@click.option("--duration", "-d", "level_duration", default="60s", show_default=True, help="Length of each level.")
+@click.option("--scale-cmd", help="Run before each level to scale the target; {n} is the instance count.")
+@load_options
+def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
+    """Throughput, latency and errors per instance count, with scaling efficiency (throughput
+    per instance relative to the smallest level)."""
+    from .config import parse_rate
+    from .scaling import ScaleCommandFailed, format_scaling, parse_levels, run_scaling
+    try:
+        levels = parse_levels(instances)
+        per = parse_rate(rps_per_instance, "--rps-per-instance")
+        run, base, output = _steady_runner(click.get_current_context(), params, level_duration)
+        report = run_scaling(levels, per, run, base, scale_cmd, echo=_echo_err)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except ScaleCommandFailed as exc:
+        _err(str(exc))
+        sys.exit(EXIT_ABORTED)
+    click.echo(format_scaling(report))
+    click.echo(f"  results: {base}")
+    codes = [lv["exit_code"] for lv in report["levels"]]
+    sys.exit(max(codes) if codes else EXIT_OK)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("target", required=False, metavar="[URL]")
+@click.option("--start-rps", default="10", show_default=True)
+@click.option("--step-rps", default="10", show_default=True, help="Raise by this while healthy.")
+@click.option("--max-rps", default="10000", show_default=True)
+@click.option("--step-every", default="10s", show_default=True, help="Judge and decide this often.")
+@click.option("--slo", multiple=True, help="Limits, e.g. 'p99<100ms' (repeatable).")
+@click.option("--max-error-rate", default="1%", show_default=True)
+@click.option("--backoff", default=0.5, show_default=True, help="On degradation, multiply the rate by this.")
+@click.option("--cooldown", default="20s", show_default=True, help="Hold this long after backing off.")
+@_option("--duration", "-d", key="duration", help=f"How long to run: {DURATION_HELP}.", required=True)
+@load_options
+def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, backoff, cooldown, **params):
+    """A ramp that raises the rate while latency and errors hold and backs off when they
+    degrade, recording each decision with its reason (summary 'adaptive')."""
+    from .adaptive import AdaptiveRamp
+    from .capacity import parse_error_rate
+    from .config import parse_duration, parse_rate
+    from .thresholds import parse_threshold
+    ctx = click.get_current_context()
+    try:
+        settings, origins, output = settings_for(ctx, params)
+        start = parse_rate(start_rps, "--start-rps")
+        ramp = AdaptiveRamp(start, parse_rate(step_rps, "--step-rps"), parse_rate(max_rps, "--max-rps"),
+                            parse_duration(step_every, "--step-every"),
+                            [parse_threshold(s, "--slo") for s in slo],
+                            parse_error_rate(max_error_rate), float(backoff),
+                            parse_duration(cooldown, "--cooldown"))
+        settings["pattern"] = {"type": "steady", "rps": start, "duration": settings.pop("duration")}
+        settings.pop("rate", None)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    sys.exit(run_plan(settings, origins, output, companions_for=lambda cfg: [ramp]))
 
 
 @main.command(epilog=EXIT_CODES)
@@ -277,12 +432,15 @@ def demo(rate, duration, workers, delay, out, as_json):
 @click.option("--delay", default=0.0, show_default=True, help="Response delay in ms.")
 @click.option("--status", default=200, show_default=True, type=int)
 @click.option("--size", default=2, show_default=True, type=int, help="Body size in bytes.")
-def serve(host, port, delay, status, size):
+@click.option("--concurrency", default=0, show_default=True, type=int,
+              help="Serve at most this many requests at once (0: no limit); with --delay D the "
+                   "capacity is concurrency*1000/D req/s.")
+def serve(host, port, delay, status, size, concurrency):
     """Run the embedded target server (loopback only). Per request: ?delay=ms&status=&size=."""
     from ._testing.target import serve_forever
 
     try:
-        serve_forever(host, port, delay, status, size)
+        serve_forever(host, port, delay, status, size, concurrency)
     except ValueError as exc:
         _err(f"--host: {exc}")
         sys.exit(EXIT_USAGE)
@@ -321,6 +479,8 @@ def list_profiles():
         params = ", ".join(f"{k}={v}" for k, v in p.items() if k != "description")
         click.echo(f"{name:<16} {p['description']}\n{'':<16} {params}")
 
+
+cli_reports.register(main)
 
 if __name__ == "__main__":
     main()

@@ -103,6 +103,7 @@ class Coordinator:
                  companions: list[Companion] = ()):
         self.config = config
         self.companions = list(companions)
+        self.start_ns = 0
         self.abort_code = EXIT_ABORTED
         self.out_dir = Path(out_dir)
         self.echo = echo or (lambda line: None)
@@ -123,7 +124,7 @@ class Coordinator:
                 c.prepare(self.config, self.out_dir)
             self._spawn()
             self._wait_ready()
-            start_ns = time.monotonic_ns() + START_DELAY_NS
+            start_ns = self.start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
             for c in self.companions:
@@ -300,6 +301,8 @@ class Coordinator:
         """Move an open-model run to a constant total `rate` from `delay_s` from now on, in
         every shard at the same instant (adaptive ramps, safety back-off)."""
         at = time.monotonic_ns() + int(delay_s * 1e9)
+        if self.config.shape is not None and self.start_ns:
+            self.config.shape = self.config.shape.with_rate_from((at - self.start_ns) / 1e9, rate)
         for s in self.shards:
             s.mem.set("rate_change_at_ns", at)
             s.mem.set("rate_change_mrps", int(rate * 1000))

@@ -87,6 +87,19 @@ class Shape:
         segs = tuple(Segment(s.kind, s.length, s.a * factor, s.b * factor, s.c) for s in self.segments)
         return Shape(self.name, segs, dict(self.params, scaled=factor))
 
+    def with_rate_from(self, t: float, rate: float) -> "Shape":
+        """This shape up to t seconds, then a constant `rate`: the Python twin of
+        Schedule.change_rate(), so per-interval targets follow live rate changes."""
+        segs, start = [], 0.0
+        for s in self.segments:
+            if start + s.length <= t:
+                segs.append(s)
+            elif start < t:
+                segs.append(Segment(s.kind, t - start, s.a, s.b if s.kind != "linear" else s.rate(t - start), s.c))
+            start += s.length
+        segs.append(Segment("const", INF, rate))
+        return Shape(self.name, tuple(segs), dict(self.params, changed_at=round(t, 3)))
+
     def for_schedule(self) -> list[tuple]:
         return [s.as_tuple() for s in self.segments]
 

@@ -15,7 +15,9 @@ ERROR_KINDS = _core.ERROR_KINDS
 LATENCY_KEYS = (("min", None), ("mean", None), ("p50", 50.0), ("p90", 90.0), ("p95", 95.0),
                 ("p99", 99.0), ("p999", 99.9), ("max", None))
 SATURATION_RATE_RATIO = 0.995      # achieved send rate below this share of the target
-SATURATION_LAG_P99_MS = 5.0        # the scheduler's own lag beyond which it is behind
+SATURATION_LAG_P50_MS = 1.0        # the typical send this late: the client runs behind
+SATURATION_LATE_MS = 10.0          # a send this late is a missed slot, not jitter...
+SATURATION_LATE_SHARE = 0.01       # ...and more than this share of them is a pattern
 
 
 def latency_ms(h: Histogram) -> dict | None:
@@ -37,11 +39,15 @@ def latency_ms(h: Histogram) -> dict | None:
 
 
 def lag_ms(h: Histogram) -> dict | None:
+    """Send lag percentiles, and the share of sends later than SATURATION_LATE_MS."""
     if h.total == 0:
         return None
+    from .hdr import LOWEST_EQUIVALENT
+    late = int(h.counts[LOWEST_EQUIVALENT > SATURATION_LATE_MS * 1000].sum())
     return {"p50": round(h.value_at_percentile(50) / 1000, 3),
             "p99": round(h.value_at_percentile(99) / 1000, 3),
-            "max": round(h.max / 1000, 3)}
+            "max": round(h.max / 1000, 3),
+            f"share_over_{SATURATION_LATE_MS:g}ms": round(late / h.total, 6)}
 
 
 def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
@@ -93,6 +99,7 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
                           else "actual send time (closed model: each request waits for the last)"),
         "send_lag_ms": send_lag,
         "late": total("late"),
+        "late_at_max_connections": total("late_at_cap"),
         "dropped": total("dropped"),
         "abandoned": total("abandoned"),
         "bytes_in": total("bytes_in"),
@@ -153,11 +160,17 @@ def saturation_reasons(s: dict) -> list[str]:
     if not target:
         return []
     reasons = []
+    at_cap = s["late_at_max_connections"]
+    if at_cap and at_cap > SATURATION_LATE_SHARE * max(s["requests"], 1):
+        reasons.append(f"{at_cap} sends waited because all --max-connections were busy")
     if s["dropped"]:
         reasons.append(f"{s['dropped']} due sends were never issued (no free connection)")
     if s["sent_rps"] < SATURATION_RATE_RATIO * target:
         reasons.append(f"achieved {s['sent_rps']:.1f}/s of the {target:g}/s asked")
     lag = s["send_lag_ms"]
-    if lag and lag["p99"] > SATURATION_LAG_P99_MS:
-        reasons.append(f"scheduler lag p99 {lag['p99']} ms: sends went out behind schedule")
+    if lag and lag["p50"] > SATURATION_LAG_P50_MS:
+        reasons.append(f"scheduler lag p50 {lag['p50']} ms: sends typically went out behind schedule")
+    share = lag and lag[f"share_over_{SATURATION_LATE_MS:g}ms"]
+    if share and share > SATURATION_LATE_SHARE:
+        reasons.append(f"{share:.1%} of sends went out more than {SATURATION_LATE_MS:g} ms late")
     return reasons

@@ -35,15 +35,26 @@ def _param(query, name: str, conv, lo, hi, default):
     return value
 
 
-def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_size: int = 2) -> web.Application:
-    """aiohttp app: fixed small body, configurable delay/status/size (see module doc)."""
+def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_size: int = 2,
+             concurrency: int = 0) -> web.Application:
+    """aiohttp app: fixed small body, configurable delay/status/size (see module doc).
+    `concurrency` > 0 serves at most that many requests at once (the rest queue), like a fixed
+    worker pool: with a delay of D ms its capacity is concurrency * 1000 / D requests/s, a known
+    figure for capacity-search tests."""
     default_body = b"x" * default_size
     default_delay = default_delay_ms / 1000.0
+    pool = asyncio.Semaphore(concurrency) if concurrency > 0 else None
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(body=b"ok")
 
     async def handler(request: web.Request) -> web.Response:
+        if pool is not None:
+            async with pool:
+                return await serve(request)
+        return await serve(request)
+
+    async def serve(request: web.Request) -> web.Response:
         if not request.query_string:  # fast path
             if default_delay:
                 await asyncio.sleep(default_delay)
@@ -74,10 +85,12 @@ class Target:
 
 
 async def start_target(host: str = "127.0.0.1", port: int = 0, *, delay_ms: float = 0.0, status: int = 200,
-                       size: int = 2, ssl_context: Optional[ssl.SSLContext] = None) -> Target:
+                       size: int = 2, ssl_context: Optional[ssl.SSLContext] = None,
+                       concurrency: int = 0) -> Target:
     """Start the target on loopback (ValueError otherwise); ``port=0`` picks a free port."""
     require_loopback(host)
-    runner = web.AppRunner(make_app(delay_ms, status, size), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(delay_ms, status, size, concurrency), access_log=None,
+                           handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
@@ -96,10 +109,11 @@ class TargetThread(LoopThread):
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delay_ms: float = 0.0, status: int = 200,
-                 size: int = 2, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+                 size: int = 2, ssl_context: Optional[ssl.SSLContext] = None, concurrency: int = 0) -> None:
         super().__init__()
         require_loopback(host)
-        self._args = dict(host=host, port=port, delay_ms=delay_ms, status=status, size=size, ssl_context=ssl_context)
+        self._args = dict(host=host, port=port, delay_ms=delay_ms, status=status, size=size,
+                          ssl_context=ssl_context, concurrency=concurrency)
 
     async def _start(self) -> Target:
         return await start_target(**self._args)
@@ -113,11 +127,12 @@ class TargetThread(LoopThread):
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8080, delay_ms: float = 0.0, status: int = 200,
-                  size: int = 2) -> None:
+                  size: int = 2, concurrency: int = 0) -> None:
     """Blocking server for ``stressx serve``; stops cleanly on SIGINT/SIGTERM."""
 
     async def main() -> None:
-        target = await start_target(host, port, delay_ms=delay_ms, status=status, size=size)
+        target = await start_target(host, port, delay_ms=delay_ms, status=status, size=size,
+                                    concurrency=concurrency)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

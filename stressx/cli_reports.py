@@ -1,0 +1,265 @@
+"""The command line of thresholds, reports, comparisons and baselines.
+
+`register(main)` adds the commands `report`, `compare` and `baseline save|list`. Commands that
+send load take `run_options` (--threshold, --criteria, --threshold-window, --abort-on-fail,
+--report, --baseline, --regression-threshold); before the run `companions_for(**those)`
+validates them all (exit 2 before any request) and returns the sliding-window companion, and
+after it `after_run(summary, out_dir, **those)` judges, writes and prints, and returns the exit
+code.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import compare as _compare
+from . import report as _report
+from . import thresholds as _thresholds
+from .config import ConfigError, parse_duration
+from .coordinator import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, Companion
+from .report.text import format_thresholds
+
+RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
+                    "baseline", "regression_threshold")
+_INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def _err(message: str) -> None:
+    click.echo(f"stressx: error: {message}", err=True)
+
+
+def run_options(f):
+    """Threshold, report and baseline options for every command that sends load."""
+    opts = [
+        click.option("--threshold", "threshold", multiple=True, metavar="EXPR",
+                     help="Pass/fail threshold, repeatable: 'p99<200ms', 'error_rate<1%', "
+                          "'rps>50', 'status_5xx==0', 'baseline_violations<5%', "
+                          "'SCENARIO:p95<1s' (p50 p90 p95 p99 p999 max mean; < <= > >= == !=). "
+                          "A failed threshold exits 3."),
+        click.option("--criteria", metavar="NAME",
+                     help="A built-in threshold set: " + "; ".join(
+                         f"{k}: {', '.join(v)}" for k, v in _thresholds.CRITERIA.items()) + "."),
+        click.option("--threshold-window", metavar="DURATION",
+                     help="Also judge the thresholds over a sliding window of this length while "
+                          "the run goes on (e.g. 30s; percentiles are bounded from the 1 s "
+                          "intervals, on the strict side)."),
+        click.option("--abort-on-fail", is_flag=True,
+                     help="Stop the run as soon as a windowed threshold fails (exit 3); the "
+                          f"window is {_thresholds.DEFAULT_WINDOW_S:g}s unless --threshold-window."),
+        click.option("--report", "report", metavar="FORMATS",
+                     help="Reports to write into the results directory: json, md, html, junit "
+                          "(comma-separated) or all."),
+        click.option("--baseline", metavar="NAME",
+                     help="Compare with a saved baseline (or a results directory); a "
+                          "regression exits 3."),
+        click.option("--regression-threshold", metavar="PCT", default=None,
+                     help=f"With --baseline: the change that counts as a regression "
+                          f"(default {_compare.DEFAULT_REGRESSION_PCT:g}%)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def pop_run_options(options: dict) -> dict:
+    """Take run_options' values out of a command's **options (the rest go to the run)."""
+    return {name: options.pop(name) for name in RUN_OPTION_NAMES if name in options}
+
+
+def _resolve(threshold=(), criteria=None, threshold_window=None, abort_on_fail=False,
+             report=None, baseline=None, regression_threshold=None, origins=None) -> dict:
+    """Validate every option; ConfigError naming the first bad one, as `origins` spells it
+    (option name -> e.g. 'load.yaml: thresholds'; the flag by default)."""
+    def where(name: str) -> str:
+        return (origins or {}).get(name) or "--" + name.replace("_", "-")
+
+    ths = _thresholds.resolve(threshold or (), criteria, option=where("threshold"),
+                              criteria_option=where("criteria"))
+    window = None
+    if threshold_window is not None or abort_on_fail:
+        if not ths:
+            raise ConfigError(where("threshold_window" if threshold_window else "abort_on_fail"),
+                              "needs thresholds to judge: add --threshold EXPR or --criteria NAME")
+        window = (parse_duration(threshold_window, where("threshold_window"))
+                  if threshold_window is not None else _thresholds.DEFAULT_WINDOW_S)
+        if window < 1:
+            raise ConfigError(where("threshold_window"), f"the run is measured in 1 s intervals: "
+                                                         f"give 1s or more, got {threshold_window!r}")
+    return {
+        "thresholds": ths, "window_s": window, "abort_on_fail": bool(abort_on_fail),
+        "formats": _report.parse_formats(report, where("report")) if report else [],
+        "baseline": _compare.resolve_baseline(baseline, where("baseline")) if baseline else None,
+        "regression_pct": (_compare.parse_percent(regression_threshold, where("regression_threshold"))
+                           if regression_threshold is not None else _compare.DEFAULT_REGRESSION_PCT),
+    }
+
+
+def companions_for(**options) -> list[Companion]:
+    """Validate run_options' values (ConfigError on the first bad one: exit 2 before any
+    request) and return the companions the run needs: the sliding-window judge, if asked.
+    Takes run_options' names (threshold is a list of expressions) and optionally `origins`."""
+    r = _resolve(**options)
+    if r["window_s"] is None:
+        return []
+    return [_thresholds.WindowThresholds(r["thresholds"], r["window_s"], r["abort_on_fail"])]
+
+
+def after_run(summary: dict, out_dir, *, echo=click.echo, **options) -> int:
+    """After a run: judge the thresholds (end of run, plus the sliding window's verdicts),
+    write thresholds.json, compare with the baseline (comparison.json), write the asked reports,
+    print the verdicts, and return the exit code.
+
+    The exit code is the run's own when that is not 0 (3 a window abort, 4 a safety stop,
+    130/143 interrupted: those say more than a threshold verdict on a cut-short run); else 3
+    when a threshold failed or a regression was found; else 0. An interrupted run never
+    returns 0."""
+    r = _resolve(**options)
+    out_dir = Path(out_dir)
+    results = _thresholds.evaluate(r["thresholds"], summary)
+    results += _thresholds.window_results(summary.get(_thresholds.WindowThresholds.name))
+    _thresholds.save(out_dir, results, criteria_name=options.get("criteria"))
+    comparison = None
+    if r["baseline"] is not None:
+        comparison = _compare.compare_dirs(r["baseline"], out_dir, r["regression_pct"])
+        if not Path(str(options.get("baseline"))).is_dir():
+            comparison["baseline"]["name"] = str(options.get("baseline"))
+        _compare.save_comparison(out_dir, comparison)
+    if r["formats"]:
+        written = _report.build(out_dir, r["formats"])
+        echo("reports: " + ", ".join(str(p) for p in written.values()))
+    verdicts = [t.to_json() for t in results]
+    if verdicts:
+        echo(format_thresholds(verdicts))
+    if comparison is not None:
+        echo(_compare.format_text(comparison))
+    return exit_code(summary, verdicts, comparison)
+
+
+def exit_code(summary: dict, verdicts: list[dict], comparison: dict | None) -> int:
+    code = summary.get("exit_code") or EXIT_OK
+    if code == EXIT_OK and (any(not v["passed"] for v in verdicts)
+                            or (comparison is not None and comparison["regressions"])):
+        code = EXIT_THRESHOLDS
+    if code == EXIT_OK and summary.get("interrupted"):
+        code = _INTERRUPTED_EXIT.get(summary["interrupted"], 130)
+    return code
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def register(main: click.Group) -> None:
+    """Add `report`, `compare` and `baseline` to the `stressx` command group."""
+    main.add_command(report_command)
+    main.add_command(compare_command)
+    main.add_command(baseline_group)
+
+
+@click.command("report")
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.option("--format", "-f", "formats", default="all", show_default=True,
+              help="json, md, html, junit (comma-separated) or all.")
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Where to write the reports (default: RESULTS_DIR itself).")
+@click.option("--threshold", "threshold", multiple=True, metavar="EXPR",
+              help="Judge these thresholds now (replacing the stored verdicts in the reports, "
+                   "and in RESULTS_DIR/thresholds.json when --out is not given); exit 3 if one fails.")
+@click.option("--criteria", metavar="NAME", help="A built-in threshold set to judge now.")
+def report_command(results_dir, formats, out, threshold, criteria):
+    """Build reports from a results directory alone (any run, any time later)."""
+    path = Path(results_dir)
+    try:
+        names = _report.parse_formats(formats)
+        ths = _thresholds.resolve(threshold, criteria)
+        if not (path / "manifest.json").exists() and (path / _report.SCALING_FILE).exists():
+            # a scaling test's base directory: every level's reports, with the analysis
+            if ths:
+                raise ConfigError("--threshold", f"{path} holds a scaling test: judge its levels "
+                                                 f"one by one ({path}/instances-N)")
+            for name, p in _report.build(path, names, out).items():
+                click.echo(f"{name}: {p}")
+            sys.exit(EXIT_OK)
+        data = _report.load(results_dir)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except (OSError, ValueError) as exc:
+        _err(f"RESULTS_DIR: cannot read {results_dir}: {exc}")
+        sys.exit(EXIT_USAGE)
+    code = EXIT_OK
+    if ths:
+        verdicts = _thresholds.evaluate(ths, data.summary)
+        data.thresholds = [v.to_json() for v in verdicts]
+        _thresholds.save(out or results_dir, verdicts, criteria_name=criteria)
+        click.echo(format_thresholds(data.thresholds))
+        if not all(v.passed for v in verdicts):
+            code = EXIT_THRESHOLDS
+    for name, path in _report.write(data, names, out or results_dir).items():
+        click.echo(f"{name}: {path}")
+    sys.exit(code)
+
+
+@click.command("compare")
+@click.argument("baseline")
+@click.argument("current", type=click.Path(file_okay=False))
+@click.option("--threshold", default=f"{_compare.DEFAULT_REGRESSION_PCT:g}%", show_default=True,
+              help="The change (in %) beyond which a worse metric is a regression.")
+@click.option("--format", "-f", "fmt", type=click.Choice(list(_compare.FORMATTERS)),
+              default="text", show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
+def compare_command(baseline, current, threshold, fmt, out):
+    """Compare CURRENT with BASELINE (a results directory or a saved baseline's name), per
+    metric and per scenario. Exit 3 when something regressed beyond the threshold."""
+    try:
+        pct = _compare.parse_percent(threshold)
+        comparison = _compare.compare_dirs(baseline, current, pct)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except (OSError, ValueError) as exc:
+        _err(f"cannot read results: {exc}")
+        sys.exit(EXIT_USAGE)
+    text = _compare.FORMATTERS[fmt](comparison)
+    if out:
+        Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        click.echo(f"{fmt}: {out}")
+    else:
+        click.echo(text.rstrip("\n"))
+    sys.exit(EXIT_THRESHOLDS if comparison["regressions"] else EXIT_OK)
+
+
+@click.group("baseline")
+def baseline_group():
+    """Named baselines: results saved under $STRESSX_BASELINES (default ./stressx-baselines)
+    to compare later runs with (`--baseline NAME`, `stressx compare NAME DIR`)."""
+
+
+@baseline_group.command("save")
+@click.argument("name")
+@click.argument("results_dir", type=click.Path(file_okay=False))
+def baseline_save(name, results_dir):
+    """Save RESULTS_DIR as the baseline NAME (replacing an older one of that name)."""
+    try:
+        path = _compare.save_baseline(name, results_dir)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    click.echo(f"saved baseline {name}: {path}")
+
+
+@baseline_group.command("list")
+def baseline_list():
+    """The saved baselines: name, when saved, target, throughput and p99."""
+    rows = _compare.list_baselines()
+    if not rows:
+        click.echo(f"no baselines in {_compare.baselines_dir()}")
+        return
+    width = max(4, *(len(r["name"]) for r in rows))
+    click.echo(f"{'name':<{width}}  {'saved':<19}  {'req/s':>10}  {'p99 ms':>9}  url")
+    for r in rows:
+        saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["saved_unix"])) if r["saved_unix"] else "-"
+        rps = f"{r['rps']:.1f}" if r["rps"] is not None else "-"
+        p99 = f"{r['p99']:.3f}" if r["p99"] is not None else "-"
+        click.echo(f"{r['name']:<{width}}  {saved:<19}  {rps:>10}  {p99:>9}  {r['url'] or '-'}")

@@ -1,0 +1,190 @@
+"""The key figures every reporter shows, computed once here so the terminal, Markdown, HTML,
+JSON and JUnit outputs of one run never disagree."""
+from __future__ import annotations
+
+import math
+
+#: (summary key, column title) of the latency tables, in order.
+LATENCY_COLUMNS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"),
+                   ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
+#: Intervals shorter than this (the drain tail after the last send) are left out of
+#: per-second charts: a 30 ms tail with nothing completed would draw a false drop to 0 req/s.
+MIN_CHART_INTERVAL_S = 0.25
+
+
+def model_line(s: dict) -> str:
+    if s.get("rate_target") is not None:
+        model = f"open model, {s['rate_target']:g} req/s target"
+    else:
+        model = f"closed model, {s.get('connections')} connections"
+    if s.get("shape") and not str(s["shape"]).startswith("steady"):
+        model += f" (mean), shape {s['shape']}"
+    return f"{model}, {s.get('workers')} worker(s), {s.get('duration_s', 0):.2f} s"
+
+
+def error_rate(s: dict) -> float | None:
+    """Errors over completed requests (a fraction); None when nothing completed."""
+    completed = s.get("completed")
+    if completed is None:
+        completed = (s.get("ok") or 0) + _count(s.get("error_count", s.get("errors")))
+    errors = s["error_count"] if "error_count" in s else _count(s.get("errors"))
+    return errors / completed if completed else None
+
+
+def _count(v) -> int:
+    if isinstance(v, dict):
+        return sum(int(n) for n in v.values())
+    return int(v or 0)
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def error_breakdown(s: dict) -> list[tuple[str, int, float]]:
+    """(label, count, share of completed) per error kind, non-2xx status codes named."""
+    completed = s.get("completed") or 0
+    non_2xx = [code for code in (s.get("status") or {}) if not 200 <= int(code) < 300]
+    rows = []
+    for kind, n in sorted((s.get("errors") or {}).items(), key=lambda kv: -kv[1]):
+        label = kind
+        if kind == "status" and non_2xx:
+            label = "status (" + ", ".join(non_2xx) + ")"
+        rows.append((label, int(n), n / completed if completed else 0.0))
+    return rows
+
+
+def status_breakdown(s: dict) -> list[tuple[str, int, float]]:
+    completed = s.get("completed") or 0
+    return [(str(code), int(n), n / completed if completed else 0.0)
+            for code, n in (s.get("status") or {}).items()]
+
+
+def alerts(s: dict) -> list[str]:
+    """What a reader must know before trusting the numbers, most serious first."""
+    out = []
+    if s.get("interrupted"):
+        out.append(f"INTERRUPTED by {s['interrupted']}: the run was cut short; figures cover "
+                   f"{s.get('duration_s', 0):.2f} s")
+    if s.get("aborted"):
+        out.append(f"ABORTED: {s['aborted']}")
+    for shard in s.get("shards") or []:
+        if shard.get("lost"):
+            out.append(f"SHARD LOST: {shard['lost']}")
+    if s.get("saturated"):
+        reasons = (s.get("saturation") or {}).get("reasons") or []
+        out.append("SATURATED: the client did not keep the requested schedule"
+                   + (": " + "; ".join(reasons) if reasons else ""))
+    if s.get("insecure"):
+        out.append("INSECURE: TLS certificate verification was off (--insecure)")
+    if s.get("dropped"):
+        out.append(f"DROPPED: {s['dropped']} due sends were never issued")
+    if s.get("abandoned"):
+        out.append(f"ABANDONED: {s['abandoned']} requests were still in flight when the run ended")
+    return out
+
+
+def verdict(thresholds: list[dict]) -> str:
+    """'passed', 'failed' or 'none' (no thresholds were set)."""
+    if not thresholds:
+        return "none"
+    return "passed" if all(t["passed"] for t in thresholds) else "failed"
+
+
+def scenario_rows(s: dict) -> list[dict]:
+    """One row per scenario (empty without a `scenarios` section), with derived rates."""
+    rows = []
+    for name, sc in (s.get("scenarios") or {}).items():
+        requests = int(sc.get("requests") or 0)
+        ok = int(sc.get("ok") or 0)
+        errors = _count(sc.get("errors"))
+        completed = int(sc.get("completed") or (ok + errors) or requests)
+        lat = sc.get("latency_ms") or {}
+        violations = sc.get("baseline_violations")
+        rows.append({
+            "name": name, "requests": requests, "ok": ok, "errors": errors,
+            "completed": completed,
+            "success_rate": ok / completed if completed else None,
+            "error_rate": errors / completed if completed else None,
+            "p50": lat.get("p50"), "p95": lat.get("p95"), "p99": lat.get("p99"),
+            "max": lat.get("max"),
+            "baseline_violations": None if violations is None else _count(violations),
+            "violation_rate": (_count(violations) / completed
+                               if violations is not None and completed else None),
+        })
+    return rows
+
+
+def interval_rows(results) -> list[dict]:
+    """The merged interval table as dicts, status maps as {code: count} with str codes."""
+    rows = results.intervals.to_pylist()
+    for r in rows:
+        st = r.get("status")
+        if isinstance(st, list):
+            r["status"] = {str(code): n for code, n in st}
+    return rows
+
+
+def chart_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["interval_s"] >= MIN_CHART_INTERVAL_S]
+
+
+def percentile_curve(hist, points: int = 120) -> list[tuple[float, float, float]]:
+    """The HDR percentile distribution: (nines, percentile, latency ms) where nines =
+    -log10(1 - p/100), so 90% is 1, 99% is 2, 99.9% is 3: the log scale HdrHistogram's plots
+    use. It stops at the last percentile the sample can resolve (1 - 1/total)."""
+    if hist is None or hist.total == 0:
+        return []
+    top = min(max(math.log10(hist.total), 1.0), 6.0)
+    xs = [top * i / (points - 1) for i in range(points)]
+    ps = [100.0 * (1 - 10 ** -x) for x in xs]
+    values = hist.percentiles(ps)
+    return [(x, p, values[p] / 1000.0) for x, p in zip(xs, ps)]
+
+
+def threshold_rows(thresholds: list[dict]) -> list[dict]:
+    """Stored verdicts as table rows: passed, text, actual (in the threshold's unit), from."""
+    from ..thresholds import Threshold, format_value
+    rows = []
+    for t in thresholds:
+        th = Threshold(t["expression"], t["metric"], t["op"], t["limit"], t["relative"],
+                       t["scenario"], t["source"])
+        where = t["source"] + (f", {t['window_s']:g} s window" if t.get("window_s") else "")
+        rows.append({"passed": t["passed"], "text": t["text"],
+                     "actual": format_value(th, t["actual"]), "from": where,
+                     "message": t["message"]})
+    return rows
+
+
+def latency_rows(s: dict) -> list[list[str]]:
+    """[label, min, mean, p50 .. max] in ms: the honest latency, and in the open model the
+    uncorrected one beside it."""
+    open_model = s.get("rate_target") is not None
+    keys = [("from intended send" if open_model else "latency", "latency_ms")]
+    if open_model:
+        keys.append(("uncorrected (actual send)", "latency_uncorrected_ms"))
+    rows = []
+    for label, key in keys:
+        lat = s.get(key) or {}
+        rows.append([label] + [ms(lat.get(k)) for k, _ in LATENCY_COLUMNS])
+    return rows
+
+
+def host_line(s: dict) -> str | None:
+    """One line of host load from the host-metrics sampler's summary (None without one)."""
+    host = s.get("host")
+    if not isinstance(host, dict):
+        return None
+    parts = []
+    cpu, mem = host.get("cpu_pct"), host.get("mem_used_pct")
+    if cpu:
+        parts.append(f"CPU mean {cpu['mean']:g}%, max {cpu['max']:g}%")
+    if mem:
+        parts.append(f"memory used max {mem['max']:g}%")
+    if host.get("load1_max") is not None:
+        parts.append(f"load1 max {host['load1_max']:g}")
+    return "Host: " + "; ".join(parts) if parts else None

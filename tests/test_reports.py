@@ -1,0 +1,451 @@
+"""Reports built from a results directory alone: JSON, Markdown, HTML (opened in a real
+headless Chromium), JUnit (validated against its schema), the terminal summary, and the
+`stressx report` command."""
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import click
+import pyarrow as pa
+import pytest
+import xmlschema
+from click.testing import CliRunner
+from report_fixtures import RUN_V1, copy_run, edit_summary, with_scenarios
+from stressx import cli_reports, report, thresholds as T
+from stressx.report.text import format_summary, format_thresholds
+
+XSD = Path(__file__).parent / "fixtures" / "junit.xsd"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def judged(d: Path, *exprs, criteria=None) -> report.ReportData:
+    """Evaluate thresholds into d/thresholds.json, as a run does, and load the report data."""
+    s = json.loads((d / "summary.json").read_text())
+    T.save(d, T.evaluate(T.resolve(exprs, criteria), s), criteria_name=criteria)
+    return report.load(d)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return copy_run(tmp_path)
+
+
+# -- registry and loading ----------------------------------------------------------------------
+
+def test_registry_and_formats():
+    assert list(report.REPORTERS) == ["json", "md", "html", "junit"]
+    assert report.parse_formats("json, MD,junit") == ["json", "md", "junit"]
+    assert report.parse_formats(["md", "md,html"]) == ["md", "html"]
+    assert report.parse_formats("all") == ["json", "md", "html", "junit"]
+    with pytest.raises(ValueError, match="--format: unknown report format 'pdf'"):
+        report.parse_formats("md,pdf")
+
+
+def test_build_from_the_directory_alone(run_dir):
+    judged(run_dir, "p99<5ms", criteria="ci")
+    written = report.build(run_dir, ["json", "md", "html", "junit"])
+    assert {p.name for p in written.values()} == {"report.json", "report.md", "report.html", "junit.xml"}
+    assert all(p.parent == run_dir and p.stat().st_size > 500 for p in written.values())
+    # no thresholds.json at all: reports still build, and say no thresholds were set
+    (run_dir / "thresholds.json").unlink()
+    out = report.build(run_dir, ["md"], run_dir / "out")["md"]
+    assert "no thresholds set" in out.read_text()
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+def test_json_report(tmp_path):
+    d = with_scenarios(tmp_path)
+    doc = json.loads(report.REPORTERS["json"].render(judged(d, "p99<5ms", "browse:p99<10ms")))
+    assert doc["format_version"] == 1 and doc["verdict"] == "failed"
+    assert doc["summary"]["requests"] == 800 and doc["summary"]["latency_ms"]["p99"] == 5.099
+    assert doc["scenarios"]["checkout"]["errors"] == {"timeout": 2}
+    assert [t["passed"] for t in doc["thresholds"]] == [False, True]
+    assert len(doc["intervals"]) == 5
+    first = doc["intervals"][0]
+    assert (first["sent"], first["ok"], first["errors_timeout"], first["status"]) == (201, 198, 2, {"200": 198})
+    assert first["latency_ms_p99"] == 5.247
+    assert sum(r["completed"] for r in doc["intervals"]) == 800
+    assert doc["comparison"] is None and doc["manifest"]["config"]["timeout"] == 0.005
+
+
+# -- Markdown ----------------------------------------------------------------------------------
+
+def test_markdown_golden(run_dir):
+    md = report.REPORTERS["md"].render(judged(run_dir, "p99<5ms", criteria="ci"))
+    lines = md.splitlines()
+    assert lines[0] == "## ❌ stressx: thresholds FAILED"
+    assert "open model, 200 req/s target, 2 worker(s), 4.00 s" in lines[2]
+    assert "### Thresholds: 4 passed, 1 failed" in lines
+    for row in ["| ✅ | `error_rate < 1%` | 0.25% | criteria ci |",
+                "| ✅ | `p95 < 2 s` | 4.787 ms | criteria ci |",
+                "| ✅ | `status_5xx == 0` | 0 | criteria ci |",
+                "| ❌ | `p99 < 5 ms` | 5.099 ms | --threshold |",
+                "|  | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |",
+                "| from intended send | 4.330 | 4.613 | 4.607 | 4.747 | 4.787 | 5.099 | 7.703 | 8.499 |",
+                "| uncorrected (actual send) | 4.292 | 4.532 | 4.535 | 4.647 | 4.679 | 4.931 | 6.339 | 7.650 |",
+                "| 800 | 800 | 798 | 2 | 0.25% | 200.2 | 200.2 | 200 |",
+                "| timeout | 2 | 0.25% |",
+                "Status codes: `200` × 798"]:
+        assert row in lines, row
+    assert "### Scenarios" not in md and "[!WARNING]" not in md
+
+
+def test_markdown_scenarios_and_alerts(tmp_path):
+    d = with_scenarios(tmp_path)
+    edit_summary(d, saturated=True, saturation={"reasons": ["achieved 150.0/s of the 200/s asked"]},
+                 interrupted="SIGINT", aborted="threshold p99 < 1 ms failed", insecure=True)
+    md = report.REPORTERS["md"].render(judged(d, "search:baseline_violations < 5%"))
+    assert md.startswith("## ❌ stressx: thresholds FAILED")
+    for line in ["> [!WARNING]",
+                 "> - **INTERRUPTED by SIGINT**: the run was cut short; figures cover 4.00 s",
+                 "> - **ABORTED**: threshold p99 < 1 ms failed",
+                 "> - **SATURATED**: the client did not keep the requested schedule: achieved 150.0/s of the 200/s asked",
+                 "> - **INSECURE**: TLS certificate verification was off (--insecure)",
+                 "| ❌ | `search: baseline_violations < 5%` | 24% | --threshold |",
+                 "| scenario | requests | ok | errors | error rate | p50 ms | p95 ms | p99 ms | baseline violations |",
+                 "| `browse` | 500 | 500 | 0 | 0.00% | 4.601 | 4.780 | 5.011 | 4 (0.80%) |",
+                 "| `checkout` | 250 | 248 | 2 | 0.80% | 4.620 | 4.810 | 5.203 | 0 (0.00%) |",
+                 "| `search` | 50 | 50 | 0 | 0.00% | 4.650 | 4.850 | 5.300 | 12 (24.00%) |"]:
+        assert line in md.splitlines(), line
+
+
+def test_terminal_summary_shows_the_markdown_key_figures(tmp_path):
+    d = with_scenarios(tmp_path)
+    data = judged(d, "p99<5ms")
+    text = format_summary(data.summary, str(d)) + "\n" + format_thresholds(data.thresholds)
+    md = report.REPORTERS["md"].render(data)
+    for figure in ["4.607", "4.787", "5.099", "7.703", "8.499", "200.2", "0.25%", "timeout",
+                   "4.620", "5.203", "p99 < 5 ms", "5.099 ms"]:
+        assert figure in text and figure in md, figure
+    assert re.search(r"checkout\s+250\s+248\s+2\s+0.80%\s+4.620\s+4.810\s+5.203\s+0", text)
+    assert "FAIL  p99 < 5 ms" in text and "0 passed, 1 failed: exit code 3" in text
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+CHARTS = ["latency-over-time", "throughput-over-time", "latency-distribution", "error-breakdown"]
+
+
+def test_html_content(tmp_path):
+    d = with_scenarios(tmp_path)
+    page = report.REPORTERS["html"].render(judged(d, "p99<5ms", criteria="ci"))
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    for chart in CHARTS + ["scenario-success"]:
+        assert f'data-chart="{chart}"' in page, chart
+    assert '<span class="verdict failed" id="verdict">THRESHOLDS FAILED</span>' in page
+    assert ('<td>FAIL</td><td class="t">p99 &lt; 5 ms</td><td>5.099 ms</td>'
+            '<td class="t">--threshold</td>') in page
+    assert ("<td>from intended send</td><td>4.330</td><td>4.613</td><td>4.607</td><td>4.747</td>"
+            "<td>4.787</td><td>5.099</td><td>7.703</td><td>8.499</td>") in page
+    assert "<td>checkout</td><td>250</td><td>248</td><td>2</td><td>0.80%</td>" in page
+    assert '<div class="k">success rate</div><div class="v">99.75%</div>' in page
+    # the throughput chart draws the target as a dashed line beside what was achieved
+    assert 'data-series="target req/s"' in page and 'data-series="completed req/s"' in page
+    # self-contained: nothing is fetched (CSP forbids it, and nothing tries)
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert not re.search(r"""(src|href)\s*=|url\(|@import|<script""", page, re.I)
+    # sections whose data the run lacks are left out
+    assert 'id="host-metrics"' not in page and 'id="scaling"' not in page
+
+
+def test_html_renders_host_metrics_only_when_present(run_dir):
+    # the host sampler's output (hostmetrics.py): 100 ms samples in host.arrows, extremes and
+    # per-burner verdicts under summary["host"]
+    samples = [{"t_s": 0.05 + i / 10, "interval_s": 0.1, "cpu_pct": 30.0 + i,
+                "mem_used_pct": 41.0, "shards_cpu_pct": 12.5, "burners_cpu_pct": None}
+               for i in range(40)]
+    with pa.OSFile(str(run_dir / "host.arrows"), "wb") as sink:
+        with pa.ipc.new_stream(sink, pa.Table.from_pylist(samples).schema) as writer:
+            writer.write_table(pa.Table.from_pylist(samples))
+    edit_summary(run_dir, host={"samples": 40, "cpu_pct": {"mean": 49.5, "min": 30.0, "max": 69.0},
+                                "mem_used_pct": {"mean": 41.0, "min": 41.0, "max": 41.0},
+                                "burners": {"cpu": {"kind": "cpu", "unit": "% of a core"}}})
+    data = report.load(run_dir)
+    assert len(data.host_samples) == 40
+    page = report.REPORTERS["html"].render(data)
+    assert 'id="host-metrics"' in page and 'data-chart="host-metrics"' in page
+    assert 'data-series="host CPU %"' in page and 'data-series="shards CPU % of a core"' in page
+    assert 'data-series="burners CPU % of a core"' not in page      # never sampled
+    assert "<h3>cpu_pct</h3>" in page and "<td>max</td><td>69</td>" in page
+    assert 'id="scaling"' not in page
+    md = report.REPORTERS["md"].render(data)
+    assert "Host: CPU mean 49.5%, max 69%; memory used max 41%" in md
+
+
+def test_scaling_test_reports_every_level_with_the_analysis(tmp_path):
+    # `stressx scaling` writes BASE/scaling.json and one results directory per level
+    base = tmp_path / "scaling"
+    base.mkdir()
+    levels = []
+    for n, rps in ((2, 200.249), (4, 360.5)):
+        copy_run(base, f"instances-{n}")
+        levels.append({"instances": n, "rate_target": n * 100.0, "rps": rps, "ok": 798,
+                       "error_count": 2, "error_rate": 0.0025, "saturated": n == 4,
+                       "latency_ms": {"p50": 4.607, "p99": 5.099 * n / 2}, "exit_code": 0,
+                       "rps_per_instance": round(rps / n, 3),
+                       "efficiency": round((rps / n) / 100.1245, 4)})
+    (base / "scaling.json").write_text(json.dumps({"rate_per_instance": 100.0, "levels": levels}))
+    written = report.build(base, ["html", "md"])
+    assert sorted(written) == ["instances-2/html", "instances-2/md", "instances-4/html", "instances-4/md"]
+    page = written["instances-4/html"].read_text()
+    assert 'data-chart="scaling"' in page and 'data-chart="scaling-efficiency"' in page
+    assert ('<tr class="this"><td>4</td><td>400</td><td>360.5</td><td>90.125</td><td>0.90</td>'
+            '<td>0.25%</td><td>4.607</td><td>10.198</td><td class="t">yes</td></tr>') in page
+    assert '<tr><td>2</td>' in page
+    assert 'id="scaling"' not in report.REPORTERS["html"].render(report.load(copy_run(tmp_path)))
+    res = CliRunner().invoke(cli(), ["report", str(base), "-f", "junit"])
+    assert res.exit_code == 0 and "instances-4/junit:" in res.output
+    assert (base / "instances-2" / "junit.xml").exists()
+
+
+def test_html_escapes_what_the_run_recorded(run_dir):
+    edit_summary(run_dir, url="http://127.0.0.1:1/<script>alert(1)</script>",
+                 errors={"<b>odd</b>": 2})
+    page = report.REPORTERS["html"].render(report.load(run_dir))
+    assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;odd&lt;/b&gt;" in page
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4): loads a
+    page, records console messages, log entries and every request, and evaluates script in
+    the page (DevTools evaluation is not subject to the page's CSP)."""
+
+    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+    def __init__(self, user_data_dir: Path, timeout_s: float = 60.0):
+        to_r, self._w = os.pipe()
+        self._r, from_w = os.pipe()
+
+        def child():  # the DevTools pipe: the browser reads fd 3, writes fd 4
+            a, b = os.dup(to_r), os.dup(from_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *self.FLAGS, f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe",
+             "about:blank"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=child)
+        os.close(to_r)
+        os.close(from_w)
+        self._buf, self._id, self.events = b"", 0, []
+        self.deadline = time.monotonic() + timeout_s
+
+    def _read(self) -> dict:
+        while b"\0" not in self._buf:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self._r], [], [], left)[0]:
+                raise TimeoutError("chromium did not answer in time")
+            chunk = os.read(self._r, 1 << 16)
+            if not chunk:
+                raise EOFError("chromium closed the DevTools pipe")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        while True:
+            m = self._read()
+            if m.get("id") == self._id:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m["result"]
+            self.events.append(m)
+
+    def wait_event(self, method: str) -> dict:
+        seen = [m for m in self.events if m.get("method") == method]
+        while not seen:
+            m = self._read()
+            self.events.append(m)
+            if m.get("method") == method:
+                seen.append(m)
+        return seen[0]
+
+    def open(self, url: str) -> str:
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.send(f"{domain}.enable", session)
+        self.send("Page.navigate", session, url=url)
+        self.wait_event("Page.loadEventFired")
+        return session
+
+    def evaluate(self, session: str, expression: str):
+        result = self.send("Runtime.evaluate", session, expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"]["value"]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (OSError, EOFError, TimeoutError, RuntimeError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._r)
+        os.close(self._w)
+
+
+def _need_chromium():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test the HTML report in Chromium, and {CHROMIUM} is missing "
+                        "(.ci/run installs the Debian package `chromium`)")
+        pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
+
+
+_GEOMETRY = """JSON.stringify(Array.from(document.querySelectorAll('svg.chart')).map(svg => {
+  const box = svg.getBoundingClientRect();
+  return {chart: svg.dataset.chart, width: box.width, height: box.height,
+          marks: Array.from(svg.querySelectorAll('.series, .bar')).map(m => {
+            const b = m.getBBox(); return [m.dataset.series || m.dataset.label, b.width, b.height];
+          })};
+}))"""
+
+
+def test_html_report_in_headless_chromium(tmp_path):
+    """The page loads in a real browser with no request beyond itself, no console message or
+    CSP violation, and every chart lays out with drawn series and bars."""
+    _need_chromium()
+    d = with_scenarios(tmp_path)
+    judged(d, "p99<5ms", criteria="ci")
+    page = report.build(d, ["html"])["html"]
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        session = browser.open(page.as_uri())
+        charts = json.loads(browser.evaluate(session, _GEOMETRY))
+        title = browser.evaluate(session, "document.title")
+        verdict = browser.evaluate(session, "document.getElementById('verdict').textContent")
+        png = browser.send("Page.captureScreenshot", session, captureBeyondViewport=True)["data"]
+    finally:
+        browser.close()
+    assert title.startswith("stressx report: GET http://127.0.0.1:38733/api/items")
+    assert verdict == "THRESHOLDS FAILED"
+    by_id = {c["chart"]: c for c in charts}
+    assert set(CHARTS + ["scenario-success"]) <= set(by_id)
+    for c in charts:
+        assert c["width"] > 300 and c["height"] > 80, c
+        assert c["marks"] and all(w > 0 for _, w, _ in c["marks"]), c
+    series = {name for name, _, _ in by_id["latency-over-time"]["marks"]}
+    assert series == {"p50", "p90", "p99", "p99.9", "max"}
+    assert {n for n, _, _ in by_id["throughput-over-time"]["marks"]} == {
+        "completed req/s", "sent req/s", "target req/s"}
+    assert {n for n, _, _ in by_id["scenario-success"]["marks"]} == {"browse", "checkout", "search"}
+    assert [n for n, _, _ in by_id["error-breakdown"]["marks"]] == ["timeout"]
+    requested = [e["params"]["request"]["url"] for e in browser.events
+                 if e.get("method") == "Network.requestWillBeSent"]
+    assert requested == [page.as_uri()]
+    problems = [e for e in browser.events if e.get("method") in (
+        "Network.loadingFailed", "Runtime.consoleAPICalled", "Runtime.exceptionThrown",
+        "Log.entryAdded")]
+    assert problems == []
+    assert len(png) > 10_000     # a screenshot of the whole page was rendered
+
+
+def test_html_report_dump_dom(tmp_path):
+    """The plain command-line route: --dump-dom prints the DOM Chromium built, charts included,
+    and with logging on, no console message (a blocked fetch would log one)."""
+    _need_chromium()
+    d = copy_run(tmp_path)
+    page = report.build(d, ["html"])["html"]
+    proc = subprocess.run([CHROMIUM, *Chromium.FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                           "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for chart in CHARTS:
+        assert re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>', proc.stdout), chart
+    assert proc.stdout.count("<polyline") >= 10
+    assert ":CONSOLE" not in proc.stderr, proc.stderr[-2000:]
+
+
+# -- JUnit -------------------------------------------------------------------------------------
+
+def test_junit_validates_against_the_schema(tmp_path):
+    schema = xmlschema.XMLSchema(str(XSD))
+    d = with_scenarios(tmp_path)
+    edit_summary(d, interrupted="SIGTERM")
+    xml = report.REPORTERS["junit"].render(
+        judged(d, "p99<5ms", "checkout:p99<5ms", "browse:p99<6ms", criteria="ci"))
+    schema.validate(xml)
+    root = ET.fromstring(xml)
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert list(suites) == ["stressx.thresholds", "stressx.scenarios", "stressx.run"]
+    th = suites["stressx.thresholds"]
+    assert (th.get("tests"), th.get("failures")) == ("7", "2")
+    names = [c.get("name") for c in th.findall("testcase")]
+    assert names == ["error_rate < 1%", "p95 < 2 s", "p99 < 5 s", "status_5xx == 0", "p99 < 5 ms",
+                     "checkout: p99 < 5 ms", "browse: p99 < 6 ms"]
+    failure = th.findall("testcase")[4].find("failure")
+    assert failure.get("message") == "p99 < 5 ms: FAILED (actual 5.099 ms)"
+    sc = {c.get("name"): c for c in suites["stressx.scenarios"].findall("testcase")}
+    assert list(sc) == ["browse", "checkout", "search"]
+    assert sc["checkout"].find("failure") is not None and sc["browse"].find("failure") is None
+    assert "requests 250, ok 248, errors 2 (0.80%)" in sc["checkout"].find("system-out").text
+    run = suites["stressx.run"].find("testcase")
+    assert run.find("failure").get("message").startswith("INTERRUPTED by SIGTERM")
+    assert (root.get("tests"), root.get("failures")) == ("11", "4")
+
+
+def test_junit_of_a_clean_run_has_no_failure(run_dir):
+    xml = report.REPORTERS["junit"].render(judged(run_dir, criteria="ci"))
+    xmlschema.XMLSchema(str(XSD)).validate(xml)
+    root = ET.fromstring(xml)
+    assert root.get("failures") == "0" and root.get("tests") == "5"
+
+
+# -- the `stressx report` command --------------------------------------------------------------
+
+def cli():
+    group = click.Group("stressx")
+    cli_reports.register(group)
+    return group
+
+
+def test_report_command_rebuilds_everything(run_dir):
+    judged(run_dir, "p99<5ms")
+    res = CliRunner().invoke(cli(), ["report", str(run_dir), "--format", "json,md,html,junit",
+                                     "--out", str(run_dir / "reports")])
+    assert res.exit_code == 0, res.output
+    files = sorted(p.name for p in (run_dir / "reports").iterdir())
+    assert files == ["junit.xml", "report.html", "report.json", "report.md"]
+    # the stored verdict made it into every format
+    assert "`p99 < 5 ms`" in (run_dir / "reports" / "report.md").read_text()
+    assert 'name="p99 &lt; 5 ms"' in (run_dir / "reports" / "junit.xml").read_text()
+
+
+def test_report_command_can_judge_thresholds_later(run_dir):
+    res = CliRunner().invoke(cli(), ["report", str(run_dir), "-f", "md", "--criteria", "ci"])
+    assert res.exit_code == 0, res.output
+    assert "4 passed, 0 failed" in res.output
+    assert "✅ stressx: thresholds passed" in (run_dir / "report.md").read_text()
+    res = CliRunner().invoke(cli(), ["report", str(run_dir), "-f", "md", "--threshold", "p99<5ms"])
+    assert res.exit_code == 3 and "FAIL  p99 < 5 ms" in res.output
+
+
+def test_report_command_bad_input_exits_2(tmp_path, run_dir):
+    res = CliRunner().invoke(cli(), ["report", str(run_dir), "--threshold", "p99 < 5 parsecs"])
+    assert res.exit_code == 2
+    assert "stressx: error: --threshold: 'p99 < 5 parsecs': not a threshold expression" in res.output
+    res = CliRunner().invoke(cli(), ["report", str(run_dir), "--format", "pdf"])
+    assert res.exit_code == 2 and "unknown report format 'pdf'" in res.output
+    res = CliRunner().invoke(cli(), ["report", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "RESULTS_DIR: cannot read" in res.output
+
+
+def test_fixture_untouched():
+    assert not (RUN_V1 / "thresholds.json").exists() and not (RUN_V1 / "report.md").exists()
