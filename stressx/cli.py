@@ -7,6 +7,7 @@ or more runs, and each run goes to the coordinator.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -478,6 +479,75 @@ def list_profiles():
     for name, p in PROFILES.items():
         params = ", ".join(f"{k}={v}" for k, v in p.items() if k != "description")
         click.echo(f"{name:<16} {p['description']}\n{'':<16} {params}")
+
+
+INTERACTIVE_DEFAULTS = dict(
+    rps="10", duration="60s", min_rps="1", max_rps="20", ramp_down="no", baseline_rps="5",
+    burst_rps="20", burst_duration="10s", burst_interval="60s", base_rps="10", amplitude_rps="5",
+    period="60s", start_rps="5", step_rps="5", step_every="30s", spike_rps="50", spike_at="20s",
+    spike_duration="10s", phases=",".join(shapes.PROGRESSIVE_PHASES), phase_duration="60s",
+    ramp_up="15s")
+
+
+@main.command()
+@click.option("--target", "target_default", default="http://127.0.0.1:8080/", show_default=True,
+              help="The default offered for the target URL.")
+def interactive(target_default):
+    """Ask for the target, a pattern and its parameters; show the equivalent command line and
+    config file; run it."""
+    import shlex
+
+    import yaml
+    from .config import parse_target
+    while True:
+        url = click.prompt("Target URL", default=target_default)
+        try:
+            parse_target(url)
+            break
+        except ConfigError as exc:
+            click.echo(f"  {exc}")
+    pattern = click.prompt("Pattern", type=click.Choice(list(shapes.PATTERNS)), default="steady")
+    _, spec = shapes.PATTERNS[pattern]
+    params = {}
+    for name, parse, required, default in spec:
+        while True:
+            raw = click.prompt(f"  {name.replace('_', ' ')}", default=INTERACTIVE_DEFAULTS.get(name, ""))
+            try:
+                parse(raw, shapes.flag_name(name))
+                params[name] = raw
+                break
+            except ConfigError as exc:
+                click.echo(f"  {exc}")
+    try:
+        shape = shapes.build(pattern, params)
+    except ConfigError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    workers = click.prompt("Workers (shard processes)", default=str(os.cpu_count() or 1))
+    command = "phases --preset progressive" if pattern == "progressive" else pattern
+    args = [f"stressx {command}", shlex.quote(url)]
+    for name, value in params.items():
+        if name == "ramp_down" and pattern == "ramp":
+            if shapes._flag(value, "--ramp-down"):
+                args.append("--ramp-down")
+            continue
+        args += [shapes.flag_name(name), shlex.quote(str(value))]
+    args += ["--workers", workers]
+    click.echo("\nEquivalent command line:\n  " + " ".join(args))
+    def plain(value):    # numbers and flags as YAML numbers and booleans
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return {"yes": True, "no": False, "true": True, "false": False}.get(value.lower(), value)
+    config = {"target": url, "workers": int(workers),
+              "pattern": dict(type=pattern, **{k: plain(v) for k, v in params.items()})}
+    click.echo("Equivalent config file (stressx run --config FILE):\n"
+               + "\n".join("  " + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()))
+    click.echo(f"Shape: {shape.describe()}, {shape.integral(shape.duration):.0f} requests over {shape.duration:g} s")
+    if not click.confirm("Run it now?", default=True):
+        sys.exit(EXIT_OK)
+    settings = {"target": url, "workers": workers, "pattern": dict(type=pattern, **params)}
+    sys.exit(run_plan(settings, {}, {"as_json": False, "quiet": False, "dry_run": False}))
 
 
 cli_reports.register(main)
