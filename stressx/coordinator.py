@@ -85,7 +85,8 @@ class Shard:
 def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
     p = f"[{t_s:6.1f}s] {row['rps']:9.0f} req/s"
     if rate:
-        p += f" (sent {row['sent_rps']:.0f}/s of {rate:g}/s)"
+        p += f" (sent {row['sent_rps']:.0f}/s of {rate:.0f}/s)" if rate >= 10 else \
+             f" (sent {row['sent_rps']:.2f}/s of {rate:.2f}/s)"
     p += f"  ok {row['ok']}  err {row['errors']}"
     if row["latency_ms_p50"] is not None:
         p += f"  p50 {row['latency_ms_p50']:.2f}ms p99 {row['latency_ms_p99']:.2f}ms"
@@ -252,7 +253,7 @@ class Coordinator:
                     merged_hist[name] = h.copy()
         merged = finish_row(merged_counts, merged_hist, span_s)
         writer.intervals([merged], shard_rows)
-        if self.config.progress:
+        if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
         for c in self.companions:
             abort = c.on_interval(t_s, merged)
