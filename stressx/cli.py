@@ -506,7 +506,8 @@ def interactive(target_default):
             break
         except ConfigError as exc:
             click.echo(f"  {exc}")
-    pattern = click.prompt("Pattern", type=click.Choice(list(shapes.PATTERNS)), default="steady")
+    choices = [p for p in shapes.PATTERNS if p != "phases"]   # a list of shapes: config files
+    pattern = click.prompt("Pattern", type=click.Choice(choices), default="steady")
     _, spec = shapes.PATTERNS[pattern]
     params = {}
     for name, parse, required, default in spec:

@@ -286,8 +286,47 @@ def _flag(v, option):
     raise ConfigError(option, f"expected true or false, got {v!r}")
 
 
-def _names(v, option):
-    return [x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip()]
+def _phase_list(v, option):
+    """Progressive phases: 'light,heavy', or a list of names and/or mappings
+    {name, duration, ramp_up, ramp_down, min_percent, max_percent} for per-phase settings."""
+    items = v.split(",") if isinstance(v, str) else list(v)
+    names, overrides = [], {}
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            item = dict(item)
+            name = str(item.pop("name", ""))
+            o = {}
+            for key, value in item.items():
+                where = f"{option}[{i}].{key}"
+                if key in ("duration", "ramp_up", "ramp_down"):
+                    o[key] = _dur(value, where) if key == "duration" else _dur0(value, where)
+                elif key in ("min_percent", "max_percent"):
+                    o[key] = _float(value, where)
+                else:
+                    raise ConfigError(where, "a phase takes name, duration, ramp_up, ramp_down, min_percent, max_percent")
+            overrides[name] = o
+        else:
+            name = str(item).strip()
+        if name:
+            names.append(name)
+    return names, overrides
+
+
+def _dur0(v, option):
+    return 0.0 if str(v).strip() in ("0", "0s", "0.0") else _dur(v, option)
+
+
+def _shape_list(v, option):
+    """`phases` of any patterns: a list of {type: ..., parameters...}, each with its duration."""
+    if not isinstance(v, list) or not v:
+        raise ConfigError(option, "expected a list of patterns, each {type: ..., its parameters}")
+    out = []
+    for i, spec in enumerate(v):
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ConfigError(f"{option}[{i}]", f"expected {{type: one of {', '.join(PATTERNS)}, ...}}")
+        spec = dict(spec)
+        out.append(build(spec.pop("type"), spec, lambda k, i=i: f"{option}[{i}].{k}"))
+    return out
 
 
 # pattern -> (builder, [(parameter, parser, required, default)])
@@ -306,9 +345,10 @@ PATTERNS = {
     "spike": (spike, [("baseline_rps", _rate0, True, None), ("spike_rps", _rate, True, None),
                       ("spike_at", _dur, True, None), ("spike_duration", _dur, True, None),
                       ("duration", _dur, True, None)]),
-    "progressive": (progressive, [("max_rps", _rate, True, None), ("phases", _names, False, None),
-                                  ("phase_duration", _dur, False, 60.0), ("ramp_up", _dur, False, 15.0),
-                                  ("ramp_down", _dur, False, 0.0)]),
+    "progressive": (progressive, [("max_rps", _rate, True, None), ("phases", _phase_list, False, (None, {})),
+                                  ("phase_duration", _dur, False, 60.0), ("ramp_up", _dur0, False, 15.0),
+                                  ("ramp_down", _dur0, False, 0.0)]),
+    "phases": (phases, [("phases", _shape_list, True, None)]),
 }
 _ARG_ORDER = {  # builder positional order
     "steady": ["rps", "duration"], "ramp": ["min_rps", "max_rps", "duration", "ramp_down"],
@@ -317,6 +357,7 @@ _ARG_ORDER = {  # builder positional order
     "step": ["start_rps", "step_rps", "step_every", "max_rps", "duration"],
     "spike": ["baseline_rps", "spike_rps", "spike_at", "spike_duration", "duration"],
     "progressive": ["max_rps", "phases", "phase_duration", "ramp_up", "ramp_down"],
+    "phases": ["phases"],
 }
 
 
@@ -344,7 +385,14 @@ def build(pattern: str, params: dict, where=flag_name) -> Shape:
             values[name] = default
         else:
             values[name] = parse(params[name], where(name))
+    if pattern == "progressive":   # the phase list carries its per-phase overrides
+        names, overrides = values.pop("phases")
+        values["phases"] = names or None
+        values["overrides"] = overrides
     try:
+        if pattern == "progressive":
+            return progressive(values["max_rps"], values["phases"], values["phase_duration"],
+                               values["ramp_up"], values["ramp_down"], values["overrides"])
         return builder(*[values[n] for n in _ARG_ORDER[pattern]])
     except ConfigError as exc:
         # the builders name flags; say it the way the user wrote it

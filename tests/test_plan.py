@@ -120,3 +120,23 @@ def test_pattern_command_bad_value_exit_2():
                 "--burst-duration", "30s", "--burst-interval", "20s")
     assert r.returncode == 2
     assert r.stderr.strip().startswith("stressx: error: --burst-duration: must not exceed --burst-interval")
+
+
+def test_phases_and_per_phase_progressive_settings(tmp_path):
+    tests = _plan_file(tmp_path, f"""
+target: {URL}
+tests:
+  - type: phases
+    phases:
+      - {{type: steady, rps: 5, duration: 30s}}
+      - {{type: ramp, min_rps: 5, max_rps: 50, duration: 1m}}
+  - type: progressive
+    max_rps: 1000
+    phases: [idle, {{name: heavy, duration: 2m, ramp_up: 30s}}]
+""")
+    one, two = (t.config.shape for t in tests)
+    assert one.duration == 90 and one.integral(90) == pytest.approx(150 + 1650)
+    assert two.duration == 180 and two.rate_at(60 + 15) == pytest.approx(625)   # 500 -> 750 over 30 s
+    with pytest.raises(ConfigError) as info:
+        _plan_file(tmp_path, f"target: {URL}\npattern: {{type: phases, phases: [{{type: steady, rps: 5}}]}}\n")
+    assert info.value.option.endswith("load.yaml: pattern.phases[0].duration")
