@@ -41,12 +41,18 @@ class Result:
                 f"ok {s['ok']}, errors {s['error_count']}, p99 {p99} ms, saturated {s['saturated']}>")
 
 
-def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), **options) -> Result:
+def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), burn=(),
+        safety=(), **options) -> Result:
     """Run one load test and return its Result. Options are the CLI's: rate, connections,
     max_connections, duration, requests, workers, timeout, method, headers, body, insecure,
-    ca_file, progress. Raises ConfigError (a ValueError) for a bad option."""
+    ca_file, progress, shape / users (shapes.Shape), workload, scenarios; `burn` and `safety`
+    take the --burn / --safety texts ('cpu=50%', 'mem>90%:stop'); `companions` adds coordinator
+    companions (thresholds.WindowThresholds, adaptive.AdaptiveRamp...). Every run samples host
+    metrics. Raises ConfigError (a ValueError) for a bad option."""
+    from .burners.session import companions_for
     options.setdefault("progress", False)
     cfg = _config.resolve(url, **options)
+    companions = companions_for(burn, safety, config=cfg, echo=echo) + list(companions)
     tmp = None
     if out is None:
         tmp = tempfile.mkdtemp(prefix="stressx-")

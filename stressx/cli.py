@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from . import cli_reports
+from . import cli_burn, cli_reports
 from . import plan as _plan
 from . import shapes
 from ._version import __version__
@@ -132,17 +132,25 @@ def run_command(ctx: click.Context, params: dict, pattern: str | None = None,
                 extra_companions=None) -> int:
     """A load command: settings -> plan -> runs, with thresholds, reports and baselines."""
     checks = cli_reports.pop_run_options(params)
+    host = cli_burn.pop_burner_options(params)
     try:
         settings, origins, output = settings_for(ctx, params, pattern)
         checks = _file_checks(settings, origins, checks)
+        for key in ("burn", "safety"):       # host load from a config file, under the flags'
+            value = settings.pop(key, None)
+            if value is not None and not host.get(key):
+                host[key] = [value] if isinstance(value, str) else list(value)
         cli_reports.companions_for(**checks)          # every bad option exits 2 before a request
+        cli_burn.companions_for(**host)               # bad --burn / --safety too (starts nothing)
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
     echo = _echo_err if output["as_json"] else click.echo
 
-    def companions(config):
-        return cli_reports.companions_for(**checks) + (extra_companions(config) if extra_companions else [])
+    def companions(config):   # burners first: they start before the shards, stop before the sampler
+        return (cli_burn.companions_for(**host, config=config, echo=_echo_err)
+                + cli_reports.companions_for(**checks)
+                + (extra_companions(config) if extra_companions else []))
     return run_plan(settings, origins, output, companions_for=companions,
                     after_run=lambda summary, out_dir: cli_reports.after_run(summary, out_dir, echo=echo, **checks))
 
@@ -216,6 +224,7 @@ def main():
 @_option("--requests", "-n", key="requests", help="Total number of requests to send.")
 @load_options
 @cli_reports.run_options
+@cli_burn.burner_options
 def run(**params):
     """Send load to URL (or the config file's target) and summarise it.
 
@@ -235,6 +244,7 @@ def _pattern_command(name: str, doc: str, options: list):
         command = opt(command)
     command = load_options(command)
     command = cli_reports.run_options(command)
+    command = cli_burn.burner_options(command)
     command = click.argument("target", required=False, metavar="[URL]")(command)
     command = _option("--model", key="model", type=click.Choice(["open", "closed"]),
                       help="open: the pattern's numbers are request rates (default); closed: "
@@ -280,6 +290,7 @@ _pattern_command("spike", "A baseline with one spike to --spike-rps at --spike-a
 @_option("--model", key="model", type=click.Choice(["open", "closed"]), help="open (rates, default) or closed (connections).")
 @load_options
 @cli_reports.run_options
+@cli_burn.burner_options
 def phases(preset, **params):
     """Progressive phases: idle 0-5%, light 10-25%, medium 25-50%, heavy 50-75%, extreme 75-90%,
     critical 90-95%, chaos 95-100% of --max-rps, each ramping up over --ramp-up."""
@@ -552,6 +563,7 @@ def interactive(target_default):
 
 
 cli_reports.register(main)
+cli_burn.register(main)
 
 if __name__ == "__main__":
     main()

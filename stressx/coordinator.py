@@ -57,6 +57,7 @@ class Companion:
     def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
     def start(self, start_ns: int) -> None: ...
     def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...
+    def poll(self) -> "Abort | None": ...   # every ~20 ms: emergency stops between intervals
     def stop(self) -> None: ...
     def finish(self) -> dict: return {}
 
@@ -207,6 +208,8 @@ class Coordinator:
         while True:
             now = time.monotonic_ns()
             finished = self._check_shards()
+            for c in self.companions:
+                self._abort(c.poll())
             if now >= next_tick or finished:
                 self._interval(writer, start_ns, last_ns, now)
                 last_ns = now
@@ -256,11 +259,14 @@ class Coordinator:
         if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
         for c in self.companions:
-            abort = c.on_interval(t_s, merged)
-            if abort is not None and self.aborted is None:
-                self.aborted, self.abort_code = abort.reason, abort.exit_code
-                self.echo(f"stressx: stopping: {abort.reason}")
-                self._request_stop(STOP["graceful"])
+            self._abort(c.on_interval(t_s, merged))
+
+    def _abort(self, abort: "Abort | None") -> None:
+        """End the run early for a companion (failed window threshold, safety stop)."""
+        if abort is not None and self.aborted is None:
+            self.aborted, self.abort_code = abort.reason, abort.exit_code
+            self.echo(f"stressx: stopping: {abort.reason}")
+            self._request_stop(STOP["graceful"])
 
     def _finish(self, writer: ResultsWriter, start_ns: int) -> dict:
         readings = [s.mem.read() for s in self.shards]

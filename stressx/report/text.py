@@ -50,6 +50,14 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
     if s["aborted"]:
         lines.append(f"  ABORTED: {s['aborted']}")
     lines += _scenario_lines(s)
+    from .host import format_host_section
+    lines += format_host_section(s)
+    adaptive = s.get("adaptive")
+    if adaptive:
+        lines.append(f"  adaptive: highest stable {adaptive['highest_stable_rps']} req/s, "
+                     f"{len(adaptive['decisions'])} decisions, final {adaptive['final_rps']:g} req/s")
+        lines += [f"    {d['t_s']:7.1f}s {d['action']:<11} {d['from_rps']:g} -> {d['to_rps']:g}/s  {d['reason']}"
+                  for d in adaptive["decisions"]]
     if out_dir:
         lines.append(f"  results: {out_dir}")
     return "\n".join(lines)
