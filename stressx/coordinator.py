@@ -106,6 +106,7 @@ class Coordinator:
         self.config = config
         self.companions = list(companions)
         self.start_ns = 0
+        self._rate_lock = threading.Lock()
         self.abort_code = EXIT_ABORTED
         self.out_dir = Path(out_dir)
         self.echo = echo or (lambda line: None)
@@ -307,13 +308,14 @@ class Coordinator:
     def change_rate(self, rate: float, delay_s: float = 0.02) -> None:
         """Move an open-model run to a constant total `rate` from `delay_s` from now on, in
         every shard at the same instant (adaptive ramps, safety back-off)."""
-        at = time.monotonic_ns() + int(delay_s * 1e9)
-        if self.config.shape is not None and self.start_ns:
-            self.config.shape = self.config.shape.with_rate_from((at - self.start_ns) / 1e9, rate)
-        for s in self.shards:
-            s.mem.set("rate_change_at_ns", at)
-            s.mem.set("rate_change_mrps", int(rate * 1000))
-            s.mem.set("rate_change_seq", s.mem.get("rate_change_seq") + 1)
+        with self._rate_lock:   # the safety monitor may call from the host sampler's thread
+            at = time.monotonic_ns() + int(delay_s * 1e9)
+            if self.config.shape is not None and self.start_ns:
+                self.config.shape = self.config.shape.with_rate_from((at - self.start_ns) / 1e9, rate)
+            for s in self.shards:
+                s.mem.set("rate_change_at_ns", at)
+                s.mem.set("rate_change_mrps", int(rate * 1000))
+                s.mem.set("rate_change_seq", s.mem.get("rate_change_seq") + 1)
 
     # -- stopping --------------------------------------------------------------------------
     def _request_stop(self, how: int) -> None:

@@ -52,6 +52,15 @@ class Shape:
     name: str
     segments: tuple[Segment, ...]
     params: dict = field(default_factory=dict, compare=False)
+    # host-load weights by phase: ((start_s, end_s, {"cpu": w, "mem": w, "io": w}), ...);
+    # burners that follow the shape multiply their level by their kind's weight
+    weights: tuple = field(default=(), compare=False)
+
+    def weight(self, kind: str, t: float) -> float:
+        for start, end, w in self.weights:
+            if start <= t < end:
+                return w.get(kind, 1.0)
+        return 1.0
 
     @property
     def duration(self) -> float:
@@ -85,7 +94,7 @@ class Shape:
     def scaled(self, factor: float) -> "Shape":
         """The same shape with every rate multiplied (profiles, per-level scaling)."""
         segs = tuple(Segment(s.kind, s.length, s.a * factor, s.b * factor, s.c) for s in self.segments)
-        return Shape(self.name, segs, dict(self.params, scaled=factor))
+        return Shape(self.name, segs, dict(self.params, scaled=factor), self.weights)
 
     def with_rate_from(self, t: float, rate: float) -> "Shape":
         """This shape up to t seconds, then a constant `rate`: the Python twin of
@@ -98,7 +107,7 @@ class Shape:
                 segs.append(Segment(s.kind, t - start, s.a, s.b if s.kind != "linear" else s.rate(t - start), s.c))
             start += s.length
         segs.append(Segment("const", INF, rate))
-        return Shape(self.name, tuple(segs), dict(self.params, changed_at=round(t, 3)))
+        return Shape(self.name, tuple(segs), dict(self.params, changed_at=round(t, 3)), self.weights)
 
     def for_schedule(self) -> list[tuple]:
         return [s.as_tuple() for s in self.segments]
@@ -226,11 +235,13 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
                 ramp_up: float = 15.0, ramp_down: float = 0.0, overrides: dict | None = None) -> Shape:
     """Named phases in order, each ramping from its min% to its max% of `max_rate` over
     `ramp_up` seconds, holding at max% and, if `ramp_down` > 0, easing back to min% at its end.
-    `overrides` maps a phase name to {duration, ramp_up, ramp_down, min_percent, max_percent}."""
+    `overrides` maps a phase name to {duration, ramp_up, ramp_down, min_percent, max_percent,
+    cpu_weight, mem_weight, io_weight}: the weights scale burners that follow the shape
+    (`--burn cpu=80%,follow`) in that phase, so host load can rise by its own profile."""
     _check("--max-rps", max_rate, 0, False)
     names = list(phase_names or PRESETS["progressive"])
     overrides = overrides or {}
-    segs = []
+    segs, weights, t = [], [], 0.0
     for name in names:
         if name not in PROGRESSIVE_PHASES:
             raise ConfigError("--phases", f"unknown phase {name!r}; phases are {', '.join(PROGRESSIVE_PHASES)}")
@@ -240,6 +251,10 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
         if up + down > d:
             raise ConfigError("--ramp-up", f"phase {name}: ramp-up {up:g} s + ramp-down {down:g} s exceed its duration {d:g} s")
         r_lo, r_hi = max_rate * lo / 100, max_rate * hi / 100
+        w = {k: float(o[f"{k}_weight"]) for k in ("cpu", "mem", "io") if f"{k}_weight" in o}
+        if w:
+            weights.append((t, t + d, w))
+        t += d
         if up > 0:
             segs.append(Segment("linear", up, r_lo, r_hi))
         if d - up - down > 1e-9:
@@ -248,7 +263,7 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
             segs.append(Segment("linear", down, r_hi, r_lo))
     return Shape("progressive", tuple(segs), dict(max_rps=max_rate, phases=",".join(names),
                                                   phase_duration=phase_duration, ramp_up=ramp_up,
-                                                  ramp_down=ramp_down))
+                                                  ramp_down=ramp_down), tuple(weights))
 
 
 # -- patterns by name: what the pattern commands and config files build ------------------------
@@ -300,10 +315,11 @@ def _phase_list(v, option):
                 where = f"{option}[{i}].{key}"
                 if key in ("duration", "ramp_up", "ramp_down"):
                     o[key] = _dur(value, where) if key == "duration" else _dur0(value, where)
-                elif key in ("min_percent", "max_percent"):
+                elif key in ("min_percent", "max_percent", "cpu_weight", "mem_weight", "io_weight"):
                     o[key] = _float(value, where)
                 else:
-                    raise ConfigError(where, "a phase takes name, duration, ramp_up, ramp_down, min_percent, max_percent")
+                    raise ConfigError(where, "a phase takes name, duration, ramp_up, ramp_down, "
+                                             "min_percent, max_percent, cpu_weight, mem_weight, io_weight")
             overrides[name] = o
         else:
             name = str(item).strip()

@@ -84,3 +84,15 @@ def test_bad_shapes_name_the_option(make, option):
     with pytest.raises(ConfigError) as info:
         make()
     assert info.value.option == option
+
+
+def test_progressive_phase_weights_drive_following_burners():
+    from stressx.burners.base import FollowShape
+    p = shapes.build("progressive", {"max_rps": 100, "ramp_up": 0, "phases": [
+        {"name": "light", "cpu_weight": 0.5}, {"name": "heavy", "io_weight": 0}]})
+    cpu, io = FollowShape(p, 0.8, "cpu"), FollowShape(p, 1e6, "io")
+    assert cpu.level_at(30) == pytest.approx(0.8 * (25 / 75) * 0.5)    # light: 25% of a 75% peak
+    assert cpu.level_at(90) == pytest.approx(0.8)                       # heavy, weight 1
+    assert io.level_at(30) == pytest.approx(1e6 / 3) and io.level_at(90) == 0
+    with pytest.raises(ConfigError, match="cpu_weight"):
+        shapes.build("progressive", {"max_rps": 100, "phases": [{"name": "light", "cpu_wait": 1}]})

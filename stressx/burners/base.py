@@ -141,14 +141,18 @@ class FromShape:
 
 
 class FollowShape:
-    """`level` scaled by a load shape's rate relative to its peak rate."""
+    """`level` scaled by a load shape's rate relative to its peak rate, times the shape's
+    per-phase weight for this burner's kind (progressive phases' cpu/mem/io_weight)."""
 
-    def __init__(self, shape, level: float):
-        self.shape, self.level = shape, float(level)
+    def __init__(self, shape, level: float, kind: str = ""):
+        self.shape, self.level, self.kind = shape, float(level), kind
         self.shape_peak = float(shape.peak()) or 1.0
+        self.weight = getattr(shape, "weight", None)
 
     def level_at(self, elapsed_s: float) -> float:
-        return self.level * min(1.0, max(0.0, self.shape.rate_at(elapsed_s) / self.shape_peak))
+        share = min(1.0, max(0.0, self.shape.rate_at(elapsed_s) / self.shape_peak))
+        w = self.weight(self.kind, elapsed_s) if self.weight and self.kind else 1.0
+        return self.level * share * w
 
     def peak(self) -> float:
         return self.level
@@ -228,7 +232,7 @@ class BurnerSpec:
         """Make the level follow a load shape: the level given becomes the peak, and at each
         moment it is scaled by the shape's rate over its peak rate (a progressive run raises
         CPU, memory and IO load phase by phase with its request rate)."""
-        self.schedule = FollowShape(shape, self.schedule.level_at(0.0))
+        self.schedule = FollowShape(shape, self.schedule.level_at(0.0), self.kind)
 
 
 class Burner:
