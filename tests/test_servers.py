@@ -1,29 +1,13 @@
 """Tests for the loopback servers in stressx._testing (target + fault server)."""
 
-import importlib
-import os
 import socket
-import sys
 import time
-import types
 import urllib.error
 import urllib.request
 
 import pytest
 
-try:
-    import stressx  # noqa: F401
-except Exception:
-    # The top-level package may not import yet (e.g. its compiled extension is
-    # not built); the test servers don't need it, so register a bare package.
-    for name in [m for m in sys.modules if m == "stressx" or m.startswith("stressx.")]:
-        del sys.modules[name]
-    pkg = types.ModuleType("stressx")
-    pkg.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stressx")]
-    sys.modules["stressx"] = pkg
-
-faults = importlib.import_module("stressx._testing.faults")
-target = importlib.import_module("stressx._testing.target")
+from stressx._testing import faults, target
 
 TIMEOUT = 3.0
 REQ = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

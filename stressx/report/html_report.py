@@ -82,7 +82,7 @@ def _summary_section(data) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if created else ""
     lat = s.get("latency_ms") or {}
     target = f" of {s['rate_target']:g}" if s.get("rate_target") else ""
-    out = [f"<h1>stressx report</h1>",
+    out = ["<h1>stressx report</h1>",
            f'<p class="sub"><code>{escape(str(s.get("method", "")))} {escape(str(s.get("url", "")))}</code>'
            f" · {escape(F.model_line(s))}" + (f" · {escape(when)}" if when else "") + "</p>",
            f'<span class="verdict {v}" id="verdict">{label}</span>']
