@@ -1,0 +1,92 @@
+"""Types and contracts of the compiled core (stressx/_core.pyx and its .pxi files).
+
+All times are integer nanoseconds of CLOCK_MONOTONIC unless a name says otherwise; histogram
+values are integer microseconds.
+"""
+from typing import Any, Awaitable
+
+# -- layout (the shared-memory contract between a shard and the coordinator) -------------------
+SLOTS: dict[str, int]             # counter name -> slot index
+SCENARIO_SLOTS: dict[str, int]    # per-scenario block offsets
+LAYOUT: dict[str, int]            # version, magic, n_error_kinds, n_status, n_histograms...
+STATE: dict[str, int]             # shard states: init, ready, running, draining, done, failed
+STOP: dict[str, int]              # stop requests: none, graceful, now
+ERROR_KINDS: tuple[str, ...]
+HISTOGRAMS: tuple[str, ...]       # latency, latency_uncorrected, send_lag
+HDR_PARAMS: dict[str, int]        # lowest 1, highest 3_600_000_000 us, 3 significant figures
+SEGMENT_KINDS: dict[str, int]     # const, linear, sine
+
+# -- clock -------------------------------------------------------------------------------------
+def monotonic_ns() -> int: ...
+def set_timer_slack_ns(slack_ns: int) -> int: ...
+def set_parent_death_signal(signum: int) -> int: ...
+
+class Timer:
+    """A one-shot timerfd armed at absolute CLOCK_MONOTONIC ns: sub-millisecond wake-ups
+    (libuv timers have 1 ms resolution)."""
+    fd: int
+    def arm(self, when_ns: int) -> None: ...
+    def close(self) -> None: ...
+
+# -- histogram recording -----------------------------------------------------------------------
+def counts_index(value: int) -> int:
+    """HdrHistogram bucket index of a value (the compiled twin of hdr.counts_index)."""
+
+class Recorder:
+    """Records into an int64 buffer of HDR_PARAMS['slots'] slots (header + counts)."""
+    def __init__(self, buffer: Any, reset: bool = True) -> None: ...
+    def record(self, value_us: int) -> None:
+        """Out-of-range values are clamped and counted as overflow, never dropped."""
+    def record_many(self, values: Any) -> None: ...
+    def bench_record_calls(self, n: int, value_us: int) -> float:
+        """ns per record() over n calls (the recording microbenchmark)."""
+
+# -- schedule ----------------------------------------------------------------------------------
+class Schedule:
+    """When each send of one shard is due: send j of the run is due where the integral of the
+    rate reaches j; shard k of n takes sends k, k+n, ... Segments are
+    (kind, length_s, a, b, c) tuples (see shapes.Segment)."""
+    shard_index: int
+    shard_count: int
+    budget: int
+    duration_ns: int
+    total: float
+    def __init__(self, rate: float = 0.0, shard_index: int = 0, shard_count: int = 1,
+                 budget: int = -1, duration_ns: int = -1,
+                 segments: list[tuple] | None = None) -> None: ...
+    def due_at(self, i: int) -> int:
+        """ns after the start at which this shard's send i is due."""
+    def pace(self, sent: int, elapsed_ns: int) -> tuple[int, bool]:
+        """(wait_ns, stop): wait_ns <= 0 means the next send is already due."""
+    def due_count(self, elapsed_ns: int) -> int: ...
+    def rate_at(self, t: float) -> float: ...
+    def integral(self, t: float) -> float: ...
+    def change_rate(self, at_s: float, rate: float) -> None:
+        """A constant rate from at_s seconds on; sends due earlier keep their times."""
+
+# -- engine ------------------------------------------------------------------------------------
+class Engine:
+    """One shard's load engine over its shared-memory segment (see shard.py)."""
+    open_model: bool
+    phase: int
+    def __init__(self, memory: Any, loop: Any, host: str, port: int, *, scenarios: list[dict],
+                 ssl_context: Any = None, server_hostname: str | None = None,
+                 rate: float = 0.0, shard_index: int = 0, shard_count: int = 1,
+                 budget: int = -1, duration_ns: int = -1, timeout_ns: int = 10_000_000_000,
+                 grace_ns: int = 1_000_000_000, connections: int = 10,
+                 max_connections: int = 1024, segments: list[tuple] | None = None,
+                 users_segments: list[tuple] | None = None) -> None: ...
+    def prewarm(self) -> Awaitable[None]: ...
+    def start(self, start_ns: int) -> Awaitable[None]: ...
+    def stop(self, now: bool = False) -> None: ...
+    @property
+    def pending_count(self) -> int: ...
+
+# -- host-load burners (_burn.pxi) -------------------------------------------------------------
+def process_cpu_ns() -> int: ...
+def process_cpu_ns_of(pid: int) -> int: ...
+def burn_cpu(budget_ns: int, deadline_ns: int) -> int: ...
+def spin_iterations(iters: int) -> int: ...
+def sleep_until_ns(when_ns: int) -> int: ...
+def touch_pages(buf: Any, start: int, end: int, page_size: int, value: int) -> int: ...
+def fill_bytes(buf: Any, start: int, end: int, value: int) -> None: ...
