@@ -57,6 +57,7 @@ cdef class Conn:
     cdef int64_t sent_ns        # when it was written to the socket
     cdef int64_t opened_ns      # when the connect began, for the connect timeout
     cdef object connect_task
+    cdef object head            # the response's first chunk: read only if the server closes
 
     def __cinit__(self, Engine engine):
         self.engine = engine
@@ -78,6 +79,8 @@ cdef class Conn:
         cdef Engine engine = self.engine
         engine.slots[S_BYTES_IN] += len(data)
         engine.scenario(self.scenario)[SC_BYTES_IN] += len(data)
+        if self.head is None:
+            self.head = data
         if self.state != C_BUSY:
             # bytes nobody asked for: the connection is out of step with the server
             self.abort()
@@ -113,7 +116,23 @@ cdef class Conn:
         self.keep_alive = self.parser.should_keep_alive()
 
     def eof_received(self):
-        return False  # let the transport close; connection_lost() settles the request
+        # A body without Content-Length or chunked coding ends where the connection does
+        # (RFC 9112 6.3); llhttp would need llhttp_finish(), which httptools does not expose.
+        if self.state == C_BUSY and self.has_request and self.eof_ends_body():
+            self.status = self.parser.get_status_code()
+            self.engine.finish(self, now_ns(), -1)
+        return False  # let the transport close; connection_lost() settles anything else
+
+    cdef bint eof_ends_body(self):
+        cdef bytes head = self.head
+        cdef Py_ssize_t end
+        if head is None:
+            return False
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        lowered = head[:end].lower()
+        return b"\r\ncontent-length:" not in lowered and b"\r\ntransfer-encoding:" not in lowered
 
     def connection_lost(self, exc):
         self.state = C_CLOSED
@@ -137,6 +156,7 @@ cdef class Conn:
         """Send the request of scenario self.scenario."""
         cdef Engine engine = self.engine
         self.state = C_BUSY
+        self.head = None
         self.has_request = True
         self.intended_ns = intended_ns
         self.sent_ns = now

@@ -162,3 +162,12 @@ def test_run_async(target, tmp_path):
     import asyncio
     r = asyncio.run(stressx.run_async(target.url, connections=2, requests=10, workers=1, out=tmp_path))
     assert r.ok == 10
+
+
+def test_body_ended_by_close_is_a_response(fault, tmp_path):
+    """No Content-Length, not chunked: the body ends with the connection (RFC 9112 6.3), a
+    success; a Content-Length body cut short by a close stays an error (test_faults...)."""
+    server = fault("eof")
+    r = stressx.run(server.url, connections=2, requests=8, workers=1, out=tmp_path)
+    assert r.ok == 8 and r.error_count == 0 and r.status == {"200": 8}
+    assert r.connections_opened == 8        # each response closed its connection

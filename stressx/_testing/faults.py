@@ -23,10 +23,12 @@ import struct
 import threading
 from typing import Any, Awaitable, Callable, Optional
 
-MODES = ("stall", "garbage", "reset", "close", "ok")
+MODES = ("stall", "garbage", "reset", "close", "ok", "eof")
 GARBAGE = b"\x00\xffNOT HTTP\r\n\r\n"
 PARTIAL = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+# a valid response whose body ends when the server closes (no Content-Length, not chunked)
+EOF_RESPONSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
 _END = b"\r\n\r\n"
 
 
@@ -87,6 +89,9 @@ class _FaultProtocol(asyncio.Protocol):
             t.write(GARBAGE * n)
         elif mode == "close":
             t.write(PARTIAL)
+            t.close()
+        elif mode == "eof":
+            t.write(EOF_RESPONSE)
             t.close()
         elif mode == "reset":
             sock = t.get_extra_info("socket")
