@@ -150,10 +150,28 @@ def run_command(ctx: click.Context, params: dict, pattern: str | None = None,
                     after_run=lambda summary, out_dir: cli_reports.after_run(summary, out_dir, echo=echo, **checks))
 
 
+THRESHOLD_KEYS = {"expressions", "window", "abort_on_fail", "criteria"}
+
+
 def _file_checks(settings: dict, origins: dict, checks: dict) -> dict:
-    """Thresholds, criteria, reports and baseline from a config file, under the flags'."""
+    """Thresholds, criteria, reports and baseline from a config file, under the flags'.
+    `thresholds:` is a list of expressions, or a mapping {expressions: [...], window: 30s,
+    abort_on_fail: true, criteria: ci} for a sliding-window judge during the run."""
     checks = dict(checks)
     file_origins = dict(checks.get("origins") or {})
+    spec = settings.get("thresholds")
+    if isinstance(spec, dict):
+        where = origins.get("thresholds", "thresholds")
+        for key in spec:
+            if key not in THRESHOLD_KEYS:
+                raise ConfigError(f"{where}.{key}", f"unknown key; thresholds take {', '.join(sorted(THRESHOLD_KEYS))}")
+        for key, name in (("window", "threshold_window"), ("abort_on_fail", "abort_on_fail"),
+                          ("criteria", "criteria")):
+            if spec.get(key) is not None and not checks.get(name):
+                checks[name] = spec[key]
+                file_origins[name] = f"{where}.{key}"
+        settings["thresholds"] = spec.get("expressions") or None
+        origins["thresholds"] = f"{where}.expressions"
     for key, name in (("thresholds", "threshold"), ("criteria", "criteria"),
                       ("report", "report"), ("baseline", "baseline")):
         value = settings.pop(key, None)

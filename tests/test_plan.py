@@ -140,3 +140,24 @@ tests:
     with pytest.raises(ConfigError) as info:
         _plan_file(tmp_path, f"target: {URL}\npattern: {{type: phases, phases: [{{type: steady, rps: 5}}]}}\n")
     assert info.value.option.endswith("load.yaml: pattern.phases[0].duration")
+
+
+def test_config_file_sliding_window_abort(tmp_path):
+    """thresholds: {expressions, window, abort_on_fail} in a file stops a real run early."""
+    from stressx._testing.target import TargetThread
+    with TargetThread(delay_ms=40) as t:
+        (tmp_path / "c.yaml").write_text(f"""
+target: {t.url}
+rate: 50
+duration: 20s
+workers: 1
+thresholds:
+  expressions: ["p99<10ms"]
+  window: 1s
+  abort_on_fail: true
+output: {{dir: {tmp_path / 'out'}}}
+""")
+        r = run_cli("run", "--config", tmp_path / "c.yaml", "-q")
+    assert r.returncode == 3, r.stderr
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "p99 < 10 ms" in s["aborted"] and s["duration_s"] < 10
