@@ -72,7 +72,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     if config.open_model:
         planned = config.planned_seconds()
         window = min(duration_s, planned) if planned else duration_s
-        rate_target = config.rate or round(config.shape.integral(window) / window, 3)
+        # from the shape, which also carries live changes (adaptive ramps, safety back-off)
+        rate_target = round(config.shape.integral(window) / window, 3)
     summary = {
         "format_version": FORMAT_VERSION,
         "stressx_version": __version__,
