@@ -205,7 +205,8 @@ def run_plan(settings: dict, origins: dict, output: dict, companions_for=None, a
         if len(tests) > 1:
             _echo_err(f"stressx: test {t.name}: {t.config.shape.describe() if t.config.shape else t.config.model}")
         companions = companions_for(t.config) if companions_for else []
-        coordinator = Coordinator(t.config, out_dir, echo=_echo_err, companions=companions)
+        coordinator = Coordinator(t.config, out_dir, echo=_echo_err, companions=companions,
+                                  yield_cpu=True)
         try:
             summary = coordinator.run()
         except StartupError as exc:

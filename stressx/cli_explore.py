@@ -35,7 +35,7 @@ def _steady_runner(ctx: click.Context, params: dict, duration: str):
         s = dict(settings, pattern={"type": "steady", "rps": rate, "duration": duration})
         s.pop("rate", None)
         test = _plan.plan(s, origins, progress=not output["quiet"])[0]
-        summary = Coordinator(test.config, out_dir, echo=_echo_err).run()
+        summary = Coordinator(test.config, out_dir, echo=_echo_err, yield_cpu=True).run()
         if output["as_json"]:
             click.echo(json.dumps(summary, indent=2))
         return summary

@@ -102,9 +102,10 @@ class Coordinator:
     """Runs one load test described by a validated RunConfig, writing results to `out_dir`."""
 
     def __init__(self, config: RunConfig, out_dir: str | os.PathLike, echo=None,
-                 companions: list[Companion] = ()):
+                 companions: list[Companion] = (), yield_cpu: bool = False):
         self.config = config
         self.companions = list(companions)
+        self.yield_cpu = yield_cpu   # CLI: lower this thread's priority below the shards'
         self.start_ns = 0
         self._rate_lock = threading.Lock()
         self.abort_code = EXIT_ABORTED
@@ -127,6 +128,12 @@ class Coordinator:
                 c.prepare(self.config, self.out_dir)
             self._spawn()
             self._wait_ready()
+            if self.yield_cpu:
+                # the shards inherited our priority; from here on they come first (the
+                # coordinator only reads shared memory once a second). Not in library use:
+                # a thread's nice value cannot be taken back, and it is the caller's thread.
+                from .hostmetrics import yield_cpu
+                yield_cpu(5)
             start_ns = self.start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
