@@ -171,3 +171,11 @@ def test_body_ended_by_close_is_a_response(fault, tmp_path):
     r = stressx.run(server.url, connections=2, requests=8, workers=1, out=tmp_path)
     assert r.ok == 8 and r.error_count == 0 and r.status == {"200": 8}
     assert r.connections_opened == 8        # each response closed its connection
+
+
+def test_ipv6_loopback(tmp_path):
+    from stressx._testing.target import TargetThread
+    with TargetThread(host="::1") as t:
+        assert t.url.startswith("http://[::1]:")
+        r = stressx.run(t.url, rate=100, duration="0.5s", workers=1, out=tmp_path)
+    assert r.requests == 50 and r.ok == 50
