@@ -30,6 +30,22 @@ class Result:
     def __getitem__(self, key):
         return self.summary[key]
 
+    def check(self, *expressions: str, criteria: str | None = None) -> list:
+        """Judge threshold expressions ('p99<200ms', 'error_rate<1%', 'search:p95<50ms') or a
+        named criteria set against this run: a list of thresholds.ThresholdResult."""
+        from .thresholds import evaluate, resolve
+        return evaluate(resolve(expressions, criteria, option="check"), self.summary)
+
+    def assert_thresholds(self, *expressions: str, criteria: str | None = None) -> None:
+        """For pytest: raise AssertionError listing every failed threshold (and a run that was
+        interrupted or aborted, whose figures cannot pass)."""
+        failed = [r.message for r in self.check(*expressions, criteria=criteria) if not r.passed]
+        if self.summary.get("interrupted") or self.summary.get("aborted"):
+            failed.append(f"run {'interrupted' if self.summary.get('interrupted') else 'aborted'}: "
+                          f"{self.summary.get('aborted') or self.summary.get('interrupted')}")
+        if failed:
+            raise AssertionError("stressx thresholds failed:\n  " + "\n  ".join(failed))
+
     @property
     def ok_ratio(self) -> float:
         return self.summary["ok"] / self.summary["completed"] if self.summary["completed"] else 0.0

@@ -179,3 +179,14 @@ def test_ipv6_loopback(tmp_path):
         assert t.url.startswith("http://[::1]:")
         r = stressx.run(t.url, rate=100, duration="0.5s", workers=1, out=tmp_path)
     assert r.requests == 50 and r.ok == 50
+
+
+def test_result_thresholds_for_pytest(target, tmp_path):
+    r = stressx.run(target.url + "?delay=20", rate=50, duration="1s", workers=1, out=tmp_path)
+    r.assert_thresholds("p99<500ms", "error_rate<1%", criteria="ci")
+    verdicts = r.check("p50<5ms", "rps>10")
+    assert [v.passed for v in verdicts] == [False, True]
+    with pytest.raises(AssertionError, match="p50 < 5 ms"):
+        r.assert_thresholds("p50<5ms")
+    with pytest.raises(stressx.ConfigError, match="p99<<5ms"):
+        r.check("p99<<5ms")
