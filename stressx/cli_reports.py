@@ -181,7 +181,12 @@ def report_command(results_dir, formats, out, threshold, criteria):
             for name, p in _report.build(path, names, out).items():
                 click.echo(f"{name}: {p}")
             sys.exit(EXIT_OK)
-        data = _report.load(results_dir)
+        runs = [path]
+        if not (path / "manifest.json").exists():
+            # a sequence of tests (stressx run --config with `tests:`) or capacity probes: one
+            # report per run directory below
+            runs = sorted(p.parent for p in path.glob("*/manifest.json")) or runs
+        loaded = [(p, _report.load(p)) for p in runs]
     except ConfigError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
@@ -189,15 +194,19 @@ def report_command(results_dir, formats, out, threshold, criteria):
         _err(f"RESULTS_DIR: cannot read {results_dir}: {exc}")
         sys.exit(EXIT_USAGE)
     code = EXIT_OK
-    if ths:
-        verdicts = _thresholds.evaluate(ths, data.summary)
-        data.thresholds = [v.to_json() for v in verdicts]
-        _thresholds.save(out or results_dir, verdicts, criteria_name=criteria)
-        click.echo(format_thresholds(data.thresholds))
-        if not all(v.passed for v in verdicts):
-            code = EXIT_THRESHOLDS
-    for name, path in _report.write(data, names, out or results_dir).items():
-        click.echo(f"{name}: {path}")
+    for run_dir, data in loaded:
+        target_dir = (Path(out) / run_dir.name if len(loaded) > 1 else Path(out)) if out else run_dir
+        if ths:
+            verdicts = _thresholds.evaluate(ths, data.summary)
+            data.thresholds = [v.to_json() for v in verdicts]
+            _thresholds.save(target_dir, verdicts, criteria_name=criteria)
+            if len(loaded) > 1:
+                click.echo(f"{run_dir.name}:")
+            click.echo(format_thresholds(data.thresholds))
+            if not all(v.passed for v in verdicts):
+                code = EXIT_THRESHOLDS
+        for name, p in _report.write(data, names, target_dir).items():
+            click.echo(f"{name}: {p}")
     sys.exit(code)
 
 

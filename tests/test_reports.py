@@ -449,3 +449,17 @@ def test_report_command_bad_input_exits_2(tmp_path, run_dir):
 
 def test_fixture_untouched():
     assert not (RUN_V1 / "thresholds.json").exists() and not (RUN_V1 / "report.md").exists()
+
+
+def test_report_on_a_sequence_base_directory(tmp_path):
+    """`stressx run --config` with tests: writes one directory per test; `stressx report BASE`
+    reports each."""
+    import sys
+    src = Path(__file__).parent / "fixtures" / "run_v1"
+    for name in ("01-warmup", "02-ramp"):
+        shutil.copytree(src, tmp_path / name)
+    r = subprocess.run([sys.executable, "-m", "stressx.cli", "report", str(tmp_path), "--format", "md"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for name in ("01-warmup", "02-ramp"):
+        assert (tmp_path / name / "report.md").read_text().startswith("#")
