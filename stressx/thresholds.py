@@ -184,7 +184,7 @@ def resolve(expressions=(), criteria_name: str | None = None, *, option: str = "
     """Thresholds from --criteria NAME then each --threshold EXPR (all validated); `option` and
     `criteria_option` name where they came from in errors (e.g. 'load.yaml: thresholds')."""
     out = criteria(criteria_name, criteria_option) if criteria_name else []
-    out += [parse_threshold(e, option, source="--threshold") for e in expressions]
+    out += [parse_threshold(e, option, source=option) for e in expressions]
     return out
 
 
