@@ -138,7 +138,7 @@ def serve(host, port, delay, status, size, concurrency):
     from ._testing.target import serve_forever
 
     try:
-        serve_forever(host, port, delay, status, size, concurrency)
+        sys.exit(serve_forever(host, port, delay, status, size, concurrency))
     except ValueError as exc:
         _err(f"--host: {exc}")
         sys.exit(EXIT_USAGE)

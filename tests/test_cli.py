@@ -158,3 +158,15 @@ def test_killed_coordinator_leaves_nothing_behind(target, tmp_path):
     assert _gone(pids), "shards outlived their coordinator"
     assert not shm_segments()
     assert read_intervals(tmp_path / "intervals.arrows").num_rows >= 1
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_serve_stops_on_signals_with_their_exit_code(sig, code):
+    from stressx._testing.faults import free_port
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "stressx.cli", "serve", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "listening on" in p.stdout.readline()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == code and "Traceback" not in err

@@ -127,8 +127,10 @@ class TargetThread(LoopThread):
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8080, delay_ms: float = 0.0, status: int = 200,
-                  size: int = 2, concurrency: int = 0) -> None:
-    """Blocking server for ``stressx serve``; stops cleanly on SIGINT/SIGTERM."""
+                  size: int = 2, concurrency: int = 0) -> int:
+    """Blocking server for ``stressx serve``; stops cleanly on SIGINT/SIGTERM and returns the
+    signal's exit code (130/143), as every stressx command does."""
+    received: list[int] = []
 
     async def main() -> None:
         target = await start_target(host, port, delay_ms=delay_ms, status=status, size=size,
@@ -137,8 +139,8 @@ def serve_forever(host: str = "127.0.0.1", port: int = 8080, delay_ms: float = 0
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError, ValueError):  # e.g. Windows / non-main thread
+                loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), stop.set()))
+            except (NotImplementedError, RuntimeError, ValueError):  # e.g. non-main thread
                 pass
         print(f"stressx target listening on {target.url}", flush=True)
         try:
@@ -149,4 +151,5 @@ def serve_forever(host: str = "127.0.0.1", port: int = 8080, delay_ms: float = 0
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
-        pass
+        received.append(signal.SIGINT)
+    return 128 + received[0] if received else 0
