@@ -220,10 +220,6 @@ cdef class Engine:
         """Stop sending; drain in-flight requests for the grace period (or not at all)."""
         self.begin_drain(now_ns(), 0 if now else self.grace_ns, True)
 
-    @property
-    def pending_count(self):
-        return self.pending_len
-
     # -- the three doors -------------------------------------------------------------------
     def on_timer(self):
         self.timer.drain()

@@ -23,7 +23,7 @@ from .config import RunConfig, build_request, split
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
 from .shm import ShardMemory, new_run_id
-from .summary import build_summary
+from .summary import build_summary, scenario_histograms
 
 STATE = _core.STATE
 STOP = _core.STOP
@@ -288,6 +288,10 @@ class Coordinator:
         shards = [{"index": s.index, "pid": s.proc.pid, "exit_code": s.proc.returncode,
                    "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"]}
                   for s, r in zip(self.shards, readings)]
+        if self.config.workload is not None:
+            for sc, h in zip(self.config.scenarios,
+                             scenario_histograms(readings, len(self.config.scenarios))):
+                merged[f"scenario:{sc.name}"] = h
         interrupted = signal.Signals(self.interrupted).name if self.interrupted else None
         summary = build_summary(self.config, readings, merged,
                                 duration_s=(end_ns - start_ns) / 1e9, shards=shards,
@@ -296,11 +300,6 @@ class Coordinator:
             c.stop()
             summary[c.name] = c.finish()
         summary["exit_code"] = self.exit_code()
-        if self.config.workload is not None:
-            from .summary import scenario_histograms
-            for sc, h in zip(self.config.scenarios,
-                             scenario_histograms(readings, len(self.config.scenarios))):
-                merged[f"scenario:{sc.name}"] = h
         writer.histograms(merged, per_shard)
         writer.summary(summary)
         return summary

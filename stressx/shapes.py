@@ -91,11 +91,6 @@ class Shape:
         return max(max(s.a, s.b) if s.kind == "linear" else s.a + (s.b if s.kind == "sine" else 0.0)
                    for s in self.segments)
 
-    def scaled(self, factor: float) -> "Shape":
-        """The same shape with every rate multiplied (profiles, per-level scaling)."""
-        segs = tuple(Segment(s.kind, s.length, s.a * factor, s.b * factor, s.c) for s in self.segments)
-        return Shape(self.name, segs, dict(self.params, scaled=factor), self.weights)
-
     def with_rate_from(self, t: float, rate: float) -> "Shape":
         """This shape up to t seconds, then a constant `rate`: the Python twin of
         Schedule.change_rate(), so per-interval targets follow live rate changes."""

@@ -32,11 +32,10 @@ SCENARIO_BLOCK = SCENARIO["header"] + HIST_SLOTS
 
 def segment_slots(n_scenarios: int) -> int:
     return SCENARIOS_BASE + n_scenarios * SCENARIO_BLOCK
+
+
 SHM_DIR = "/dev/shm"
 INT64_MAX = np.iinfo(np.int64).max
-
-COUNTERS = ("sent", "completed", "ok", "errors", "bytes_out", "bytes_in", "late", "due",
-            "connects", "conn_open", "inflight", "dropped", "abandoned", "parse_failures")
 
 
 class ShardMemory:
@@ -120,9 +119,6 @@ class Reading:
 
     def __getitem__(self, name: str) -> int:
         return int(self.slots[SLOTS[name]])
-
-    def counters(self) -> dict:
-        return {name: self[name] for name in COUNTERS}
 
     def errors(self) -> np.ndarray:
         base = SLOTS["error_kinds"]

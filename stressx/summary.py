@@ -116,7 +116,7 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     }
     if config.workload is not None:
         summary["workload"] = config.workload
-        summary["scenarios"] = scenario_summaries(config, readings)
+        summary["scenarios"] = scenario_summaries(config, readings, histograms)
     reasons = saturation_reasons(summary)
     summary["saturated"] = bool(reasons)
     summary["saturation"] = {"reasons": reasons, "target_rate": rate_target,
@@ -132,10 +132,11 @@ def scenario_histograms(readings: list, n: int) -> list[Histogram]:
     return merged
 
 
-def scenario_summaries(config, readings: list) -> dict:
-    """Per-scenario figures, merged over shards exactly like the totals."""
+def scenario_summaries(config, readings: list, histograms: dict[str, Histogram]) -> dict:
+    """Per-scenario figures, merged over shards exactly like the totals (the merged
+    histograms arrive as histograms['scenario:NAME'])."""
     out = {}
-    hists = scenario_histograms(readings, len(config.scenarios))
+    hists = [histograms[f"scenario:{sc.name}"] for sc in config.scenarios]
     for i, sc in enumerate(config.scenarios):
         c = {k: sum(r.scenario(i)[k] for r in readings)
              for k in ("sent", "ok", "errors", "violations", "too_fast", "too_slow", "bytes_in")}
