@@ -119,7 +119,7 @@ class Coordinator:
     # -- public ----------------------------------------------------------------------------
     def run(self) -> dict:
         """Run to the end (or interruption) and return the summary dict; results are on disk."""
-        writer = ResultsWriter(self.out_dir)
+        writer = ResultsWriter(self.out_dir, scenarios=self.config.workload is not None)
         restore = self._install_signal_handlers()
         try:
             writer.manifest(self.config.to_json(), {"workers": self.config.workers})
@@ -250,9 +250,10 @@ class Coordinator:
         span_s = max((to_ns - from_ns) / 1e9, 1e-9)
         t_s = (to_ns - start_ns) / 1e9
         shard_rows, merged_counts, merged_hist = [], None, {}
-        for s in self.shards:
-            cur = s.mem.read()
-            row, hists = interval_row(s.last, cur, span_s, t_s,
+        readings = [(s.last, s.mem.read()) for s in self.shards]   # one reading per shard
+        scenario_rows = self._scenario_rows(readings, t_s, span_s) if self.config.workload else []
+        for s, (prev, cur) in zip(self.shards, readings):
+            row, hists = interval_row(prev, cur, span_s, t_s,
                                       self.config.target_rate(t_s - span_s, t_s))
             s.last = cur
             shard_rows.append(dict(row, shard=s.index))
@@ -263,11 +264,28 @@ class Coordinator:
                 else:
                     merged_hist[name] = h.copy()
         merged = finish_row(merged_counts, merged_hist, span_s)
-        writer.intervals([merged], shard_rows)
+        writer.intervals([merged], shard_rows, scenario_rows)
         if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
         for c in self.companions:
             self._abort(c.on_interval(t_s, merged))
+
+    def _scenario_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
+        """Per-scenario counts and latency of the interval, merged over shards, from the
+        (previous, current) reading of each shard."""
+        rows = []
+        for i, sc in enumerate(self.config.scenarios):
+            row = {"t_s": round(t_s, 6), "interval_s": round(span_s, 6), "scenario": sc.name}
+            for key, slot in (("sent", "sent"), ("ok", "ok"), ("errors", "errors"),
+                              ("violations", "violations")):
+                row[key] = sum(cur.scenario(i)[slot] - prev.scenario(i)[slot] for prev, cur in readings)
+            h = Histogram.empty()
+            for prev, cur in readings:
+                h += cur.scenario_histogram(i) - prev.scenario_histogram(i)
+            for key, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
+                row[f"latency_ms_{key}"] = round(h.value_at_percentile(p) / 1000, 3) if h.total else None
+            rows.append(row)
+        return rows
 
     def _abort(self, abort: "Abort | None") -> None:
         """End the run early for a companion (failed window threshold, safety stop)."""

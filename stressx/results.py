@@ -5,6 +5,7 @@ Files (FORMAT_VERSION 1):
 - ``manifest.json``        format version, stressx version, host, resolved configuration
 - ``intervals.arrows``     Arrow IPC stream, one row per 1 s interval, all shards merged
 - ``shard_intervals.arrows`` the same per shard (column ``shard``)
+- ``scenario_intervals.arrows`` (runs with a workload) one row per scenario per interval
 - ``histograms.json``      final HDR histograms (latency, latency_uncorrected, send_lag), merged
                            and per shard, in HdrHistogram's V2 compressed base64 encoding
 - ``summary.json``         the run's figures (see summary.py)
@@ -51,6 +52,15 @@ def interval_schema(per_shard: bool) -> pa.Schema:
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
 
 
+def scenario_interval_schema() -> pa.Schema:
+    """One row per scenario per 1 s interval (runs with a workload), all shards merged."""
+    fields = [pa.field("t_s", pa.float64()), pa.field("interval_s", pa.float64()),
+              pa.field("scenario", pa.string())]
+    fields += [pa.field(name, pa.int64()) for name in ("sent", "ok", "errors", "violations")]
+    fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in ("p50", "p90", "p99", "max")]
+    return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
+
+
 def host_info() -> dict:
     import psutil
     return {
@@ -71,13 +81,15 @@ def _write_json(path: Path, data) -> None:
 class ResultsWriter:
     """Writes one run's results directory as the run goes on."""
 
-    def __init__(self, out_dir: str | os.PathLike):
+    def __init__(self, out_dir: str | os.PathLike, scenarios: bool = False):
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._streams = {}
-        for key, per_shard in (("intervals", False), ("shard_intervals", True)):
+        schemas = {"intervals": interval_schema(False), "shard_intervals": interval_schema(True)}
+        if scenarios:
+            schemas["scenario_intervals"] = scenario_interval_schema()
+        for key, schema in schemas.items():
             sink = pa.OSFile(str(self.dir / f"{key}.arrows"), "wb")
-            schema = interval_schema(per_shard)
             self._streams[key] = (sink, pa.ipc.new_stream(sink, schema), schema)
 
     def manifest(self, config_json: dict, extra: dict | None = None) -> None:
@@ -90,9 +102,11 @@ class ResultsWriter:
             **(extra or {}),
         })
 
-    def intervals(self, merged: list[dict], per_shard: list[dict]) -> None:
-        for key, rows in (("intervals", merged), ("shard_intervals", per_shard)):
-            if rows:
+    def intervals(self, merged: list[dict], per_shard: list[dict],
+                  per_scenario: list[dict] = ()) -> None:
+        for key, rows in (("intervals", merged), ("shard_intervals", per_shard),
+                          ("scenario_intervals", per_scenario)):
+            if rows and key in self._streams:
                 sink, writer, schema = self._streams[key]
                 writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
                 sink.flush()
@@ -147,6 +161,7 @@ class Results:
     intervals: pa.Table
     shard_intervals: pa.Table
     histograms: dict = field(default_factory=dict)
+    scenario_intervals: pa.Table | None = None   # runs with a workload
 
 
 def load_results(path: str | os.PathLike) -> Results:
@@ -160,5 +175,7 @@ def load_results(path: str | os.PathLike) -> Results:
     if (p / "histograms.json").exists():
         data = json.loads((p / "histograms.json").read_text())
         hist = {name: Histogram.decode(text) for name, text in data["merged"].items()}
+    scenarios = p / "scenario_intervals.arrows"
     return Results(p, summary, manifest, read_intervals(p / "intervals.arrows"),
-                   read_intervals(p / "shard_intervals.arrows"), hist)
+                   read_intervals(p / "shard_intervals.arrows"), hist,
+                   read_intervals(scenarios) if scenarios.exists() else None)

@@ -60,6 +60,11 @@ scenarios:
     assert r.status["404"] == sc["missing"]["requests"] and r.status["500"] == sc["broken"]["requests"]
     hist = json.loads((tmp_path / "o" / "histograms.json").read_text())["merged"]
     assert {"scenario:fast", "scenario:slow"} <= set(hist)
+    per_interval = stressx.load_results(tmp_path / "o").scenario_intervals.to_pylist()
+    for name in sc:
+        rows = [row for row in per_interval if row["scenario"] == name]
+        assert sum(row["sent"] for row in rows) == sc[name]["requests"]
+        assert sum(row["violations"] for row in rows) == sc[name]["baseline_violations"]
 
 
 def test_scenario_selection(target, tmp_path):
