@@ -104,6 +104,9 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     except ScaleCommandFailed as exc:
         _err(str(exc))
         sys.exit(EXIT_ABORTED)
+    except StartupError as exc:     # as capacity does: a shard that cannot start is exit 1
+        _err(str(exc))
+        sys.exit(EXIT_INTERNAL)
     click.echo(format_scaling(report))
     click.echo(f"  results: {base}")
     codes = [lv["exit_code"] for lv in report["levels"]]
