@@ -44,25 +44,34 @@ class Recorder:
 # -- schedule ----------------------------------------------------------------------------------
 class Schedule:
     """When each send of one shard is due: send j of the run is due where the integral of the
-    rate reaches j; shard k of n takes sends k, k+n, ... Segments are
-    (kind, length_s, a, b, c) tuples (see shapes.Segment)."""
+    rate first rises past j; shard k of n takes sends k, k+n, ... Segments are
+    (kind, length_s, a, b, c) tuples (see shapes.Segment). Times are int ns after the start;
+    NEVER (2**63-1) means not under this schedule. stressx.schedule.Schedule is its exact
+    Python twin."""
     shard_index: int
     shard_count: int
     budget: int
     duration_ns: int
     total: float
+    paused: bool
     def __init__(self, rate: float = 0.0, shard_index: int = 0, shard_count: int = 1,
                  budget: int = -1, duration_ns: int = -1,
                  segments: list[tuple] | None = None) -> None: ...
     def due_at(self, i: int) -> int:
-        """ns after the start at which this shard's send i is due."""
+        """ns after the start at which this shard's send i is due (2**63-1: never)."""
+    def is_exhausted(self, i: int) -> bool:
+        """Send i must not happen (budget, duration, the shape's end; not while paused)."""
     def pace(self, sent: int, elapsed_ns: int) -> tuple[int, bool]:
         """(wait_ns, stop): wait_ns <= 0 means the next send is already due."""
     def due_count(self, elapsed_ns: int) -> int: ...
     def rate_at(self, t: float) -> float: ...
     def integral(self, t: float) -> float: ...
-    def change_rate(self, at_s: float, rate: float) -> None:
-        """A constant rate from at_s seconds on; sends due earlier keep their times."""
+    def integral_ns(self, t_ns: int) -> float: ...
+    def segments_ns(self) -> list[tuple]:
+        """[(kind, t0_ns, end_ns, c0, c1)] as the schedule holds them."""
+    def change_rate(self, at_ns: int, rate: float) -> None:
+        """A constant rate (0: pause) from at_ns on, for the rest of the run; sends due
+        earlier keep their times."""
 
 # -- engine ------------------------------------------------------------------------------------
 class Engine:

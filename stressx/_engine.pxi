@@ -309,14 +309,14 @@ cdef class Engine:
     cdef void apply_rate_change(self, int64_t now) noexcept:
         """The coordinator asked for a new total rate from now on (adaptive ramp, back-off)."""
         self.rate_change_seq = self.slots[S_RATE_CHANGE_SEQ]
-        cdef double rate = self.slots[S_RATE_CHANGE_MRPS] / 1000.0
+        cdef double rate = (<double *>&self.slots[S_RATE_CHANGE_RPS_BITS])[0]   # the exact double
         cdef int64_t at = max(self.slots[S_RATE_CHANGE_AT_NS], now) - self.start_ns
         try:
-            self.schedule.change_rate(at / 1e9, rate)
+            self.schedule.change_rate(at, rate)
         except BaseException:
             return
         if self.phase == P_RUNNING:
-            self.timer.arm_at(self.start_ns + self.schedule.due_ns(self.next_i))
+            self.tick(now)   # sends now due go; the timer follows the new schedule (or a pause)
 
     # -- open model ------------------------------------------------------------------------
     def on_poll(self):
@@ -332,7 +332,17 @@ cdef class Engine:
                 self.slots[S_DUE] = self.next_i
                 self.begin_drain(now, self.timeout_ns)
                 return
-            due = self.start_ns + self.schedule.due_ns(self.next_i)
+            due = self.schedule.due_ns(self.next_i)
+            if due >= INT64_MAX - self.start_ns:
+                # paused (rate 0) or beyond any clock: wait for a live change (the sweep
+                # applies it and ticks) or the end of the run
+                self.slots[S_DUE] = self.next_i
+                if now >= self.stop_at_ns:
+                    self.begin_drain(now, self.timeout_ns)
+                elif self.stop_at_ns != INT64_MAX:
+                    self.timer.arm_at(self.stop_at_ns)
+                return
+            due += self.start_ns
             if due > now:
                 break
             self.dispatch(due, now)

@@ -43,7 +43,7 @@ cdef enum:
     S_CPU_SYS_NS = 23
     S_USERS = 24           # closed model: active connections the shape asks of this shard
     S_RATE_CHANGE_SEQ = 25     # coordinator: bumped on each live rate change...
-    S_RATE_CHANGE_MRPS = 26    # ...to this total rate, in milli-requests per second...
+    S_RATE_CHANGE_RPS_BITS = 26  # ...to this total rate: a double's bits (req/s, exact; 0 pauses)...
     S_RATE_CHANGE_AT_NS = 27   # ...from this absolute instant (the same cut for every shard)
     S_N_SCENARIOS = 28     # scenario blocks after the histograms (written by the creator)
     S_LATE_AT_CAP = 29     # open model: late sends that found the pool at max_connections
@@ -109,7 +109,7 @@ SLOTS = dict(
     connects=S_CONNECTS, conn_open=S_CONN_OPEN, inflight=S_INFLIGHT, dropped=S_DROPPED,
     abandoned=S_ABANDONED, heartbeat_ns=S_HEARTBEAT_NS, end_ns=S_END_NS,
     parse_failures=S_PARSE_FAILURES, cpu_user_ns=S_CPU_USER_NS, cpu_sys_ns=S_CPU_SYS_NS,
-    users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_mrps=S_RATE_CHANGE_MRPS,
+    users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_rps_bits=S_RATE_CHANGE_RPS_BITS,
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
     late_at_cap=S_LATE_AT_CAP,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -331,14 +333,20 @@ class Coordinator:
 
     def change_rate(self, rate: float, delay_s: float = 0.02) -> None:
         """Move an open-model run to a constant total `rate` from `delay_s` from now on, in
-        every shard at the same instant (adaptive ramps, safety back-off)."""
+        every shard at the same instant (adaptive ramps, safety back-off). The rate holds until
+        the next change (the rest of the shape is dropped); 0 pauses sending, any rate > 0
+        (0.001/s too) resumes it. Sends due before the change keep their times."""
+        rate = float(rate)
+        if not 0 <= rate < math.inf:
+            raise ValueError(f"change_rate: rate must be finite and >= 0, got {rate!r}")
+        bits = struct.unpack("<q", struct.pack("<d", rate))[0]   # the shards read the double
         with self._rate_lock:   # the safety monitor may call from the host sampler's thread
             at = time.monotonic_ns() + int(delay_s * 1e9)
             if self.config.shape is not None and self.start_ns:
                 self.config.shape = self.config.shape.with_rate_from((at - self.start_ns) / 1e9, rate)
             for s in self.shards:
                 s.mem.set("rate_change_at_ns", at)
-                s.mem.set("rate_change_mrps", int(rate * 1000))
+                s.mem.set("rate_change_rps_bits", bits)
                 s.mem.set("rate_change_seq", s.mem.get("rate_change_seq") + 1)
 
     # -- stopping --------------------------------------------------------------------------

@@ -92,15 +92,21 @@ class Shape:
                    for s in self.segments)
 
     def with_rate_from(self, t: float, rate: float) -> "Shape":
-        """This shape up to t seconds, then a constant `rate`: the Python twin of
-        Schedule.change_rate(), so per-interval targets follow live rate changes."""
+        """This shape up to t seconds, then a constant `rate` (0: paused) for the rest of the
+        run: what Schedule.change_rate() does to the sends, so per-interval targets follow
+        live rate changes. A ramp cut at t keeps its slope, so the integral up to t is kept;
+        the rest of the shape is dropped (whoever changed the rate owns it from then on)."""
         segs, start = [], 0.0
         for s in self.segments:
+            if start >= t:
+                break
             if start + s.length <= t:
                 segs.append(s)
-            elif start < t:
+            else:
                 segs.append(Segment(s.kind, t - start, s.a, s.b if s.kind != "linear" else s.rate(t - start), s.c))
             start += s.length
+        if start < t:   # the shape had ended: nothing was due in between
+            segs.append(Segment("const", t - start, 0.0))
         segs.append(Segment("const", INF, rate))
         return Shape(self.name, tuple(segs), dict(self.params, changed_at=round(t, 3)), self.weights)
 

@@ -67,7 +67,7 @@ def test_no_burst_at_a_joint():
 def test_live_rate_change_keeps_past_sends():
     s = Schedule(100.0)
     before = [s.due_at(i) for i in range(50)]
-    s.change_rate(0.5, 1000.0)
+    s.change_rate(500_000_000, 1000.0)
     assert [s.due_at(i) for i in range(50)] == before          # all due before 0.5 s
     assert s.due_at(60) == pytest.approx(500_000_000 + 10 * 1_000_000, abs=2)
 

@@ -20,6 +20,8 @@ from .faults import LoopThread, format_url, require_loopback
 
 MAX_DELAY_MS = 60_000.0
 MAX_SIZE = 16 * 1024 * 1024
+# requests served (not /health): the server's own count, for tests that check what was sent
+REQUESTS = web.AppKey("requests", list)
 
 
 def _param(query, name: str, conv, lo, hi, default):
@@ -49,6 +51,7 @@ def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_s
         return web.Response(body=b"ok")
 
     async def handler(request: web.Request) -> web.Response:
+        count[0] += 1
         if pool is not None:
             async with pool:
                 return await serve(request)
@@ -67,7 +70,9 @@ def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_s
             await asyncio.sleep(delay / 1000.0)
         return web.Response(body=b"x" * size, status=status)
 
+    count = [0]
     app = web.Application()
+    app[REQUESTS] = count
     app.router.add_route("*", "/health", health)
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
@@ -79,6 +84,11 @@ class Target:
     def __init__(self, runner: web.AppRunner, host: str, port: int, scheme: str) -> None:
         self._runner, self.host, self.port = runner, host, port
         self.url = format_url(scheme, host, port)
+
+    @property
+    def requests(self) -> int:
+        """Requests this server has received (any path but /health)."""
+        return self._runner.app[REQUESTS][0]
 
     async def close(self) -> None:
         await self._runner.cleanup()
@@ -124,6 +134,7 @@ class TargetThread(LoopThread):
     host = property(lambda self: self.server.host)
     port = property(lambda self: self.server.port)
     url = property(lambda self: self.server.url)
+    requests = property(lambda self: self.server.requests)
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8080, delay_ms: float = 0.0, status: int = 200,
