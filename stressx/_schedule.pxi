@@ -125,8 +125,8 @@ cdef class Schedule:
 
     The target rate is a piecewise function of elapsed time (constant, linear or sinusoidal
     segments: every load shape is built from these). Send number j of the whole run is due
-    when the integral of the rate reaches j, so a changing rate is followed exactly, with no
-    bursts at the joints. Shard k of n takes sends k, k+n, k+2n...: the shards interleave
+    when the integral of the rate rises past j (a send that falls in a pause waits for its
+    end), so a changing rate is followed exactly, with no bursts at the joints. Shard k of n takes sends k, k+n, k+2n...: the shards interleave
     evenly instead of bunching. Every time is computed from the send's number directly, so no
     rounding error accumulates over a long run. A shard sends at most `budget` requests (-1: no
     limit) and none due at or after `duration_ns` (-1: only the segments bound it).

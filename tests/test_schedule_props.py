@@ -87,6 +87,8 @@ def check_integral(c, p, segs_ns):
     assert all(math.isfinite(v) and v >= 0 for v in values)
     for (t1, v1), (t2, v2) in zip(zip(points, values), zip(points[1:], values[1:])):
         assert v2 >= v1 - 1e-9 * max(1.0, v1), (t1, v1, t2, v2)
+        if t2 == t1 + 1:   # across a joint too: at most 1 ns of the highest rate (1e4/s)
+            assert v2 - v1 <= 1e-5 + 1e-9 * max(1.0, v1), (t1, v1, t2, v2)
 
 
 def check_times_follow_integral(c, times):
