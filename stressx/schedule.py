@@ -228,3 +228,20 @@ class Schedule:
         if self.is_exhausted(sent):
             return 0, True
         return self.due_at(sent) - elapsed_ns, False
+
+    def due_count(self, elapsed_ns: int) -> int:
+        lo, hi = 0, 1
+        if not self._due_by(0, elapsed_ns):
+            return 0
+        while self._due_by(hi, elapsed_ns):
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._due_by(mid, elapsed_ns):
+                lo = mid
+            else:
+                hi = mid
+        return hi
+
+    def _due_by(self, i: int, elapsed_ns: int) -> bool:
+        return not self.is_exhausted(i) and self.due_at(i) <= elapsed_ns

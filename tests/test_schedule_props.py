@@ -149,6 +149,7 @@ def test_shards_budget_and_duration_agree(segs, live, n, budget, duration_ns):
             p.change_rate(at, rate)
         check_same(c, p, indices(60))
         assert [c.pace(i, 5 * S) for i in range(0, 60, 7)] == [p.pace(i, 5 * S) for i in range(0, 60, 7)]
+        assert c.due_count(10 * S) == p.due_count(10 * S)
 
 
 # -- the measured bugs, one by one -------------------------------------------------------------
