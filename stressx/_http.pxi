@@ -26,8 +26,7 @@ cdef enum:
     C_CLOSED = 3
     # A response head (status line and header section, with any 1xx responses before it) longer
     # than this is a `protocol` error: a bound on what a server can make the client buffer and
-    # parse, and an end to a header section that never ends. Bytes; nginx's default ceiling for
-    # request headers (large_client_header_buffers 4 x 8k) is half of it.
+    # parse, and an end to a header section that never ends. Bytes.
     MAX_HEAD_BYTES = 65536
 
 cdef class Engine

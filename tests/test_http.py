@@ -30,6 +30,53 @@ def test_head_takes_no_body_whatever_content_length_says(fault):
     assert g.ok == 10 and g.errors == {} and g.bytes_in == 10 * (len(HEAD_RESPONSE) + 1000)
 
 
+@pytest.mark.parametrize("after,ok", [(b"", True), (b"STRAY", False)])
+def test_head_response_split_across_reads(after, ok):
+    """A HEAD response after a 100 Continue, its blank line split between two writes 20 ms
+    apart: complete at the blank line, on one kept-alive connection; bytes right after that
+    blank line, in the same read, are stray."""
+    import socket, threading
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(10)
+    pieces = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r",
+              b"\n" + after)
+    seen = []
+
+    def serve():
+        while len(seen) < 5:
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(10)
+                buf = b""
+                try:
+                    while len(seen) < 5:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                        while b"\r\n\r\n" in buf:
+                            request, buf = buf.split(b"\r\n\r\n", 1)
+                            seen.append(request.split(b" ", 1)[0])
+                            for piece in pieces:
+                                conn.sendall(piece)
+                                time.sleep(0.02)
+                except OSError:       # the client closed a connection it would not reuse
+                    pass
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        r = run(f"http://127.0.0.1:{srv.getsockname()[1]}/", method="HEAD", connections=1,
+                requests=5, timeout="2s")
+    finally:
+        srv.close()
+    thread.join(5)
+    assert seen == [b"HEAD"] * 5
+    if ok:
+        assert r.ok == 5 and r.errors == {} and r.connections_opened == 1
+    else:
+        assert r.ok == 0 and r.errors == {"protocol": 5} and r.connections_opened == 5
+
+
 def test_head_against_the_embedded_target(target, tmp_path):
     r = run(target.url, method="HEAD", connections=2, requests=50, timeout="2s")
     assert r.ok == 50 and r.errors == {} and r.status == {"200": 50}
@@ -62,10 +109,10 @@ def test_no_content_and_not_modified_have_no_body(fault):
 
 # -- bytes nobody asked for ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["stray", "headbody", "upgrade"])
+@pytest.mark.parametrize("mode", ["stray", "double", "headbody", "upgrade"])
 def test_bytes_after_the_response_make_it_a_protocol_error(fault, mode):
-    """Extra bytes in the same read as the response (after a body, a body on a HEAD response,
-    an unasked-for 101): the response is a `protocol` error and its connection is never
+    """Extra bytes in the same read as the response (after a body, a second response, a body
+    on a HEAD response, an unasked-for 101): the response is a `protocol` error and its connection is never
     reused; each request goes out on a connection of its own."""
     server = fault(mode)
     r = run(server.url, method="HEAD" if mode == "headbody" else "GET", connections=2,

@@ -20,6 +20,7 @@ how the load generator classifies that failure:
                never sent (neither status has one).
 - ``upgrade``: ``101 Switching Protocols`` that nobody asked for.
 - ``stray``:   a valid response and extra bytes in the same write.
+- ``double``:  two valid responses to each request, in the same write.
 - ``straylate``: a valid response, then extra bytes 20 ms later.
 - ``bigheader``: a valid response whose head (status line and header
                section) is ``head_bytes`` long (default 90,000).
@@ -44,7 +45,7 @@ import threading
 from typing import Any, Awaitable, Callable, Optional
 
 MODES = ("stall", "garbage", "reset", "close", "ok", "eof", "head", "headbody", "informational",
-         "nocontent", "upgrade", "stray", "straylate", "bigheader", "endlessheader")
+         "nocontent", "upgrade", "stray", "double", "straylate", "bigheader", "endlessheader")
 GARBAGE = b"\x00\xffNOT HTTP\r\n\r\n"
 PARTIAL = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -165,6 +166,8 @@ class _FaultProtocol(asyncio.Protocol):
             t.write(UPGRADE)
         elif mode == "stray":
             t.write(OK_RESPONSE + STRAY)
+        elif mode == "double":
+            t.write(OK_RESPONSE * 2)
         elif mode == "straylate":
             t.write(OK_RESPONSE)
             later(0.02, self.write, STRAY)
