@@ -1,13 +1,20 @@
 # One HTTP/1.1 keep-alive client connection, as an asyncio protocol driven by uvloop.
 # Parsing is httptools (llhttp): robust to malformed input, and its callbacks are only the ones
-# we define (on_message_complete), so a response costs one callback.
+# we define (message begin, headers complete, message complete: three C-to-Python calls per
+# response, ~30 ns each). llhttp already knows that 1xx, 204 and 304 responses have no body;
+# a response to HEAD it cannot be told about through httptools (llhttp skips the body when
+# on_headers_complete returns 1, which httptools only does for upgrades), so HEAD responses are
+# fed to it only up to the end of their header section (Conn.feed_head).
 import asyncio
 import ssl as _ssl
 
 import httptools
+from libc.string cimport memcmp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef object HttpResponseParser = httptools.HttpResponseParser
 cdef object HttpParserError = httptools.HttpParserError
+cdef object HttpParserUpgrade = httptools.HttpParserUpgrade   # not an HttpParserError
 cdef object SSLError = _ssl.SSLError
 cdef object CertificateError = _ssl.CertificateError
 cdef object CancelledError = asyncio.CancelledError
@@ -17,8 +24,16 @@ cdef enum:
     C_IDLE = 1
     C_BUSY = 2
     C_CLOSED = 3
+    # A response head (status line and header section, with any 1xx responses before it) longer
+    # than this is a `protocol` error: a bound on what a server can make the client buffer and
+    # parse, and an end to a header section that never ends. Bytes.
+    MAX_HEAD_BYTES = 65536
 
 cdef class Engine
+
+
+class StrayResponse(Exception):
+    """A message began after the response to the only request outstanding had completed."""
 
 
 cdef int classify_exception(object exc, bint connecting):
@@ -49,15 +64,20 @@ cdef class Conn:
     cdef object parser
     cdef int state              # C_*
     cdef bint has_request       # a request is assigned (waiting to connect, or in flight)
-    cdef bint complete          # set by on_message_complete inside feed_data
+    cdef bint bodiless          # the request is HEAD: its response has no body, whatever its
+                                # headers announce (RFC 9110 9.3.2)
+    cdef bint headers_done      # the final (non-1xx) response's header section has been parsed
+    cdef bint complete          # the final response is complete (set inside feed_data)
     cdef bint keep_alive
     cdef int status
+    cdef Py_ssize_t head_bytes  # bytes of the response head so far, up to MAX_HEAD_BYTES
+    cdef bytes tail             # HEAD: the last bytes fed, for a blank line split across reads
     cdef int scenario           # which request of the mix is in flight
     cdef int64_t intended_ns    # when the request was due (open model) or first sent (closed)
     cdef int64_t sent_ns        # when it was written to the socket
     cdef int64_t opened_ns      # when the connect began, for the connect timeout
     cdef object connect_task
-    cdef object head            # the response's first chunk: read only if the server closes
+    cdef object first_chunk     # the response's first chunk: read only if the server closes
 
     def __cinit__(self, Engine engine):
         self.engine = engine
@@ -77,61 +97,130 @@ cdef class Conn:
     def data_received(self, data):
         cdef int64_t now = now_ns()
         cdef Engine engine = self.engine
-        engine.slots[S_BYTES_IN] += len(data)
-        engine.scenario(self.scenario)[SC_BYTES_IN] += len(data)
-        if self.head is None:
-            self.head = data
+        cdef Py_ssize_t n = len(data)
+        cdef int kind = -1
+        engine.slots[S_BYTES_IN] += n
+        engine.scenario(self.scenario)[SC_BYTES_IN] += n
+        if self.first_chunk is None:
+            self.first_chunk = data
         if self.state != C_BUSY:
-            # bytes nobody asked for: the connection is out of step with the server
+            # Bytes with no request outstanding: the response before them was already counted,
+            # but the connection is out of step with the server. Close it, never reuse it, and
+            # count the connection (there is no request to charge them to).
+            if self.state == C_IDLE:
+                engine.slots[S_STRAY_CLOSES] += 1
             self.abort()
             return
         try:
-            self.parser.feed_data(data)
-        except HttpParserError:
-            if self.complete:
-                self.complete = False
-                engine.finish(self, now, -1)
-            if self.has_request:
-                engine.finish(self, now, E_PROTOCOL)
-            self.abort()
-            return
+            if self.headers_done or (not self.bodiless and self.head_bytes + n <= MAX_HEAD_BYTES):
+                self.head_bytes += n
+                self.parser.feed_data(data)
+            else:
+                kind = self.feed_head(data)
+        except (HttpParserError, HttpParserUpgrade):
+            # malformed, an unasked-for upgrade (101), or bytes after the complete response
+            # (StrayResponse, or what llhttp rejects as the start of a next message): the
+            # response is a protocol error even if it looked complete
+            kind = E_PROTOCOL
         except BaseException:
             engine.slots[S_PARSE_FAILURES] += 1
+            kind = E_OTHER
+        if kind >= 0:
+            self.complete = False
             if self.has_request:
-                engine.finish(self, now, E_OTHER)
+                engine.finish(self, now, kind)
             self.abort()
             return
         if self.complete:
             self.complete = False
             engine.finish(self, now, -1)
+            if self.bodiless:
+                # the parser still waits for the body the headers announced: start afresh
+                self.parser = HttpResponseParser(self)
             if not self.keep_alive:
                 self.close()
             else:
                 engine.release(self, now)
 
+    cdef int feed_head(self, object data) except -2:
+        """Feed `data` while the final response's head is incomplete and the request was HEAD
+        or the head nears MAX_HEAD_BYTES: in pieces that stop where the head would pass the
+        limit and, for HEAD, where each header section ends, so the parser never takes what
+        follows for a body. Returns an E_* kind, or -1 when all of `data` was fed."""
+        cdef Py_ssize_t pos = 0, end, k, n = len(data)
+        cdef bytes window
+        while pos < n:
+            if self.headers_done:
+                if self.bodiless:
+                    return E_PROTOCOL     # bytes after a HEAD response's header section
+                self.parser.feed_data(data[pos:])
+                return -1
+            if self.head_bytes >= MAX_HEAD_BYTES:
+                return E_PROTOCOL         # the head is longer than the limit
+            end = min(n, pos + (MAX_HEAD_BYTES - self.head_bytes))
+            if self.bodiless:
+                window = self.tail + data[pos:end]
+                k = window.find(b"\r\n\r\n")
+                if k >= 0:
+                    end = pos + k + 4 - len(self.tail)
+                    self.tail = b""
+                else:
+                    self.tail = window[max(0, len(window) - 3):]   # (no wraparound)
+            self.parser.feed_data(data[pos:end])
+            self.head_bytes += end - pos
+            pos = end
+        return -1
+
+    def on_message_begin(self):
+        # called by httptools from inside feed_data()
+        if self.complete:
+            raise StrayResponse()
+
+    def on_headers_complete(self):
+        # called by httptools from inside feed_data(). A 1xx response (100 Continue, 103 Early
+        # Hints) is interim: the final response follows it and is the one counted. 101 is
+        # raised by httptools as an upgrade, which nobody asked for.
+        cdef int status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            return
+        self.headers_done = True
+        self.status = status
+        if self.bodiless:
+            self.complete = True
+            # llhttp thinks a HEAD response without Content-Length or chunked coding runs
+            # until the server closes, so it says "close" for it: the connection is closed
+            # after it, which costs a reconnect but never a wrong count
+            self.keep_alive = self.parser.should_keep_alive()
+
     def on_message_complete(self):
         # called by httptools from inside feed_data()
-        self.complete = True
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
+        if self.headers_done:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
 
     def eof_received(self):
         # A body without Content-Length or chunked coding ends where the connection does
         # (RFC 9112 6.3); llhttp would need llhttp_finish(), which httptools does not expose.
-        if self.state == C_BUSY and self.has_request and self.eof_ends_body():
-            self.status = self.parser.get_status_code()
+        if (self.state == C_BUSY and self.has_request and self.headers_done and not self.complete
+                and self.eof_ends_body()):
             self.engine.finish(self, now_ns(), -1)
         return False  # let the transport close; connection_lost() settles anything else
 
     cdef bint eof_ends_body(self):
-        cdef bytes head = self.head
-        cdef Py_ssize_t end
+        """The final response's header section (in the first chunk, after any 1xx responses)
+        has neither Content-Length nor Transfer-Encoding."""
+        cdef bytes head = self.first_chunk
+        cdef Py_ssize_t start = 0, end
         if head is None:
             return False
-        end = head.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        lowered = head[:end].lower()
+        while True:
+            end = head.find(b"\r\n\r\n", start)
+            if end < 0:
+                return False
+            if head[start + 9:start + 10] != b"1":   # "HTTP/1.1 1xx": interim, skip it
+                break
+            start = end + 4
+        lowered = head[start:end].lower()
         return b"\r\ncontent-length:" not in lowered and b"\r\ntransfer-encoding:" not in lowered
 
     def connection_lost(self, exc):
@@ -155,13 +244,19 @@ cdef class Conn:
     cdef inline void send_picked(self, int64_t intended_ns, int64_t now) noexcept:
         """Send the request of scenario self.scenario."""
         cdef Engine engine = self.engine
+        cdef bytes request = <bytes>PyList_GET_ITEM(engine.requests, self.scenario)
         self.state = C_BUSY
-        self.head = None
+        self.first_chunk = None
         self.has_request = True
+        self.bodiless = (PyBytes_GET_SIZE(request) >= 5
+                         and memcmp(PyBytes_AS_STRING(request), b"HEAD ", 5) == 0)
+        self.headers_done = False
+        self.head_bytes = 0
+        self.tail = b""
         self.intended_ns = intended_ns
         self.sent_ns = now
         try:
-            self.write(<bytes>PyList_GET_ITEM(engine.requests, self.scenario))
+            self.write(request)
         except BaseException:
             engine.slots[S_SENT] += 1
             engine.scenario(self.scenario)[SC_SENT] += 1

@@ -13,7 +13,7 @@ cdef extern from *:
     const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
 
 cdef enum:
-    LAYOUT_VERSION = 2
+    LAYOUT_VERSION = 3
 
     # header, written once
     S_MAGIC = 0
@@ -47,6 +47,8 @@ cdef enum:
     S_RATE_CHANGE_AT_NS = 27   # ...from this absolute instant (the same cut for every shard)
     S_N_SCENARIOS = 28     # scenario blocks after the histograms (written by the creator)
     S_LATE_AT_CAP = 29     # open model: late sends that found the pool at max_connections
+    S_STRAY_CLOSES = 30    # connections closed for bytes that arrived with no request
+                           # outstanding (after the response they follow was counted)
 
     S_ERROR_KINDS = 32     # N_ERROR_KINDS slots, indexed by E_*
     N_ERROR_KINDS = 16
@@ -111,7 +113,7 @@ SLOTS = dict(
     parse_failures=S_PARSE_FAILURES, cpu_user_ns=S_CPU_USER_NS, cpu_sys_ns=S_CPU_SYS_NS,
     users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_rps_bits=S_RATE_CHANGE_RPS_BITS,
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
-    late_at_cap=S_LATE_AT_CAP,
+    late_at_cap=S_LATE_AT_CAP, stray_closes=S_STRAY_CLOSES,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,
     histograms=S_HISTOGRAMS,
 )

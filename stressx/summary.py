@@ -106,6 +106,7 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "bytes_in": total("bytes_in"),
         "bytes_out": total("bytes_out"),
         "connections_opened": total("connects"),
+        "connections_closed_stray": total("stray_closes"),
         "client_cpu_s": round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e9, 6),
         "client_cpu_us_per_request": (round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e3 / sent, 3)
                                       if sent else None),
