@@ -78,10 +78,9 @@ def _char(c: str) -> str:
 
 def check_method(value, option: str = "--method") -> str:
     """The method as it goes on the request line: an RFC 9110 token, upper-cased."""
-    method = str(value).upper()
-    if not _TOKEN.fullmatch(method):
+    if not _TOKEN.fullmatch(str(value)):     # before upper(): 'ſ'.upper() is 'S'
         raise ConfigError(option, f"expected an HTTP method token like GET or POST, got {str(value)!r}")
-    return method
+    return str(value).upper()
 
 
 def check_header(name, value, option: str = "--header") -> tuple[str, str]:
@@ -178,6 +177,14 @@ def yaml_error(source: str, exc: Exception) -> ConfigError:
     where = f" ({context}" + (f" at line {cmark.line + 1}, column {cmark.column + 1}" if cmark else "") + ")" \
         if context else ""
     return ConfigError(source, f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}{where}")
+
+
+def text_bytes(text: str, option: str) -> bytes:
+    """Text as UTF-8; bytes an env var or argv could not decode go out as they were."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"is not valid text: {text!r}") from None
 
 
 def _positive_int(value, option: str, low: int = 1, high: int = 10_000_000) -> int:
@@ -329,7 +336,7 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         headers = [headers] if isinstance(headers, str) else list(headers.items())
     parsed_headers = [check_header(*h) if isinstance(h, tuple) else parse_header(h) for h in headers]
     if isinstance(body, str):
-        body = body.encode()
+        body = text_bytes(body, "--body")
     if ca_file is not None and not os.path.isfile(ca_file):
         raise ConfigError("--ca-file", f"no such file: {ca_file!r}")
     if workload is not None:

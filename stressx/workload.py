@@ -24,7 +24,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from .config import (ConfigError, check_header, check_method, request_target, split_url,
-                     yaml_error)
+                     text_bytes, yaml_error)
 
 SCENARIO_KEYS = {"name", "method", "path", "url", "headers", "body", "body_file", "weight",
                  "expect_status", "baseline_min_ms", "baseline_max_ms", "description"}
@@ -110,7 +110,7 @@ def parse_scenario(raw, where: str, base_dir: Path) -> Scenario:
         raise ConfigError(f"{where}.body_file", "give body or body_file, not both")
     if "body" in raw:
         body = raw["body"]
-        sc.body = body.encode() if isinstance(body, str) else str(body).encode()
+        sc.body = text_bytes(body if isinstance(body, str) else str(body), f"{where}.body")
     if "body_file" in raw:
         path = base_dir / str(raw["body_file"])
         try:
