@@ -173,10 +173,13 @@ def yaml_error(source: str, exc: Exception) -> ConfigError:
     mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
     if mark is None or not problem:
         return ConfigError(source, f"not valid YAML: {' '.join(str(exc).split())}")
+    message = f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
     context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    where = f" ({context}" + (f" at line {cmark.line + 1}, column {cmark.column + 1}" if cmark else "") + ")" \
-        if context else ""
-    return ConfigError(source, f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}{where}")
+    if context and cmark:
+        message += f" ({context} at line {cmark.line + 1}, column {cmark.column + 1})"
+    elif context:
+        message += f" ({context})"
+    return ConfigError(source, message)
 
 
 def text_bytes(text: str, option: str) -> bytes:
