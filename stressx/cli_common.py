@@ -44,9 +44,40 @@ def default_out_dir() -> Path:
     return Path("stressx-results") / time.strftime("%Y%m%d-%H%M%S")
 
 
+class _OneLineError(click.ClickException):
+    """A bad value click itself rejected (a choice, a boolean), shown as the one line every
+    other bad input gets, naming the flag or the STRESSX_* variable it came from."""
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None) -> None:
+        _err(self.format_message())
+
+
+class _EnvOption(click.Option):
+    """An option that can come from STRESSX_<KEY>; click's own errors name that variable."""
+
+    def handle_parse_result(self, ctx, opts, args):
+        try:
+            return super().handle_parse_result(ctx, opts, args)
+        except click.BadParameter as exc:
+            label = self.opts[0] if opts.get(self.name) is not None else self.envvar
+            raise _OneLineError(f"{label}: {exc.message}") from None
+
+
+class _Lines(click.types.StringParamType):
+    """A repeatable text option whose environment variable holds one value per line (click
+    splits on whitespace by default, which cuts 'Content-Type: application/json' in two)."""
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [line.removesuffix("\r") for line in (rv or "").split("\n") if line.strip()]
+
+
 def _option(*decls, key, **kw):
     """A click option that can also come from STRESSX_<KEY>."""
-    return click.option(*decls, key, envvar=_plan.env_var(key), show_envvar=True, **kw)
+    if kw.get("multiple"):
+        kw.setdefault("type", _Lines())
+    return click.option(*decls, key, envvar=_plan.env_var(key), show_envvar=True,
+                        cls=_EnvOption, **kw)
 
 
 def load_options(f):
@@ -59,7 +90,8 @@ def load_options(f):
         _option("--workers", "-w", key="workers", help="Shard processes (default: one per core)."),
         _option("--timeout", key="timeout", help="Deadline of each request, connect included (default 10s)."),
         _option("--method", "-X", key="method", help="HTTP method (default GET)."),
-        _option("--header", "-H", key="headers", multiple=True, help="'Name: value' (repeatable)."),
+        _option("--header", "-H", key="headers", multiple=True, help="'Name: value' (repeatable; "
+                "in STRESSX_HEADERS one header per line)."),
         _option("--body", key="body", help="Request body text."),
         _option("--body-file", key="body_file", help="Request body from a file."),
         _option("--insecure", "-k", key="insecure", is_flag=True, default=None,
@@ -108,7 +140,8 @@ def settings_for(ctx: click.Context, params: dict, pattern: str | None = None):
     cli = _cli_layer(ctx, params, pattern)
     layers = []
     if params.get("config"):
-        file_settings, file_origins = _plan.load_config_file(params["config"])
+        file_settings, file_origins = _plan.load_config_file(
+            params["config"], option=cli[1].get("config", "--config"))
         if pattern and isinstance(file_settings.get("pattern"), dict) \
                 and file_settings["pattern"].get("type") == pattern:
             # the command names the file's pattern: flags override its parameters

@@ -10,7 +10,7 @@ import os
 import re
 import socket
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ._version import __version__
 
@@ -19,7 +19,13 @@ DEFAULT_CONNECTIONS = 10
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_GRACE_S = 1.0
 MAX_WORKERS = 256
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")      # RFC 9110 token (use fullmatch)
+_LINE_BREAKERS = re.compile(r"[\x00-\x20\x7f]")          # cannot go on a request line
+_VALUE_BREAKERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # cannot go in a header value (tab can)
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+_REQUEST_LINE = re.compile(r"[!-~]+ [!-~]+ HTTP/1\.1")
+_ASCII_PRINTABLE = "".join(map(chr, range(0x21, 0x7f)))
+_NAMED = {"\r": "CR", "\n": "LF", "\0": "NUL", " ": "a space", "\t": "a tab"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)?")
 
 
@@ -66,14 +72,122 @@ def parse_rate(value, option: str = "--rate") -> float:
     return rate
 
 
-def parse_header(text: str) -> tuple[str, str]:
-    name, sep, value = str(text).partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not _TOKEN.match(name):
-        raise ConfigError("--header", f"expected 'Name: value' with a valid header name, got {text!r}")
-    if any(c in value for c in "\r\n\0"):
-        raise ConfigError("--header", f"value of {name!r} contains a line break or NUL")
+def _char(c: str) -> str:
+    return _NAMED.get(c) or f"the control byte 0x{ord(c):02X}"
+
+
+def check_method(value, option: str = "--method") -> str:
+    """The method as it goes on the request line: an RFC 9110 token, upper-cased."""
+    if not _TOKEN.fullmatch(str(value)):     # before upper(): 'ſ'.upper() is 'S'
+        raise ConfigError(option, f"expected an HTTP method token like GET or POST, got {str(value)!r}")
+    return str(value).upper()
+
+
+def check_header(name, value, option: str = "--header") -> tuple[str, str]:
+    """A header as it goes on the wire: the name an RFC 9110 token, the value free of CR, LF,
+    NUL and other control bytes (which would end the header or the request early)."""
+    name, value = str(name).strip(), str(value).strip()
+    if not _TOKEN.fullmatch(name):
+        raise ConfigError(option, f"{name!r} is not a valid header name (letters, digits and !#$%&'*+.^_`|~-)")
+    bad = _VALUE_BREAKERS.search(value)
+    if bad:
+        raise ConfigError(option, f"value of {name!r} contains {_char(bad.group())}, which a header value cannot carry: {value!r}")
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"value of {name!r} is not valid text: {value!r}") from None
     return name, value
+
+
+def parse_header(text: str, option: str = "--header") -> tuple[str, str]:
+    """'Name: value' from a flag, env var line or config list."""
+    name, sep, value = str(text).partition(":")
+    if not sep or not _TOKEN.fullmatch(name.strip()):
+        raise ConfigError(option, f"expected 'Name: value' with a valid header name, got {text!r}")
+    return check_header(name, value, option)
+
+
+def request_target(text, option: str) -> str:
+    """A path and query as they go on the request line. Spaces, CR, LF, NUL and other control
+    bytes would split or corrupt the request and are refused; non-ASCII is percent-encoded as
+    UTF-8 (as browsers and curl do); '%' escapes already there are kept."""
+    text = str(text)
+    bad = _LINE_BREAKERS.search(text)
+    if bad:
+        raise ConfigError(option, f"contains {_char(bad.group())}, which cannot go on a request line "
+                                  f"(percent-encode it, e.g. %20 for a space): {text!r}")
+    if "#" in text:
+        raise ConfigError(option, f"a fragment ('#...') is never sent to a server; write %23 for a literal '#': {text!r}")
+    if not text.startswith("/"):
+        raise ConfigError(option, f"must start with '/', got {text!r}")
+    try:
+        return quote(text, safe=_ASCII_PRINTABLE, errors="surrogateescape")
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"is not valid text: {text!r}") from None
+
+
+def ascii_host(host: str, option: str = "URL") -> str:
+    """The host as it goes in the Host header and the TLS server name: an internationalised
+    name IDNA-encoded (UTS 46, as browsers do), an ASCII name as written."""
+    if host.isascii():
+        if not _HOST_CHARS.fullmatch(host):
+            raise ConfigError(option, f"host {host!r} has characters a host name cannot have")
+        return host
+    import idna      # a dependency of aiohttp's yarl; IDNA 2008, unlike the stdlib codec
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ConfigError(option, f"host {host!r} is not a valid internationalised domain name: {exc}") from None
+
+
+def split_url(url, option: str = "URL") -> tuple[str, str, int, str]:
+    """(scheme, ASCII host, port, request target) of an http(s) URL, checked for what would
+    corrupt a request. The raw text is checked first: urlsplit silently drops tabs and line
+    breaks, which would hide them."""
+    text = str(url)
+    bad = _LINE_BREAKERS.search(text)
+    if bad:
+        raise ConfigError(option, f"contains {_char(bad.group())}, which a URL cannot carry "
+                                  f"(percent-encode it, e.g. %20 for a space): {text!r}")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(option, f"{exc} in {text!r}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(option, f"expected an http:// or https:// URL, got {text!r}")
+    if not parts.hostname:
+        raise ConfigError(option, f"no host in {text!r}")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = ascii_host(host, option)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), request_target(path, option)
+
+
+def yaml_error(source: str, exc: Exception) -> ConfigError:
+    """A YAML syntax error as one line: the file, the line and column, the parser's problem
+    and what it was parsing (PyYAML's own text spans several lines)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return ConfigError(source, f"not valid YAML: {' '.join(str(exc).split())}")
+    message = f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark:
+        message += f" ({context} at line {cmark.line + 1}, column {cmark.column + 1})"
+    elif context:
+        message += f" ({context})"
+    return ConfigError(source, message)
+
+
+def text_bytes(text: str, option: str) -> bytes:
+    """Text as UTF-8; bytes an env var or argv could not decode go out as they were."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ConfigError(option, f"is not valid text: {text!r}") from None
 
 
 def _positive_int(value, option: str, low: int = 1, high: int = 10_000_000) -> int:
@@ -94,10 +208,10 @@ class Target:
 
     url: str
     scheme: str
-    host: str          # as written in the URL (Host header, TLS server name)
+    host: str          # as sent (Host header, TLS server name): IDNA-encoded if non-ASCII
     address: str       # resolved IP the shards connect to
     port: int
-    path: str          # path and query, as sent on the request line
+    path: str          # path and query, as sent on the request line (non-ASCII %-encoded)
 
     @property
     def host_header(self) -> str:
@@ -108,17 +222,7 @@ class Target:
 
 def parse_target(url: str) -> Target:
     option = "URL"
-    try:
-        parts = urlsplit(str(url))
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(option, f"{exc} in {url!r}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(option, f"expected an http:// or https:// URL, got {url!r}")
-    if not parts.hostname:
-        raise ConfigError(option, f"no host in {url!r}")
-    host = parts.hostname
-    port = port or (443 if parts.scheme == "https" else 80)
+    scheme, host, port, path = split_url(url, option)
     try:
         ipaddress.ip_address(host)
         address = host
@@ -128,10 +232,7 @@ def parse_target(url: str) -> Target:
         except socket.gaierror as exc:
             raise ConfigError(option, f"cannot resolve host {host!r}: {exc.strerror}") from None
         address = infos[0][4][0]
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return Target(str(url), parts.scheme, host, address, port, path)
+    return Target(str(url), scheme, host, address, port, path)
 
 
 @dataclass
@@ -233,12 +334,12 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
     workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
     timeout = parse_duration(timeout, "--timeout")
     grace = float(grace)
-    method = str(method).upper()
-    if not _TOKEN.match(method):
-        raise ConfigError("--method", f"expected an HTTP method token like GET or POST, got {method!r}")
-    parsed_headers = [h if isinstance(h, tuple) else parse_header(h) for h in headers]
+    method = check_method(method)
+    if isinstance(headers, (str, dict)):
+        headers = [headers] if isinstance(headers, str) else list(headers.items())
+    parsed_headers = [check_header(*h) if isinstance(h, tuple) else parse_header(h) for h in headers]
     if isinstance(body, str):
-        body = body.encode()
+        body = text_bytes(body, "--body")
     if ca_file is not None and not os.path.isfile(ca_file):
         raise ConfigError("--ca-file", f"no such file: {ca_file!r}")
     if workload is not None:
@@ -246,12 +347,16 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         if scenarios:
             wl = wl.select(list(scenarios))
         mix, source = wl.scenarios, wl.source or wl.name
-        for sc in mix:
+        for sc in mix:       # also scenarios built in Python, which no file parser has seen
+            where = sc.where or f"{source}: scenario {sc.name}"
+            _workload.check_scenario(sc, where)
             _workload.scenario_target_path(sc, target)   # every scenario is on the target
+            _check_framing(sc, parsed_headers, f"{where}.headers")
     else:
         if scenarios:
             raise ConfigError("--scenario", "selects scenarios of a --workload; none was given")
         mix, source = [_workload.default_scenario(method, parsed_headers, bytes(body))], None
+        _check_framing(mix[0], parsed_headers, "--header")
     return RunConfig(url=target.url, rate=rate, connections=connections,
                      max_connections=max_connections, duration=duration, requests=requests,
                      workers=workers, timeout=timeout, grace=grace, method=method,
@@ -260,14 +365,32 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
                      users_shape=users, scenarios=mix, workload=source)
 
 
+def _merged_headers(run_headers, sc) -> list:
+    """The run's headers under the scenario's own (a scenario's header replaces the run's)."""
+    own = {k.lower() for k, _ in sc.headers}
+    return [h for h in run_headers if h[0].lower() not in own] + list(sc.headers)
+
+
+def _check_framing(sc, run_headers, scenario_option: str) -> None:
+    """A Content-Length that disagrees with the body, or a Transfer-Encoding stressx does not
+    apply, would make the server read the next request as part of this one."""
+    for name, value in _merged_headers(run_headers, sc):
+        option = scenario_option if (name, value) in sc.headers else "--header"
+        if name.lower() == "transfer-encoding":
+            raise ConfigError(option, f"stressx sends bodies with Content-Length; drop {name}: {value}")
+        if name.lower() == "content-length" and value != str(len(sc.body)):
+            raise ConfigError(option, f"{name}: {value} disagrees with the body of scenario "
+                                      f"{sc.name!r} ({len(sc.body)} bytes); drop it, stressx sets it")
+
+
 def build_request(config: RunConfig, scenario=None) -> bytes:
     """A scenario's request bytes (default: the run's first), built once per run; every send
-    of it writes the same object."""
+    of it writes the same object. Every part was checked by resolve(); the head is checked once
+    more here, as the last place before the wire (a RunConfig changed after resolve)."""
     from .workload import scenario_target_path
     sc = scenario or config.scenarios[0]
     t = config.target
-    own = {k.lower() for k, _ in sc.headers}
-    headers = [h for h in config.headers if h[0].lower() not in own] + list(sc.headers)
+    headers = _merged_headers(config.headers, sc)
     given = {k.lower() for k, _ in headers}
     lines = [f"{sc.method} {scenario_target_path(sc, t)} HTTP/1.1"]
     if "host" not in given:
@@ -277,7 +400,10 @@ def build_request(config: RunConfig, scenario=None) -> bytes:
     lines += [f"{k}: {v}" for k, v in headers]
     if (sc.body or sc.method in ("POST", "PUT", "PATCH")) and "content-length" not in given:
         lines.append(f"Content-Length: {len(sc.body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + sc.body
+    if (not _REQUEST_LINE.fullmatch(lines[0])
+            or any(_VALUE_BREAKERS.search(line) for line in lines[1:])):
+        raise ConfigError(f"scenario {sc.name}", f"the request would be malformed: {lines!r}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + sc.body
 
 
 def split(total: int, parts: int, index: int) -> int:

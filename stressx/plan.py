@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import shapes
-from .config import ConfigError, RunConfig, resolve
+from .config import ConfigError, RunConfig, resolve, yaml_error
 from .profiles import profile_settings
 
 # settings a run takes (flag spelling: --max-connections for max_connections)
@@ -37,6 +37,8 @@ class Test:
 
 
 def flag(key: str) -> str:
+    if key == "headers":          # the one setting whose flag is not its key (repeatable --header)
+        return "--header"
     return "URL" if key == "target" else "--" + key.replace("_", "-")
 
 
@@ -67,16 +69,19 @@ def substitute_env(value, where: str, environ=os.environ):
     return value
 
 
-def load_config_file(path, environ=os.environ) -> tuple[dict, dict]:
-    """(settings, origins) from a YAML config file, strictly checked."""
+def load_config_file(path, environ=os.environ, option: str = "--config") -> tuple[dict, dict]:
+    """(settings, origins) from a YAML config file, strictly checked; `option` names where
+    the path came from (--config or STRESSX_CONFIG)."""
     import yaml
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text())
     except OSError as exc:
-        raise ConfigError("--config", f"cannot read {str(path)!r}: {exc.strerror}") from None
+        raise ConfigError(option, f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(str(p), f"not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise yaml_error(str(p), exc) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -179,8 +184,10 @@ def _resolve_one(s: dict, origins: dict, shape, progress: bool) -> RunConfig:
         except OSError as exc:
             raise ConfigError(origins.get("body_file", "--body-file"), f"cannot read {s['body_file']!r}: {exc.strerror}") from None
     headers = s.get("headers") or []
-    if isinstance(headers, dict):
-        headers = [f"{k}: {v}" for k, v in headers.items()]
+    if isinstance(headers, dict):        # name: value pairs as given (a ':' in a name is an error)
+        headers = [(str(k), str(v)) for k, v in headers.items()]
+    elif isinstance(headers, str):
+        headers = [headers]
     if "target" not in s:
         raise ConfigError("URL", "no target: give the URL as the first argument or `target:` in the config file")
     model = str(s.get("model") or "open")

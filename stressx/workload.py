@@ -23,9 +23,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
-
-from .config import ConfigError, _TOKEN, parse_header
+from .config import (ConfigError, check_header, check_method, request_target, split_url,
+                     text_bytes, yaml_error)
 
 SCENARIO_KEYS = {"name", "method", "path", "url", "headers", "body", "body_file", "weight",
                  "expect_status", "baseline_min_ms", "baseline_max_ms", "description"}
@@ -46,6 +45,7 @@ class Scenario:
     baseline_min_ms: float | None = None
     baseline_max_ms: float | None = None
     description: str = ""
+    where: str = ""                  # how errors name it: 'mixed.yaml: scenarios[2]'
 
     def to_json(self) -> dict:
         return {"name": self.name, "method": self.method, "path": self.path, "url": self.url,
@@ -93,30 +93,24 @@ def parse_scenario(raw, where: str, base_dir: Path) -> Scenario:
             raise ConfigError(f"{where}.{key}", f"unknown scenario key{_hint(key, SCENARIO_KEYS)}")
     if not raw.get("name"):
         raise ConfigError(f"{where}.name", "every scenario needs a name")
-    sc = Scenario(name=str(raw["name"]))
-    sc.method = str(raw.get("method", "GET")).upper()
-    if not _TOKEN.match(sc.method):
-        raise ConfigError(f"{where}.method", f"expected an HTTP method like GET, got {raw.get('method')!r}")
+    sc = Scenario(name=str(raw["name"]), where=where)
+    sc.method = str(raw.get("method", "GET"))
     if ("path" in raw) == ("url" in raw):
         raise ConfigError(f"{where}.path", "give exactly one of path or url")
     if "path" in raw:
         sc.path = str(raw["path"])
-        if not sc.path.startswith("/"):
-            raise ConfigError(f"{where}.path", f"must start with '/', got {sc.path!r}")
     else:
         sc.url = str(raw["url"])
     headers = raw.get("headers") or {}
     if not isinstance(headers, dict):
         raise ConfigError(f"{where}.headers", "expected a mapping of header names to values")
-    try:
-        sc.headers = [parse_header(f"{k}: {v}") for k, v in headers.items()]
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.headers", str(exc).split(": ", 1)[1]) from None
+    sc.headers = [(str(k), str(v)) for k, v in headers.items()]
+    check_scenario(sc, where)
     if "body" in raw and "body_file" in raw:
         raise ConfigError(f"{where}.body_file", "give body or body_file, not both")
     if "body" in raw:
         body = raw["body"]
-        sc.body = body.encode() if isinstance(body, str) else str(body).encode()
+        sc.body = text_bytes(body if isinstance(body, str) else str(body), f"{where}.body")
     if "body_file" in raw:
         path = base_dir / str(raw["body_file"])
         try:
@@ -140,6 +134,20 @@ def parse_scenario(raw, where: str, base_dir: Path) -> Scenario:
         raise ConfigError(f"{where}.baseline_min_ms", f"must not exceed baseline_max_ms ({sc.baseline_max_ms:g})")
     sc.description = str(raw.get("description", ""))
     return sc
+
+
+def check_scenario(sc: Scenario, where: str) -> None:
+    """Everything of a scenario that goes on the request line or in a header, checked and put
+    in wire form (method upper-cased, path percent-encoded): the one check every scenario gets,
+    from a workload file, a config file's `scenarios:` or Python."""
+    sc.method = check_method(sc.method, f"{where}.method")
+    if (sc.path is None) == (sc.url is None):
+        raise ConfigError(f"{where}.path", "give exactly one of path or url")
+    if sc.path is not None:
+        sc.path = request_target(sc.path, f"{where}.path")
+    else:
+        split_url(sc.url, f"{where}.url")
+    sc.headers = [check_header(k, v, f"{where}.headers") for k, v in sc.headers]
 
 
 def parse_workload(data, source: str, base_dir: Path) -> Workload:
@@ -177,10 +185,12 @@ def load_workload(path) -> Workload:
         text = p.read_text()
     except OSError as exc:
         raise ConfigError("--workload", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(p), f"not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise yaml_error(str(p), exc) from None
     return parse_workload(data, str(p), p.parent)
 
 
@@ -201,8 +211,8 @@ def scenario_target_path(sc: Scenario, target) -> str:
         return sc.path
     if sc.url is None:
         return target.path
-    parts = urlsplit(sc.url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if parts.scheme != target.scheme or parts.hostname != target.host or port != target.port:
-        raise ConfigError(f"scenario {sc.name}: url", f"{sc.url!r} is not on the run's target {target.scheme}://{target.host_header}/")
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    where = f"{sc.where or f'scenario {sc.name}'}.url"
+    scheme, host, port, path = split_url(sc.url, where)
+    if scheme != target.scheme or host != target.host or port != target.port:
+        raise ConfigError(where, f"{sc.url!r} is not on the run's target {target.scheme}://{target.host_header}/")
+    return path
