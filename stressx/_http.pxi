@@ -2,6 +2,7 @@
 # Parsing is httptools (llhttp): robust to malformed input, and its callbacks are only the ones
 # we define (on_message_complete), so a response costs one callback.
 import asyncio
+import errno as _errno
 import ssl as _ssl
 
 import httptools
@@ -25,6 +26,8 @@ cdef int classify_exception(object exc, bint connecting):
     """Map a connection failure to an E_* error kind."""
     if exc is None:
         return E_CLOSED
+    if isinstance(exc, OSError) and exc.errno in (_errno.EMFILE, _errno.ENFILE):
+        return E_FD_LIMIT      # our own limit (socket() failed), never the target's fault
     if isinstance(exc, (SSLError, CertificateError)):
         return E_TLS
     if isinstance(exc, ConnectionRefusedError):
