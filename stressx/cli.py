@@ -145,7 +145,7 @@ def phases(preset, **params):
 @main.command(epilog=EXIT_CODES)
 @click.option("--rate", "-R", default="1000", show_default=True, help="Arrival rate.")
 @click.option("--duration", "-d", default="5s", show_default=True)
-@click.option("--workers", "-w", help="Shard processes (default: one per core).")
+@click.option("--workers", "-w", help="Shard processes (default: one per usable CPU).")
 @click.option("--delay", default=1.0, show_default=True, help="Target's response delay in ms.")
 @click.option("--out", "-o", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)

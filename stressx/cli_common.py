@@ -57,7 +57,8 @@ def load_options(f):
                 "sending the next request when the last completes (default 10). Open model: "
                 "connections opened before the start."),
         _option("--max-connections", key="max_connections", help="Open model: cap on connections (default 1024)."),
-        _option("--workers", "-w", key="workers", help="Shard processes (default: one per core)."),
+        _option("--workers", "-w", key="workers", help="Shard processes (default: one per CPU this "
+                "process may use: affinity and cgroup quota)."),
         _option("--timeout", key="timeout", help="Deadline of each request, connect included (default 10s)."),
         _option("--method", "-X", key="method", help="HTTP method (default GET)."),
         _option("--header", "-H", key="headers", multiple=True, help="'Name: value' (repeatable)."),

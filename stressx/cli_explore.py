@@ -163,7 +163,7 @@ def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, back
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     extra = {"adaptive": {"start_rps": ramp.rate, "step_rps": ramp.step, "max_rps": ramp.max_rate,
-                          "step_every_s": ramp.step_every, "slo": [th.text for th in ramp.slo],
+                          "step_every_s": ramp.step_every, "slo": list(slo),
                           "max_error_rate": ramp.max_error_rate, "backoff": ramp.backoff,
                           "cooldown_s": ramp.cooldown}}
     sys.exit(run_plan(settings, origins, output, companions_for=lambda cfg: [ramp], plan_extra=extra))

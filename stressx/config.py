@@ -133,7 +133,7 @@ def cgroup_cpu_limit(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgr
     return min(limits) if limits else None
 
 
-def usable_cpus() -> int:
+def usable_cpus(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> int:
     """CPUs this process may run on: its affinity mask (taskset, cpusets), further limited by a
     cgroup v2 CPU quota (containers), not os.cpu_count(), which counts the whole machine. The
     default number of workers: more shards than this only compete for the same CPUs."""
@@ -141,7 +141,7 @@ def usable_cpus() -> int:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
-    quota = cgroup_cpu_limit()
+    quota = cgroup_cpu_limit(root, proc_cgroup)
     return max(1, min(n, quota) if quota is not None else n)
 
 
