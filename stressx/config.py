@@ -306,8 +306,8 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         # one per usable CPU, and no more than the run can keep busy (the coordinator says
         # so when an explicit --workers is lowered for the same reason)
         workers = min(usable_cpus(), MAX_WORKERS)
-        if rate is None and shape is None and users is None:
-            workers = min(workers, connections)
+        if rate is None and shape is None:
+            workers = min(workers, connections)     # closed model (a users shape: its peak)
         if requests is not None:
             workers = min(workers, requests)
     workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)

@@ -84,8 +84,11 @@ def effective_workers(cfg: RunConfig) -> tuple[int, str | None]:
     """The number of shards a run can keep busy, and why it is below cfg.workers (None when
     it is not): a closed-model shard needs a connection, any shard a request of the budget."""
     n, why = cfg.workers, None
-    if not cfg.open_model and cfg.users_shape is None and cfg.connections < n:
-        n, why = cfg.connections, f"the closed model runs at least one connection per shard and --connections is {cfg.connections}"
+    if not cfg.open_model and cfg.connections < n:      # with a users shape: its peak
+        n = cfg.connections
+        why = (f"a closed-model shard needs a connection of its own and "
+               + (f"the pattern peaks at {n} connection(s)" if cfg.users_shape is not None
+                  else f"--connections is {n}"))
     if cfg.requests is not None and cfg.requests < n:
         n, why = cfg.requests, f"each shard needs a request and --requests is {cfg.requests}"
     return max(n, 1), why

@@ -151,12 +151,17 @@ def test_backoff_in_a_closed_model_pattern_says_why_the_rate_stayed(target, tmp_
 
 
 # -- 3. workers --------------------------------------------------------------------------------
-def test_fewer_connections_than_workers_is_said_and_recorded(target, tmp_path):
-    r = run_cli("run", target.url, "--connections", "1", "--workers", "2", "--duration", "0.5s",
+@pytest.mark.parametrize("args,why", [
+    (["run", "--connections", "1"], "--connections is 1"),
+    (["steady", "--model", "closed", "--rps", "1"], "the pattern peaks at 1 connection(s)"),
+    (["run", "--rate", "50", "--requests", "1"], "--requests is 1"),
+])
+def test_fewer_connections_than_workers_is_said_and_recorded(args, why, target, tmp_path):
+    r = run_cli(args[0], target.url, *args[1:], "--workers", "2", "--duration", "0.5s",
                 "--out", tmp_path, "--json", "-q")
     assert r.returncode == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if "--workers 2 lowered to 1" in line]
-    assert len(said) == 1 and said[0].startswith("stressx: ") and "--connections is 1" in said[0]
+    assert len(said) == 1 and said[0].startswith("stressx: ") and why in said[0]
     s = json.loads(r.stdout)
     assert s["workers"] == 1 and s["workers_requested"] == 2 and len(s["shards"]) == 1
     assert any("--workers 2 lowered to 1" in n for n in s["notes"])
