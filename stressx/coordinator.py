@@ -34,7 +34,7 @@ POLL_S = 0.02
 STARTUP_TIMEOUT_S = 20.0           # process start and imports, on top of connection pre-warm
 SHARD_FD_MARGIN = 32               # a shard's own descriptors besides its connections: stdio,
                                    # epoll, io_uring, eventfd, timerfd, signal pipes (~15 seen)
-COORDINATOR_FD_PER_SHARD = 2       # pipes while a shard is spawned
+COORDINATOR_FD_PER_SHARD = 2       # its segment's mapping (mmap keeps a dup), spawn pipes
 COORDINATOR_FD_PER_COMPANION = 4   # burner processes' pipes, the host sampler's /proc reads
 COORDINATOR_FD_MARGIN = 32         # results streams and JSON files, imports
 DEFAULT_MAX_CONNECTIONS = 1024     # open model: total cap when --max-connections is not given
