@@ -6,6 +6,7 @@
 # on_headers_complete returns 1, which httptools only does for upgrades), so HEAD responses are
 # fed to it only up to the end of their header section (Conn.feed_head).
 import asyncio
+import errno as _errno
 import ssl as _ssl
 
 import httptools
@@ -40,6 +41,8 @@ cdef int classify_exception(object exc, bint connecting):
     """Map a connection failure to an E_* error kind."""
     if exc is None:
         return E_CLOSED
+    if isinstance(exc, OSError) and exc.errno in (_errno.EMFILE, _errno.ENFILE):
+        return E_FD_LIMIT      # our own limit (socket() failed), never the target's fault
     if isinstance(exc, (SSLError, CertificateError)):
         return E_TLS
     if isinstance(exc, ConnectionRefusedError):

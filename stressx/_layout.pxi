@@ -13,7 +13,7 @@ cdef extern from *:
     const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
 
 cdef enum:
-    LAYOUT_VERSION = 3
+    LAYOUT_VERSION = 4
 
     # header, written once
     S_MAGIC = 0
@@ -78,6 +78,7 @@ cdef enum:
     E_CLOSED = 6
     E_STATUS = 7
     E_OTHER = 8
+    E_FD_LIMIT = 9         # the client ran out of file descriptors (EMFILE/ENFILE): not the target's
 
     # histograms, in recording units of microseconds
     H_LATENCY = 0          # from intended send time (coordinated-omission corrected)
@@ -100,7 +101,7 @@ cdef enum:
 
 
 ERROR_KINDS = ("connect_refused", "connect", "reset", "timeout", "tls", "protocol", "closed",
-               "status", "other")
+               "status", "other", "fd_limit")
 HISTOGRAMS = ("latency", "latency_uncorrected", "send_lag")
 STATES = ("init", "ready", "running", "draining", "done", "failed")
 

@@ -88,15 +88,36 @@ def parse_error_rate(text) -> float:
     return v
 
 
-def search(run_probe, *, slo: list[str], max_error_rate="1%", start="10", ceiling="100000",
-           precision=0.05, max_probes=20, out_dir: Path, echo=print) -> CapacityResult:
-    """run_probe(rate, out_dir) -> summary dict runs one probe. Returns the result (also
-    written to out_dir/capacity.json)."""
+def _parse(slo, max_error_rate, start, ceiling):
     thresholds = [parse_threshold(s, "--slo") for s in slo]
     max_err = parse_error_rate(max_error_rate)
     start_rate, ceiling_rate = parse_rate(start, "--start-rps"), parse_rate(ceiling, "--max-rps")
     if start_rate > ceiling_rate:
         raise ConfigError("--start-rps", f"must not exceed --max-rps ({ceiling_rate:g})")
+    return thresholds, max_err, start_rate, ceiling_rate
+
+
+def plan(*, slo: list[str], max_error_rate="1%", start="10", ceiling="100000", precision=0.05,
+         max_probes=20, out_dir: Path) -> dict:
+    """What search() would do, for a dry run: the probes that follow while every probe passes
+    (each failure then starts a bisection), validated exactly as search() validates."""
+    _, max_err, start_rate, ceiling_rate = _parse(slo, max_error_rate, start, ceiling)
+    rates = [start_rate]
+    while rates[-1] < ceiling_rate and len(rates) < max_probes:
+        rates.append(min(rates[-1] * 2, ceiling_rate))
+    return {"command": "capacity", "slo": list(slo), "max_error_rate": max_err,
+            "precision": precision, "max_probes": max_probes,
+            "probes_while_passing": [{"rate": r, "out": str(out_dir / f"probe-{i + 1:02d}-{r:g}rps")}
+                                     for i, r in enumerate(rates)],
+            "after_a_failure": "bisect between the last passing and the first failing rate",
+            "results": str(out_dir / "capacity.json")}
+
+
+def search(run_probe, *, slo: list[str], max_error_rate="1%", start="10", ceiling="100000",
+           precision=0.05, max_probes=20, out_dir: Path, echo=print) -> CapacityResult:
+    """run_probe(rate, out_dir) -> summary dict runs one probe. Returns the result (also
+    written to out_dir/capacity.json)."""
+    thresholds, max_err, start_rate, ceiling_rate = _parse(slo, max_error_rate, start, ceiling)
     result = CapacityResult(None, list(slo), max_err, "")
     while True:
         rate, why = next_rate(result.probes, start_rate, ceiling_rate, precision, max_probes)

@@ -6,9 +6,28 @@ cli_reports.py; host load in cli_burn.py.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-import click
+
+def _interrupted_while_starting(signum, frame):
+    """SIGINT while the command is still importing: nothing has been done yet, so leave at
+    once with the interrupted exit code, without a traceback from the middle of an import."""
+    os._exit(130)
+
+
+# First, before the slow imports; only when this module is the program (python -m stressx.cli
+# or the `stressx` script), never when a library or test imports it.
+_GUARDED = False
+if __name__ == "__main__" or os.path.basename(sys.argv[0] if sys.argv else "") == "stressx":
+    try:
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
+        _GUARDED = True
+    except ValueError:      # not the main thread
+        pass
+
+import click  # noqa: E402
 
 from . import cli_burn, cli_explore, cli_reports, shapes
 from ._version import __version__
@@ -17,8 +36,27 @@ from .cli_common import (DURATION_HELP, EXIT_CODES, RATE_HELP, _err, _option, lo
 from .config import ConfigError
 from .coordinator import EXIT_USAGE
 
+EXIT_SIGINT = 130
 
-@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Group(click.Group):
+    """The `stressx` group: Ctrl-C outside a run (validating, at a prompt, writing reports)
+    exits 130 like an interrupted run, not click's "Aborted!" with 1."""
+
+    def invoke(self, ctx):
+        if _GUARDED and signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_SIGINT)
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                sys.exit(EXIT_SIGINT)
+            raise
+
+
+@click.group(cls=_Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stressx")
 def main():
     """stressx: load generation with wrk-class speed and wrk2-honest latencies."""
@@ -107,7 +145,7 @@ def phases(preset, **params):
 @main.command(epilog=EXIT_CODES)
 @click.option("--rate", "-R", default="1000", show_default=True, help="Arrival rate.")
 @click.option("--duration", "-d", default="5s", show_default=True)
-@click.option("--workers", "-w", help="Shard processes (default: one per core).")
+@click.option("--workers", "-w", help="Shard processes (default: one per usable CPU).")
 @click.option("--delay", default=1.0, show_default=True, help="Target's response delay in ms.")
 @click.option("--out", "-o", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)

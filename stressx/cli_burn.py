@@ -77,8 +77,9 @@ def format_burn_summary(s: dict, out_dir: str | None = None) -> str:
 
 
 # -- the command -----------------------------------------------------------------------------
-def burn_command(specs, duration, safety, out, as_json, quiet) -> int:
-    """`stressx burn`: validate, run the burners alone, print; returns the exit code."""
+def burn_command(specs, duration, safety, out, as_json, quiet, dry_run=False) -> int:
+    """`stressx burn`: validate, run the burners alone, print; returns the exit code. A dry
+    run prints the burners and limits it would run, as JSON, and starts nothing."""
     from .burners.session import run_burn
 
     try:
@@ -92,6 +93,12 @@ def burn_command(specs, duration, safety, out, as_json, quiet) -> int:
         _err(str(exc))
         return EXIT_USAGE
     out_dir = Path(out) if out else Path("stressx-results") / ("burn-" + time.strftime("%Y%m%d-%H%M%S"))
+    if dry_run:
+        click.echo(json.dumps({"command": "burn", "duration_s": duration_s,
+                               "burn": [s.to_json() for s in parsed],
+                               "safety": [lim.text for lim in limits], "out": str(out_dir)},
+                              indent=2, default=str))
+        return 0
     summary = run_burn(parsed, duration_s=duration_s, out_dir=out_dir, limits=limits,
                        echo=_echo_err, progress=not quiet)
     if as_json:
@@ -115,13 +122,14 @@ def register(main) -> None:
                   help="Results directory (default ./stressx-results/burn-<timestamp>).")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-    def burn(specs, duration, safety, out, as_json, quiet):
+    @click.option("--dry-run", is_flag=True, help="Print the burners and limits as JSON; start nothing.")
+    def burn(specs, duration, safety, out, as_json, quiet, dry_run):
         """Load the host itself, with no requests: SPEC is cpu=50%[xN], mem=2G|25%,
         io=50MB/s[,path=DIR,read,nosync,floor=10G,size=1G]; levels can step: cpu=25%,50%@10s.
 
         Each burner is its own process; host metrics are sampled every 100 ms into
         host.arrows; the summary compares achieved and requested levels."""
-        sys.exit(burn_command(specs, duration, safety, out, as_json, quiet))
+        sys.exit(burn_command(specs, duration, safety, out, as_json, quiet, dry_run))
 
 
 if __name__ == "__main__":      # `python -m stressx.cli_burn burn ...` until cli.py registers it

@@ -4,6 +4,7 @@ validated runs, to the coordinator, thresholds and reports.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from . import plan as _plan
 from . import shapes
 from .config import ConfigError
 from .coordinator import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
-                          Coordinator, StartupError)
+                          Coordinator, StartupError, check_fd_limits, effective_workers)
 from .report.text import format_summary
 
 EXIT_CODES = """\b
@@ -87,7 +88,8 @@ def load_options(f):
                 "sending the next request when the last completes (default 10). Open model: "
                 "connections opened before the start."),
         _option("--max-connections", key="max_connections", help="Open model: cap on connections (default 1024)."),
-        _option("--workers", "-w", key="workers", help="Shard processes (default: one per core)."),
+        _option("--workers", "-w", key="workers", help="Shard processes (default: one per CPU this "
+                "process may use: affinity and cgroup quota)."),
         _option("--timeout", key="timeout", help="Deadline of each request, connect included (default 10s)."),
         _option("--method", "-X", key="method", help="HTTP method (default GET)."),
         _option("--header", "-H", key="headers", multiple=True, help="'Name: value' (repeatable; "
@@ -104,7 +106,8 @@ def load_options(f):
         _option("--out", "-o", key="out", help="Results directory (default ./stressx-results/<timestamp>)."),
         click.option("--json", "as_json", is_flag=True, default=None, help="Print the summary JSON on stdout."),
         click.option("--quiet", "-q", is_flag=True, default=None, help="No progress lines."),
-        click.option("--dry-run", is_flag=True, help="Print the resolved runs and send nothing."),
+        click.option("--dry-run", is_flag=True, help="Print the plan (the resolved runs, probes, "
+                     "levels, commands) as JSON; send nothing, run nothing."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -179,8 +182,10 @@ def run_command(ctx: click.Context, params: dict, pattern: str | None = None,
         return (cli_burn.companions_for(**host, config=config, echo=_echo_err)
                 + cli_reports.companions_for(**checks)
                 + (extra_companions(config) if extra_companions else []))
+    extra = {key: list(host[key]) for key in ("burn", "safety") if host.get(key)}
     return run_plan(settings, origins, output, companions_for=companions,
-                    after_run=lambda summary, out_dir: cli_reports.after_run(summary, out_dir, echo=echo, **checks))
+                    after_run=lambda summary, out_dir: cli_reports.after_run(summary, out_dir, echo=echo, **checks),
+                    plan_extra=extra)
 
 
 THRESHOLD_KEYS = {"expressions", "window", "abort_on_fail", "criteria"}
@@ -221,15 +226,29 @@ def _file_checks(settings: dict, origins: dict, checks: dict) -> dict:
     return checks
 
 
-def run_plan(settings: dict, origins: dict, output: dict, companions_for=None, after_run=None) -> int:
-    """Validate every run first, then run them in order; returns the exit code."""
+def check_resources(config) -> None:
+    """The checks the coordinator makes before its first request (file descriptors), on a copy
+    of a planned run, so a plan stops before any of its runs rather than halfway."""
+    cfg = dataclasses.replace(config)
+    cfg.workers = effective_workers(cfg)[0]
+    check_fd_limits(cfg)
+
+
+def run_plan(settings: dict, origins: dict, output: dict, companions_for=None, after_run=None,
+             plan_extra: dict | None = None) -> int:
+    """Validate every run first, then run them in order; returns the exit code. A dry run
+    prints the runs (with `plan_extra`: burners, limits, an adaptive ramp) and runs nothing."""
     try:
         tests = _plan.plan(settings, origins, progress=not output["quiet"])
+        if not output["dry_run"]:
+            for t in tests:
+                check_resources(t.config)
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_USAGE
     if output["dry_run"]:
-        click.echo(json.dumps([{"name": t.name, **t.config.to_json()} for t in tests], indent=2, default=str))
+        click.echo(json.dumps([{"name": t.name, **t.config.to_json(), **(plan_extra or {})}
+                               for t in tests], indent=2, default=str))
         return EXIT_OK
     base = Path(settings["out"]) if settings.get("out") else default_out_dir()
     worst = EXIT_OK
@@ -242,6 +261,9 @@ def run_plan(settings: dict, origins: dict, output: dict, companions_for=None, a
                                   yield_cpu=True)
         try:
             summary = coordinator.run()
+        except ConfigError as exc:      # the run does not fit the host's limits: nothing sent
+            _err(str(exc))
+            return EXIT_USAGE
         except StartupError as exc:
             _err(str(exc))
             return EXIT_INTERNAL

@@ -6,7 +6,6 @@ Each is a sequence of runs (or a steered run) built on the same settings pipelin
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import click
 
 from . import plan as _plan
 from . import shapes
-from .cli_common import (DURATION_HELP, EXIT_CODES, _echo_err, _err, _option, default_out_dir,
-                  load_options, run_plan, settings_for)
+from .cli_common import (DURATION_HELP, EXIT_CODES, _echo_err, _err, _option, check_resources,
+                         default_out_dir, load_options, run_plan, settings_for)
 from .config import ConfigError
 from .coordinator import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
                           Coordinator, StartupError)
@@ -27,21 +26,30 @@ def register(main: click.Group) -> None:
 
 def _steady_runner(ctx: click.Context, params: dict, duration: str):
     """For commands made of several steady runs (capacity probes, scaling levels): returns
-    (run(rate, out_dir) -> summary, base output directory, output options)."""
+    (run(rate, out_dir) -> summary, base output directory, output options, config(rate) ->
+    the RunConfig of a run at `rate`)."""
     settings, origins, output = settings_for(ctx, params)
     base = Path(settings["out"]) if settings.get("out") else default_out_dir()
 
-    def run(rate: float, out_dir: Path) -> dict:
+    def config(rate: float):
         s = dict(settings, pattern={"type": "steady", "rps": rate, "duration": duration})
         s.pop("rate", None)
-        test = _plan.plan(s, origins, progress=not output["quiet"])[0]
-        summary = Coordinator(test.config, out_dir, echo=_echo_err, yield_cpu=True).run()
+        return _plan.plan(s, origins, progress=not output["quiet"])[0].config
+
+    def run(rate: float, out_dir: Path) -> dict:
+        summary = Coordinator(config(rate), out_dir, echo=_echo_err, yield_cpu=True).run()
         if output["as_json"]:
             click.echo(json.dumps(summary, indent=2))
         return summary
-    # validate the settings once before anything runs
-    _plan.plan(dict(settings, pattern={"type": "steady", "rps": 1, "duration": duration}), origins)
-    return run, base, output
+    config(1)       # validate the settings once before anything runs
+    return run, base, output, config
+
+
+def _dry_run(plan: dict, config) -> None:
+    """Print a dry run's plan with the resolved run it repeats (at its first rate); exit 0."""
+    plan["run"] = config.to_json()
+    click.echo(json.dumps(plan, indent=2, default=str))
+    sys.exit(EXIT_OK)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -57,12 +65,16 @@ def _steady_runner(ctx: click.Context, params: dict, duration: str):
 def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision, max_probes, **params):
     """Find the highest rate the target sustains within the SLO: double the rate until a probe
     fails, then bisect. Reports the rate found and each probe's evidence."""
-    from .capacity import search
+    from .capacity import plan, search
     try:
-        run, base, output = _steady_runner(click.get_current_context(), params, probe_duration)
-        result = search(run, slo=list(slo), max_error_rate=max_error_rate, start=start_rps,
-                        ceiling=max_rps, precision=precision, max_probes=max_probes,
-                        out_dir=base, echo=_echo_err)
+        run, base, output, config = _steady_runner(click.get_current_context(), params, probe_duration)
+        args = dict(slo=list(slo), max_error_rate=max_error_rate, start=start_rps,
+                    ceiling=max_rps, precision=precision, max_probes=max_probes, out_dir=base)
+        p = plan(**args)
+        if output["dry_run"]:
+            _dry_run(p, config(p["probes_while_passing"][0]["rate"]))
+        check_resources(config(p["probes_while_passing"][-1]["rate"]))
+        result = search(run, **args, echo=_echo_err)
     except ConfigError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
@@ -92,11 +104,15 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     """Throughput, latency and errors per instance count, with scaling efficiency (throughput
     per instance relative to the smallest level)."""
     from .config import parse_rate
-    from .scaling import ScaleCommandFailed, format_scaling, parse_levels, run_scaling
+    from .scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
     try:
         levels = parse_levels(instances)
         per = parse_rate(rps_per_instance, "--rps-per-instance")
-        run, base, output = _steady_runner(click.get_current_context(), params, level_duration)
+        run, base, output, config = _steady_runner(click.get_current_context(), params, level_duration)
+        if output["dry_run"]:
+            _dry_run(plan(levels, per, base, scale_cmd), config(levels[0] * per))
+        for n in levels:         # every level fits the host's limits before the first command
+            check_resources(config(n * per))
         report = run_scaling(levels, per, run, base, scale_cmd, echo=_echo_err)
     except ConfigError as exc:
         _err(str(exc))
@@ -146,7 +162,11 @@ def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, back
     except ConfigError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
-    sys.exit(run_plan(settings, origins, output, companions_for=lambda cfg: [ramp]))
+    extra = {"adaptive": {"start_rps": ramp.rate, "step_rps": ramp.step, "max_rps": ramp.max_rate,
+                          "step_every_s": ramp.step_every, "slo": list(slo),
+                          "max_error_rate": ramp.max_error_rate, "backoff": ramp.backoff,
+                          "cooldown_s": ramp.cooldown}}
+    sys.exit(run_plan(settings, origins, output, companions_for=lambda cfg: [ramp], plan_extra=extra))
 
 
 
@@ -193,7 +213,8 @@ def interactive(target_default):
     except ConfigError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
-    workers = click.prompt("Workers (shard processes)", default=str(os.cpu_count() or 1))
+    from .config import usable_cpus
+    workers = click.prompt("Workers (shard processes)", default=str(usable_cpus()))
     command = "phases --preset progressive" if pattern == "progressive" else pattern
     args = [f"stressx {command}", shlex.quote(url)]
     for name, value in params.items():

@@ -6,6 +6,7 @@ accepted; the CLI turns it into one line and exit code 2, before any request is 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -202,6 +203,79 @@ def _positive_int(value, option: str, low: int = 1, high: int = 10_000_000) -> i
     return n
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def parse_cpu_max(text: str) -> int | None:
+    """CPUs allowed by a cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD" for no limit):
+    ceil(quota / period), at least 1; None when there is no quota or the text is not one."""
+    parts = text.split()
+    if not parts or parts[0] == "max":
+        return None
+    try:
+        quota = int(parts[0])
+        period = int(parts[1]) if len(parts) > 1 else 100_000
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def cgroup_cpu_limit(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """The tightest cgroup v2 CPU quota over this process's cgroup and its ancestors (as far as
+    they are visible under `root`), in whole CPUs; None when there is none."""
+    paths = [""]
+    try:
+        with open(proc_cgroup) as f:
+            for line in f:
+                if line.startswith("0::"):     # the v2 hierarchy
+                    rel = line[3:].strip().strip("/")
+                    parts = rel.split("/") if rel else []
+                    paths = ["/".join(parts[:i]) for i in range(len(parts), -1, -1)]
+    except OSError:
+        pass
+    limits = []
+    for rel in paths:
+        try:
+            with open(os.path.join(root, rel, "cpu.max")) as f:
+                n = parse_cpu_max(f.read())
+        except OSError:
+            continue
+        if n is not None:
+            limits.append(n)
+    return min(limits) if limits else None
+
+
+def usable_cpus(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> int:
+    """CPUs this process may run on: its affinity mask (taskset, cpusets), further limited by a
+    cgroup v2 CPU quota (containers), not os.cpu_count(), which counts the whole machine. The
+    default number of workers: more shards than this only compete for the same CPUs."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_limit(root, proc_cgroup)
+    return max(1, min(n, quota) if quota is not None else n)
+
+
+def raise_fd_limit(need: int) -> tuple[float, float]:
+    """Raise this process's soft RLIMIT_NOFILE towards `need` (up to the hard limit; never
+    lowered); returns (soft, hard) afterwards, math.inf for unlimited. Child processes
+    (shards, burners) inherit the raised soft limit."""
+    import resource
+    inf = resource.RLIM_INFINITY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != inf and need > soft:
+        new = need if hard == inf else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    return (math.inf if soft == inf else soft), (math.inf if hard == inf else hard)
+
+
 @dataclass
 class Target:
     """Where requests go: the URL split once, the address resolved once for all shards."""
@@ -330,7 +404,13 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         shape = shapes.Shape("steady", (shapes.Segment("const", duration or float("inf"), rate),),
                              dict(rps=rate))
     if workers is None:
-        workers = os.cpu_count() or 1
+        # one per usable CPU, and no more than the run can keep busy (the coordinator says
+        # so when an explicit --workers is lowered for the same reason)
+        workers = min(usable_cpus(), MAX_WORKERS)
+        if rate is None and shape is None:
+            workers = min(workers, connections)     # closed model (a users shape: its peak)
+        if requests is not None:
+            workers = min(workers, requests)
     workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
     timeout = parse_duration(timeout, "--timeout")
     grace = float(grace)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _core
-from .config import RunConfig, build_request, split
+from .config import ConfigError, RunConfig, build_request, raise_fd_limit, split
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
 from .shm import ShardMemory, new_run_id
@@ -34,6 +34,12 @@ ERROR_KINDS = _core.ERROR_KINDS
 START_DELAY_NS = 30_000_000        # from "all shards ready" to the common start instant
 POLL_S = 0.02
 STARTUP_TIMEOUT_S = 20.0           # process start and imports, on top of connection pre-warm
+SHARD_FD_MARGIN = 32               # a shard's own descriptors besides its connections: stdio,
+                                   # epoll, io_uring, eventfd, timerfd, signal pipes (~15 seen)
+COORDINATOR_FD_PER_SHARD = 2       # its segment's mapping (mmap keeps a dup), spawn pipes
+COORDINATOR_FD_PER_COMPANION = 4   # burner processes' pipes, the host sampler's /proc reads
+COORDINATOR_FD_MARGIN = 32         # results streams and JSON files, imports
+DEFAULT_MAX_CONNECTIONS = 1024     # open model: total cap when --max-connections is not given
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_THRESHOLDS, EXIT_ABORTED = 0, 1, 2, 3, 4
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -74,6 +80,73 @@ class Abort:
 
 class StartupError(RuntimeError):
     """A shard could not start; the run sent nothing."""
+
+
+def effective_workers(cfg: RunConfig) -> tuple[int, str | None]:
+    """The number of shards a run can keep busy, and why it is below cfg.workers (None when
+    it is not): a closed-model shard needs a connection, any shard a request of the budget."""
+    n, why = cfg.workers, None
+    if not cfg.open_model and cfg.connections < n:      # with a users shape: its peak
+        n = cfg.connections
+        why = (f"a closed-model shard needs a connection of its own and "
+               + (f"the pattern peaks at {n} connection(s)" if cfg.users_shape is not None
+                  else f"--connections is {n}"))
+    if cfg.requests is not None and cfg.requests < n:
+        n, why = cfg.requests, f"each shard needs a request and --requests is {cfg.requests}"
+    return max(n, 1), why
+
+
+def shard_connections(cfg: RunConfig, n: int, i: int) -> tuple[int, int]:
+    """(connections shard i of n opens before the start, the most it may have open)."""
+    if cfg.open_model and cfg.connections is None:
+        conns = default_open_pool(cfg.shape.peak() / n)
+    else:
+        conns = split(cfg.connections, n, i)
+    conns = max(conns, 0 if cfg.open_model else 1)
+    if not cfg.open_model:
+        return conns, conns       # the closed model never opens more than it runs
+    total = cfg.max_connections or max(DEFAULT_MAX_CONNECTIONS, cfg.connections or 0)
+    return conns, max(split(total, n, i), 1, conns)
+
+
+def check_fd_limits(cfg: RunConfig, companions: int = 0) -> list[str]:
+    """Before any request: will the descriptors the run may open fit in RLIMIT_NOFILE? The
+    soft limit is raised towards the hard one (shards inherit it, and raise their own too).
+    An open-model cap left at its default is lowered to fit, with a note (returned); anything
+    else that cannot fit is a ConfigError naming the limit, the number and the option."""
+    n = cfg.workers
+    pool, cap = shard_connections(cfg, n, 0)          # shard 0 has the largest share
+    shard_need = cap + SHARD_FD_MARGIN
+    try:
+        own = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        own = 16
+    coord_need = (own + n * COORDINATOR_FD_PER_SHARD + companions * COORDINATOR_FD_PER_COMPANION
+                  + COORDINATOR_FD_MARGIN)
+    soft, hard = raise_fd_limit(max(shard_need, coord_need))
+    notes = []
+    if shard_need > soft and cfg.open_model and cfg.max_connections is None \
+            and soft - SHARD_FD_MARGIN >= max(pool, 1):
+        per_shard = int(soft - SHARD_FD_MARGIN)
+        cfg.max_connections = per_shard * n
+        notes.append(f"--max-connections lowered from its default {max(DEFAULT_MAX_CONNECTIONS, cfg.connections or 0)} "
+                     f"to {cfg.max_connections} ({per_shard} per shard) to fit RLIMIT_NOFILE "
+                     f"({soft:g} file descriptors per process)")
+    elif shard_need > soft:
+        if cfg.open_model and cfg.max_connections is not None and cap > pool:
+            option, what = "--max-connections", f"{cfg.max_connections} connections at most"
+        else:
+            option, what = "--connections", f"{cfg.connections if cfg.connections is not None else pool * n} connections"
+        raise ConfigError(option, f"{what} over {n} worker(s) need up to {shard_need} file "
+                          f"descriptors in a shard process ({cap} connections + "
+                          f"{SHARD_FD_MARGIN} of its own), over RLIMIT_NOFILE ({soft:g}, hard "
+                          f"limit {hard:g}): lower {option}, add --workers, or raise the limit "
+                          f"(ulimit -n)")
+    if coord_need > soft:
+        raise ConfigError("--workers", f"{n} worker(s) need {coord_need} file descriptors in "
+                          f"the coordinator, over RLIMIT_NOFILE ({soft:g}, hard limit {hard:g}): "
+                          f"lower --workers or raise the limit (ulimit -n)")
+    return notes
 
 
 @dataclass
@@ -117,10 +190,18 @@ class Coordinator:
         self.interrupted: int | None = None
         self.aborted: str | None = None
         self._signals_seen = 0
+        self.notes: list[str] = []           # how the run was set up, for the summary
+        self.workers_requested = config.workers
 
     # -- public ----------------------------------------------------------------------------
     def run(self) -> dict:
-        """Run to the end (or interruption) and return the summary dict; results are on disk."""
+        """Run to the end (or interruption) and return the summary dict; results are on disk.
+        Raises ConfigError, before anything is written or started, when the run's file
+        descriptors cannot fit in RLIMIT_NOFILE. An interrupt before the common start still
+        writes a summary (nothing sent, `interrupted` set)."""
+        self._plan_workers()
+        for note in check_fd_limits(self.config, len(self.companions)):
+            self._note(note)
         writer = ResultsWriter(self.out_dir, scenarios=self.config.workload is not None)
         restore = self._install_signal_handlers()
         try:
@@ -128,8 +209,10 @@ class Coordinator:
             for c in self.companions:
                 c.coordinator = self   # for companions that steer the run (change_rate)
                 c.prepare(self.config, self.out_dir)
-            self._spawn()
-            self._wait_ready()
+            if not self.interrupted:
+                self._spawn()
+            if not self._wait_ready() or self.interrupted:
+                return self._finish(writer, None)
             if self.yield_cpu:
                 # the shards inherited our priority; from here on they come first (the
                 # coordinator only reads shared memory once a second). Not in library use:
@@ -151,14 +234,23 @@ class Coordinator:
             writer.close()
 
     # -- phases ----------------------------------------------------------------------------
+    def _note(self, note: str) -> None:
+        self.notes.append(note)
+        self.echo(f"stressx: {note}")
+
+    def _plan_workers(self) -> None:
+        """Fewer shards than asked when the run cannot keep them busy; said on one line and
+        recorded in the summary (notes, workers_requested), never silently."""
+        cfg = self.config
+        self.workers_requested = cfg.workers
+        n, why = effective_workers(cfg)
+        if n < cfg.workers:
+            self._note(f"--workers {cfg.workers} lowered to {n}: {why}")
+            cfg.workers = n
+
     def _spawn(self) -> None:
         cfg = self.config
         n = cfg.workers
-        if not cfg.open_model and cfg.users_shape is None:
-            n = min(n, cfg.connections)  # a shard with no connection would idle
-        if cfg.requests is not None:
-            n = min(n, cfg.requests)
-        cfg.workers = n
         run_id = new_run_id()
         scenarios = [{
             "request": base64.b64encode(build_request(cfg, sc)).decode(),
@@ -166,13 +258,11 @@ class Coordinator:
             "band_min_us": -1 if sc.baseline_min_ms is None else int(sc.baseline_min_ms * 1000),
             "band_max_us": -1 if sc.baseline_max_ms is None else int(sc.baseline_max_ms * 1000),
         } for sc in cfg.scenarios]
-        max_total = cfg.max_connections or max(1024, cfg.connections or 0)
         for i in range(n):
+            if self.interrupted:
+                break            # interrupted while starting: start no more shards
             mem = ShardMemory.create(run_id, i, len(scenarios))
-            if cfg.open_model and cfg.connections is None:
-                conns = default_open_pool(cfg.shape.peak() / n)
-            else:
-                conns = split(cfg.connections, n, i)
+            conns, cap = shard_connections(cfg, n, i)
             job = {
                 "segment": mem.path, "index": i, "count": n, "coordinator_pid": os.getpid(),
                 "scheme": cfg.target.scheme, "host": cfg.target.host,
@@ -183,8 +273,8 @@ class Coordinator:
                 "budget": split(cfg.requests, n, i) if cfg.requests is not None else -1,
                 "duration_ns": int(cfg.duration * 1e9) if cfg.duration is not None else -1,
                 "timeout_ns": int(cfg.timeout * 1e9), "grace_ns": int(cfg.grace * 1e9),
-                "connections": max(conns, 0 if cfg.open_model else 1),
-                "max_connections": max(split(max_total, n, i), 1),
+                "connections": conns,
+                "max_connections": cap, "fd_margin": SHARD_FD_MARGIN,
             }
             proc = subprocess.Popen([sys.executable, "-m", "stressx.shard"],
                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -192,9 +282,12 @@ class Coordinator:
             proc.stdin.write(json.dumps(job).encode())
             proc.stdin.close()
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self) -> bool:
+        """True once every shard is ready; False if the run was interrupted first."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S + self.config.timeout
         while True:
+            if self.interrupted:     # before a shard's exit: Ctrl-C reaches the shards too
+                return False
             states = [s.mem.get("state") for s in self.shards]
             if all(st == STATE["ready"] for st in states):
                 break
@@ -202,13 +295,12 @@ class Coordinator:
                 code = s.proc.poll()
                 if code is not None:
                     raise StartupError(f"shard {s.index} exited with code {code} before the start")
-            if self.interrupted:
-                raise KeyboardInterrupt
             if time.monotonic() > deadline:
                 raise StartupError(f"shards not ready after {STARTUP_TIMEOUT_S + self.config.timeout:.0f} s")
             time.sleep(0.005)
         for s in self.shards:
             s.mem.unlink()  # mapped by both sides now: the name is no longer needed
+        return True
 
     def _measure(self, writer: ResultsWriter, start_ns: int) -> None:
         for s in self.shards:
@@ -296,7 +388,10 @@ class Coordinator:
             self.echo(f"stressx: stopping: {abort.reason}")
             self._request_stop(STOP["graceful"])
 
-    def _finish(self, writer: ResultsWriter, start_ns: int) -> dict:
+    def _finish(self, writer: ResultsWriter, start_ns: int | None) -> dict:
+        """The summary and final files; start_ns None: stopped before the common start."""
+        if start_ns is None:
+            self._request_stop(STOP["now"])
         readings = [s.mem.read() for s in self.shards]
         per_shard = [{name: r.histogram(name) for name in HISTOGRAMS} for r in readings]
         merged = {name: Histogram.empty() for name in HISTOGRAMS}
@@ -305,6 +400,7 @@ class Coordinator:
                 merged[name] += h
         ends = [r["end_ns"] for r in readings if r["end_ns"] > 0]
         end_ns = max(ends) if ends else time.monotonic_ns()
+        duration_s = (end_ns - start_ns) / 1e9 if start_ns is not None else 0.0
         shards = [{"index": s.index, "pid": s.proc.pid, "exit_code": s.proc.returncode,
                    "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"]}
                   for s, r in zip(self.shards, readings)]
@@ -314,8 +410,10 @@ class Coordinator:
                 merged[f"scenario:{sc.name}"] = h
         interrupted = signal.Signals(self.interrupted).name if self.interrupted else None
         summary = build_summary(self.config, readings, merged,
-                                duration_s=(end_ns - start_ns) / 1e9, shards=shards,
-                                interrupted=interrupted, aborted=self.aborted)
+                                duration_s=duration_s, shards=shards,
+                                interrupted=interrupted, aborted=self.aborted,
+                                started=start_ns is not None,
+                                workers_requested=self.workers_requested, notes=self.notes)
         for c in self.companions:
             c.stop()
             summary[c.name] = c.finish()

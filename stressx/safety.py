@@ -16,10 +16,13 @@ A limit is written ``METRIC>VALUE[:ACTION]`` (``>=`` also works; the action defa
 Actions:
 - ``warn``: one line when the limit is crossed (again after it clears), recorded in events.
 - ``backoff``: multiply every burner's level by 0.5 now and every 2 s while the limit holds;
-  in an open-model load run also the request rate (the rate the shape gives now, halved, held
-  from then on, through the coordinator's ``change_rate``); and call any backoff hooks
+  in every open-model load run (``--rate`` or any pattern: steady, ramp, burst, wave, step,
+  spike, phases) also the request rate (the rate the shape gives now, halved, held from then
+  on, through the coordinator's ``change_rate``); and call any backoff hooks
   (``add_backoff_hook(fn)``, ``fn(factor, reason)``). Levels stay lowered after the limit
-  clears. Closed-model runs keep their connections; the summary notes it.
+  clears. Each backoff event records the new request rate, or why it was unchanged
+  (closed-model runs keep their connections; ``stressx burn`` has no requests), and the
+  summary's notes say so.
 - ``stop``: an emergency stop. The burners are stopped at once (from the sampler thread, within
   100 ms of the sample), and the next on_interval (at most 1 s later) returns
   ``Abort(reason, EXIT_ABORTED)`` so the coordinator ends the load, writes the results and
@@ -225,33 +228,33 @@ class SafetyMonitor(Companion):
                 if lim.host:    # request limits are announced by the coordinator's Abort
                     self.echo(f"stressx: {reason}: stopping now")
 
-    def _rate_backoff(self) -> float | None:
+    def _rate_backoff(self) -> tuple[float | None, str | None]:
         """Lower an open-model run's request rate by the backoff factor through the
-        coordinator (it sets `coordinator` on its companions); the new rate, or None when there
-        is no coordinator or the run is closed-model."""
+        coordinator (it sets `coordinator` on its companions): the rate the shape (a --rate or
+        any pattern, with earlier changes) gives now, times the factor, held from then on.
+        Returns (the new rate, None), or (None, why the rate was not lowered)."""
         coord = getattr(self, "coordinator", None)
-        cfg = getattr(coord, "config", None)
-        if coord is None or not hasattr(coord, "change_rate") or not getattr(cfg, "rate", None):
-            return None
-        shape = getattr(cfg, "shape", None)
-        start_ns = getattr(coord, "start_ns", 0)
+        if coord is None or not hasattr(coord, "change_rate"):
+            return None, "no load run to steer (stressx burn)"
+        cfg = coord.config
+        if not cfg.open_model:
+            return None, "closed-model run: its connections are kept"
+        start_ns = coord.start_ns
         t = (time.monotonic_ns() - start_ns) / 1e9 if start_ns else 0.0
-        current = shape.rate_at(t) if shape is not None else (self._rate or cfg.rate)
-        new = current * self.backoff_factor
+        new = cfg.shape.rate_at(t) * self.backoff_factor
         if new <= 0:
-            return None
+            return None, f"the shape's rate at {t:.1f}s is 0"
         coord.change_rate(new)
         self._rate = new
-        return new
+        return new, None
 
     def _backoff(self, lim: Limit, value: float, t_s: float, what: str) -> None:
         self.backoffs += 1
         scale = self.burners.backoff(self.backoff_factor) if self.burners is not None else None
         try:
-            rate = self._rate_backoff()
+            rate, why_not = self._rate_backoff()
         except Exception as exc:     # steering must not break the monitor
-            rate = None
-            self.notes.append(f"request-rate backoff failed: {type(exc).__name__}: {exc}")
+            rate, why_not = None, f"request-rate backoff failed: {type(exc).__name__}: {exc}"
         for fn in self.hooks:
             try:
                 fn(self.backoff_factor, what)
@@ -260,9 +263,11 @@ class SafetyMonitor(Companion):
         ev = self._event(lim, value, t_s, "backoff")
         ev["burner_scale"] = scale
         ev["request_rate"] = round(rate, 3) if rate is not None else None
+        if why_not:
+            ev["request_rate_unchanged"] = why_not
         ev["hooks"] = len(self.hooks)
         self.echo(f"stressx: safety backoff: {what}: burner levels x{scale if scale is not None else '-'}"
-                  + (f", request rate {rate:g}/s" if rate is not None else ""))
+                  + (f", request rate {rate:g}/s" if rate is not None else f" (request rate unchanged: {why_not})"))
 
     def _event(self, lim: Limit, value: float, t_s: float, action: str) -> dict:
         ev = {"t_s": round(t_s, 3), "limit": lim.text, "action": action,
@@ -275,13 +280,15 @@ class SafetyMonitor(Companion):
         notes = list(self.notes)
         if any(lim.metric == "temp" for lim in self.limits) and not self._temps_seen:
             notes.append("no temperature sensor exposed by this host: temp limits never checked")
-        if any(e["action"] == "backoff" and e.get("request_rate") is None for e in self.events) \
-                and not self.hooks:
-            notes.append("backoff lowered burner levels only: the request rate is lowered in "
-                         "open-model load runs (through the coordinator's change_rate), not in "
-                         "closed-model runs or `stressx burn`")
+        unchanged = sorted({e["request_rate_unchanged"] for e in self.events
+                            if e["action"] == "backoff" and e.get("request_rate_unchanged")})
+        if unchanged and not self.hooks:
+            # said from what happened, not assumed from the kind of run
+            notes.append("backoff lowered burner levels only, not the request rate: "
+                         + "; ".join(unchanged))
         return {"limits": [lim.text for lim in self.limits], "events": self.events,
                 "stopped": self.abort.reason if self.abort else None,
                 "backoffs": self.backoffs,
+                "request_rate": round(self._rate, 3) if self._rate is not None else None,
                 "burner_scale": self.burners.scale if self.burners is not None else None,
                 "notes": notes}

@@ -29,8 +29,23 @@ def parse_levels(text) -> list[int]:
     return sorted(set(levels))
 
 
+def scale_command(template: str, n: int) -> str:
+    """The command run before the level with `n` instances."""
+    return template.replace("{n}", str(n))
+
+
+def plan(levels: list[int], rate_per_instance: float, out_dir: Path,
+         scale_cmd: str | None = None) -> dict:
+    """What run_scaling() would do, for a dry run: each level's rate and command."""
+    return {"command": "scaling", "rate_per_instance": rate_per_instance, "scale_cmd": scale_cmd,
+            "levels": [{"instances": n, "rate": n * rate_per_instance,
+                        "scale_cmd": scale_command(scale_cmd, n) if scale_cmd else None,
+                        "out": str(out_dir / f"instances-{n}")} for n in levels],
+            "results": str(out_dir / "scaling.json")}
+
+
 def run_scale_command(template: str, n: int, echo) -> None:
-    cmd = template.replace("{n}", str(n))
+    cmd = scale_command(template, n)
     echo(f"stressx scaling: {cmd}")
     try:
         done = subprocess.run(cmd, shell=True, timeout=SCALE_CMD_TIMEOUT_S)

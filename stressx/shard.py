@@ -7,19 +7,26 @@ shared memory; it prints nothing unless it fails.
 """
 from __future__ import annotations
 
+import signal
+
+if __name__ == "__main__":
+    # first, before the slow imports: Ctrl-C reaches the whole process group, and the
+    # coordinator decides how the run stops (a shard still importing must not die of it)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 import asyncio
 import base64
 import gc
 import json
 import os
 import resource
-import signal
 import ssl
 import sys
 
 import uvloop
 
 from . import _core
+from .config import raise_fd_limit
 from .shm import ShardMemory
 
 STATE = _core.STATE
@@ -72,6 +79,9 @@ async def run_shard(job: dict, mem: ShardMemory) -> None:
 
 def main() -> int:
     job = json.loads(sys.stdin.read())
+    # the coordinator checked RLIMIT_NOFILE and raised its own soft limit for us to inherit;
+    # raise ours too, in case this shard was started some other way
+    raise_fd_limit(max(job["max_connections"], job["connections"]) + job.get("fd_margin", 32))
     _core.set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != job["coordinator_pid"]:
         return 1  # the coordinator died before we could ask to follow it

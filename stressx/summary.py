@@ -52,7 +52,10 @@ def lag_ms(h: Histogram) -> dict | None:
 
 def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
                   duration_s: float, shards: list[dict], interrupted: str | None,
-                  aborted: str | None) -> dict:
+                  aborted: str | None, started: bool = True, workers_requested: int | None = None,
+                  notes: list[str] = ()) -> dict:
+    """`started` False: the run was stopped before its common start instant (nothing was
+    sent); `notes` are one-line remarks on how the run was set up (fewer workers than asked)."""
     def total(name):
         return sum(r[name] for r in readings)
 
@@ -81,6 +84,7 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "method": config.method,
         "model": config.model,
         "workers": config.workers,
+        "workers_requested": workers_requested if workers_requested is not None else config.workers,
         "connections": config.connections,
         "requests": sent,
         "completed": completed,
@@ -114,14 +118,15 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "interrupted": interrupted,
         "aborted": aborted,
         "shards": shards,
+        "notes": list(notes),
     }
     if config.workload is not None:
         summary["workload"] = config.workload
         summary["scenarios"] = scenario_summaries(config, readings, histograms)
-    reasons = saturation_reasons(summary)
+    reasons = saturation_reasons(summary) if started else []
     summary["saturated"] = bool(reasons)
     summary["saturation"] = {"reasons": reasons, "target_rate": rate_target,
-                             "achieved_rate": summary["sent_rps"]} if config.open_model else None
+                             "achieved_rate": summary["sent_rps"]} if config.open_model or reasons else None
     return summary
 
 
@@ -158,11 +163,17 @@ def scenario_summaries(config, readings: list, histograms: dict[str, Histogram])
 
 
 def saturation_reasons(s: dict) -> list[str]:
-    """Why the client failed to deliver the requested open-model schedule (empty: it did)."""
+    """Why the client failed to deliver the requested schedule (empty: it did). Running out of
+    file descriptors is the client's limit in either model; the rest judge the open model."""
+    reasons = []
+    fd = s["errors"].get("fd_limit")
+    if fd:
+        reasons.append(f"{fd} requests failed because the client ran out of file descriptors "
+                       "(RLIMIT_NOFILE): lower --max-connections / --connections or raise the "
+                       "limit (ulimit -n)")
     target = s["rate_target"]
     if not target:
-        return []
-    reasons = []
+        return reasons
     at_cap = s["late_at_max_connections"]
     if at_cap and at_cap > SATURATION_LATE_SHARE * max(s["requests"], 1):
         reasons.append(f"{at_cap} sends waited because all --max-connections were busy")

@@ -42,6 +42,7 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
                         if s.get("completed") else ""))
     if s["insecure"]:
         lines.append("  TLS certificate verification was OFF (--insecure)")
+    lines += [f"  note: {note}" for note in s.get("notes") or ()]
     if s["saturated"]:
         lines.append("  SATURATED: the client did not keep the requested schedule:")
         lines += [f"    - {r}" for r in s["saturation"]["reasons"]]
