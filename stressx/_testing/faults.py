@@ -10,6 +10,9 @@ how the load generator classifies that failure:
 - ``ok``:      correct minimal keep-alive HTTP/1.1 responder (bodyless
                requests only), so a test can kill it mid-run with ``stop()``.
 
+Each server counts what arrives on its side (``connections`` accepted, ``requests``: complete
+request heads received) so a test can check the client's figures against it.
+
 This module also holds the helpers shared with ``target``: the loopback guard
 and the background-event-loop thread runner.
 """
@@ -68,6 +71,7 @@ class _FaultProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(transport)
+        self.server.accepted += 1
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.server.connections.discard(self.transport)
@@ -82,6 +86,7 @@ class _FaultProtocol(asyncio.Protocol):
         self.buf = self.buf[-3:] if len(self.buf) > 3 else self.buf
         if not n:
             return
+        self.server.requests += n
         mode, t = self.server.mode, self.transport
         if mode == "ok":
             t.write(OK_RESPONSE * n)
@@ -109,6 +114,8 @@ class FaultServer:
         require_loopback(host)
         self.mode, self.host, self.port = mode, host, port
         self.connections: set = set()
+        self.accepted = 0      # connections accepted since start
+        self.requests = 0      # complete request heads received since start
         self._server: Optional[asyncio.base_events.Server] = None
 
     @property
@@ -222,3 +229,5 @@ class FaultServerThread(LoopThread):
     host = property(lambda self: self._fault.host)
     port = property(lambda self: self._fault.port)
     url = property(lambda self: self._fault.url)
+    accepted = property(lambda self: self._fault.accepted)
+    requests = property(lambda self: self._fault.requests)
