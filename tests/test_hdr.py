@@ -236,9 +236,12 @@ def test_delta_of_cumulative_snapshots_equals_new_values():
     assert d.mean() == fresh.mean() == ref.get_mean_value()
     with pytest.raises(ValueError):
         earlier - later
-    # a delta's min/max are bucket bounds, not raw values (5_000_123 us: 4 ms wide bucket)
+    # a delta's min/max are bucket bounds, not raw values (5_000_123 us: a 4 ms wide bucket),
+    # the bounds the reference package gives that bucket
     d2 = Histogram.from_values(old + [5_000_123]) - earlier
-    assert (d2.total, d2.min, d2.max) == (1, 4_997_120, 5_001_215)
+    bounds = (ref.get_lowest_equivalent_value(5_000_123), ref.get_highest_equivalent_value(5_000_123))
+    assert bounds == (4_997_120, 5_001_215)
+    assert (d2.total, d2.min, d2.max) == (1, *bounds)
     nothing = later - later
     assert nothing.total == 0 and nothing.min == 0 and nothing.max == 0
 
