@@ -42,5 +42,9 @@ def run_cli(*args, timeout=RUN_TIMEOUT_S, **kwargs) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-def shm_segments() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("stressx-")}
+def shm_segments(pid: int | None = None) -> set[str]:
+    """stressx shared-memory segments in /dev/shm; with `pid`, only those of the run whose
+    coordinator is that process (names are stressx-PID-TOKEN-SHARD), so other runs on the
+    machine neither fail nor satisfy the check."""
+    prefix = "stressx-" if pid is None else f"stressx-{pid}-"
+    return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)}

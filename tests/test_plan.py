@@ -1,6 +1,7 @@
 """Config files, env vars, flags and profiles: one validation, errors named by their origin."""
 import json
 import os
+import time
 
 import pytest
 from stressx import plan
@@ -91,11 +92,21 @@ def test_same_error_from_every_source(tmp_path, how):
 
 
 def test_dry_run_prints_the_resolved_plan(tmp_path):
-    r = run_cli("ramp", URL, "--min-rps", "1", "--max-rps", "600/m", "--duration", "5m", "--dry-run")
+    """The plan is printed and nothing runs: the target (which counts what reaches it) sees no
+    connection, and no results directory appears in the working directory."""
+    from stressx._testing.target import TargetThread
+    with TargetThread() as t:
+        r = run_cli("ramp", t.url, "--min-rps", "1", "--max-rps", "600/m", "--duration", "5m",
+                    "--dry-run", cwd=tmp_path)
+        time.sleep(0.2)   # a connection made just before exit would be counted by now
+        seen = (t.counts.connections, t.counts.requests)
     assert r.returncode == 0, r.stderr
     runs = json.loads(r.stdout)
-    assert runs[0]["shape"]["name"] == "ramp" and runs[0]["shape"]["segments"][0][3] == 10.0
-    assert "stressx-results" not in os.listdir(".") or True   # nothing was run
+    # 1/s rising linearly to 600/m = 10/s over 300 s, as one segment
+    assert runs[0]["shape"]["name"] == "ramp"
+    assert runs[0]["shape"]["segments"] == [["linear", 300.0, 1.0, 10.0, 0.0]]
+    assert seen == (0, 0)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("args", [

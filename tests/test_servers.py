@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import trustme
 
 from stressx._testing import faults, target
 
@@ -52,6 +53,21 @@ def test_target_overrides(tgt):
     assert time.perf_counter() - t0 >= 0.19
 
 
+def test_target_counts_connections_requests_and_paths():
+    """The tally tests compare the client's figures with: one keep-alive connection carrying
+    three requests, then a second connection; /health is not counted."""
+    import http.client
+    with target.TargetThread() as t:
+        c = http.client.HTTPConnection("127.0.0.1", t.port, timeout=TIMEOUT)
+        for path in ("/a", "/a?size=3", "/b"):
+            c.request("GET", path)
+            c.getresponse().read()
+        c.close()
+        assert get(t.url + "health") == (200, b"ok")
+        assert (t.counts.connections, t.counts.requests) == (2, 3)
+        assert dict(t.counts.paths) == {"/a": 2, "/b": 1}
+
+
 @pytest.mark.parametrize("q", ["delay=abc", "delay=-1", "delay=nan", "status=99", "status=700",
                                "status=x", "size=-1", "size=1.5", "size=999999999999"])
 def test_target_rejects_bad_params(tgt, q):
@@ -76,7 +92,6 @@ def test_refuses_non_loopback(host):
 
 
 def test_target_https():
-    trustme = pytest.importorskip("trustme")
     import ssl
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -127,11 +142,10 @@ def test_fault_stall():
 
 
 def test_fault_reset():
+    """An RST, not an orderly close: the read fails with ECONNRESET (a FIN would read b"")."""
     with faults.FaultServerThread("reset") as f, connect(f) as s:
-        try:
-            assert s.recv(1024) == b""
-        except ConnectionResetError:
-            pass
+        with pytest.raises(ConnectionResetError):
+            s.recv(1024)
 
 
 def test_fault_close_truncates():
@@ -155,6 +169,21 @@ def test_fault_ok_keepalive_and_pipelining():
         while len(got) < len(want):
             got += s.recv(1024)
         assert got == want
+
+
+def test_fault_counts_connections_and_requests():
+    with faults.FaultServerThread("ok") as f:
+        with connect(f) as s:                       # 1 request, then 3 pipelined, one split
+            assert s.recv(1024) == faults.OK_RESPONSE
+            s.sendall(REQ * 2 + REQ[:-2])
+            time.sleep(0.05)
+            s.sendall(REQ[-2:])
+            want, got = faults.OK_RESPONSE * 3, b""
+            while len(got) < len(want):
+                got += s.recv(1024)
+        with connect(f) as s:
+            assert s.recv(1024) == faults.OK_RESPONSE
+        assert (f.accepted, f.requests) == (2, 5)
 
 
 def test_fault_stop_kills_connections():

@@ -167,7 +167,9 @@ def test_criteria_sets():
     # strict wants an error rate under 0.1%: run_v1's 2 timeouts in 800 fail it
     strict = {r.text: r.passed for r in T.evaluate(T.criteria("strict"), summary())}
     assert strict["error_rate < 0.1%"] is False and strict["p99 < 1 s"] is True
-    assert all(r.passed for r in T.evaluate(T.criteria("smoke"), summary()))
+    smoke = T.evaluate(T.criteria("smoke"), summary())
+    assert [r.text for r in smoke] == ["rps > 0/s", "error_rate < 5%", "p99 < 10 s"]
+    assert all(r.passed for r in smoke)
     assert [t.text for t in T.resolve(["p50<1ms"], "CI")][-1] == "p50 < 1 ms"
     with pytest.raises(ConfigError, match=r"--criteria: unknown criteria set 'nightly'; accepted: ci, smoke, strict"):
         T.criteria("nightly")

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import stressx
+from stressx._testing.target import TargetThread
 from stressx.config import ConfigError
 from stressx.workload import list_workloads, load_workload, parse_workload
 
@@ -37,7 +38,7 @@ def test_bad_workloads_name_file_and_key(tmp_path, data, where, message):
     assert message in str(info.value)
 
 
-def test_weighted_mix_and_per_scenario_stats(target, tmp_path):
+def test_weighted_mix_and_per_scenario_stats(tmp_path):
     wl = tmp_path / "wl.yaml"
     wl.write_text("""
 scenarios:
@@ -46,9 +47,14 @@ scenarios:
   - {name: missing, path: "/c?status=404", weight: 1, expect_status: [404]}
   - {name: broken, path: "/d?status=500", weight: 1}
 """)
-    r = stressx.run(target.url, rate=600, duration="2s", workers=2, workload=str(wl), out=tmp_path / "o")
+    with TargetThread() as t:
+        r = stressx.run(t.url, rate=600, duration="2s", workers=2, workload=str(wl), out=tmp_path / "o")
+        paths = dict(t.counts.paths)
     sc = r.scenarios
     assert sum(s["requests"] for s in sc.values()) == r.requests == 1200
+    # each scenario's count is what the server received on that scenario's path
+    assert paths == {"/a": sc["fast"]["requests"], "/b": sc["slow"]["requests"],
+                     "/c": sc["missing"]["requests"], "/d": sc["broken"]["requests"]}
     # the mix follows the weights (3:1:1:1 of 1200 -> 600:200:200:200, binomial noise)
     assert 520 < sc["fast"]["requests"] < 680 and 150 < sc["slow"]["requests"] < 250
     assert sc["missing"]["ok"] == sc["missing"]["requests"]          # 404 was expected
@@ -67,12 +73,16 @@ scenarios:
         assert sum(row["violations"] for row in rows) == sc[name]["baseline_violations"]
 
 
-def test_scenario_selection(target, tmp_path):
-    r = stressx.run(target.url, connections=2, requests=30, workers=1, workload="workloads/error.yaml",
-                    scenarios=["not_found"], out=tmp_path)
+def test_scenario_selection(tmp_path):
+    with TargetThread() as t:
+        r = stressx.run(t.url, connections=2, requests=30, workers=1, workload="workloads/error.yaml",
+                        scenarios=["not_found"], out=tmp_path)
+        paths = dict(t.counts.paths)
+        with pytest.raises(ConfigError, match="did you mean 'not_found'"):
+            stressx.run(t.url, workload="workloads/error.yaml", scenarios=["not_fund"])
+        assert t.counts.requests == 30       # the misspelt selection sent nothing
     assert list(r.scenarios) == ["not_found"] and r.ok == 30 and r.status == {"404": 30}
-    with pytest.raises(ConfigError, match="did you mean 'not_found'"):
-        stressx.run(target.url, workload="workloads/error.yaml", scenarios=["not_fund"])
+    assert paths == {"/missing": 30}     # not_found's path; the other scenarios were never sent
 
 
 def test_list_scenarios():

@@ -5,6 +5,9 @@ after ``delay`` ms; per-request overrides come from the query string
 (``?delay=ms&status=code&size=bytes``). ``/health`` always answers 200 "ok".
 The handler is kept minimal (no access log, no parsing when there is no query
 string) so it can sustain thousands of requests per second. Loopback only.
+
+Each server keeps its own tally (``Counts``) of the connections it accepted and the requests
+it received, so tests can check the load generator's figures against an independent count.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from collections import Counter
 from typing import Optional
 
 from aiohttp import web
@@ -20,8 +24,6 @@ from .faults import LoopThread, format_url, require_loopback
 
 MAX_DELAY_MS = 60_000.0
 MAX_SIZE = 16 * 1024 * 1024
-# requests served (not /health): the server's own count, for tests that check what was sent
-REQUESTS = web.AppKey("requests", list)
 
 
 def _param(query, name: str, conv, lo, hi, default):
@@ -37,8 +39,25 @@ def _param(query, name: str, conv, lo, hi, default):
     return value
 
 
+class Counts:
+    """What the server itself saw, counted on its side of the socket: `connections` accepted
+    (and, for TLS, handshaken), `requests` received (counted on arrival, before any delay),
+    and `paths`: requests per URL path. /health is not counted."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.requests = 0
+        self.paths: Counter = Counter()
+
+    def __repr__(self) -> str:
+        return f"Counts(connections={self.connections}, requests={self.requests})"
+
+
+COUNTS = web.AppKey("counts", Counts)   # the app's tally, for code holding only the app
+
+
 def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_size: int = 2,
-             concurrency: int = 0) -> web.Application:
+             concurrency: int = 0, counts: Optional[Counts] = None) -> web.Application:
     """aiohttp app: fixed small body, configurable delay/status/size (see module doc).
     `concurrency` > 0 serves at most that many requests at once (the rest queue), like a fixed
     worker pool: with a delay of D ms its capacity is concurrency * 1000 / D requests/s, a known
@@ -46,12 +65,14 @@ def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_s
     default_body = b"x" * default_size
     default_delay = default_delay_ms / 1000.0
     pool = asyncio.Semaphore(concurrency) if concurrency > 0 else None
+    counts = counts if counts is not None else Counts()
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(body=b"ok")
 
     async def handler(request: web.Request) -> web.Response:
-        count[0] += 1
+        counts.requests += 1
+        counts.paths[request.path] += 1
         if pool is not None:
             async with pool:
                 return await serve(request)
@@ -70,25 +91,25 @@ def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_s
             await asyncio.sleep(delay / 1000.0)
         return web.Response(body=b"x" * size, status=status)
 
-    count = [0]
     app = web.Application()
-    app[REQUESTS] = count
+    app[COUNTS] = counts
     app.router.add_route("*", "/health", health)
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
 
 
 class Target:
-    """A running target server: ``.host``, ``.port``, ``.url``, ``await close()``."""
+    """A running target server: ``.host``, ``.port``, ``.url``, ``.counts``, ``await close()``."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, scheme: str) -> None:
-        self._runner, self.host, self.port = runner, host, port
+    def __init__(self, runner: web.AppRunner, host: str, port: int, scheme: str,
+                 counts: Counts) -> None:
+        self._runner, self.host, self.port, self.counts = runner, host, port, counts
         self.url = format_url(scheme, host, port)
 
     @property
     def requests(self) -> int:
-        """Requests this server has received (any path but /health)."""
-        return self._runner.app[REQUESTS][0]
+        """Requests this server has received (any path but /health): ``counts.requests``."""
+        return self.counts.requests
 
     async def close(self) -> None:
         await self._runner.cleanup()
@@ -99,9 +120,16 @@ async def start_target(host: str = "127.0.0.1", port: int = 0, *, delay_ms: floa
                        concurrency: int = 0) -> Target:
     """Start the target on loopback (ValueError otherwise); ``port=0`` picks a free port."""
     require_loopback(host)
-    runner = web.AppRunner(make_app(delay_ms, status, size, concurrency), access_log=None,
+    counts = Counts()
+    runner = web.AppRunner(make_app(delay_ms, status, size, concurrency, counts), access_log=None,
                            handle_signals=False)
     await runner.setup()
+    server, accepted = runner.server, runner.server.connection_made
+
+    def connection_made(handler, transport) -> None:   # once per accepted connection
+        counts.connections += 1
+        accepted(handler, transport)
+    server.connection_made = connection_made
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
@@ -109,7 +137,7 @@ async def start_target(host: str = "127.0.0.1", port: int = 0, *, delay_ms: floa
         await runner.cleanup()
         raise
     bound_port = runner.addresses[0][1]
-    return Target(runner, host, bound_port, "https" if ssl_context else "http")
+    return Target(runner, host, bound_port, "https" if ssl_context else "http", counts)
 
 
 class TargetThread(LoopThread):
@@ -134,6 +162,7 @@ class TargetThread(LoopThread):
     host = property(lambda self: self.server.host)
     port = property(lambda self: self.server.port)
     url = property(lambda self: self.server.url)
+    counts = property(lambda self: self.server.counts)
     requests = property(lambda self: self.server.requests)
 
 
