@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from . import _core
 from .config import RunConfig, build_request, split
+from ._spawn import child_argv
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
 from .shm import ShardMemory, new_run_id
@@ -184,8 +184,7 @@ class Coordinator:
                 "connections": max(conns, 0 if cfg.open_model else 1),
                 "max_connections": max(split(max_total, n, i), 1),
             }
-            proc = subprocess.Popen([sys.executable, "-m", "stressx.shard"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            proc = subprocess.Popen(child_argv("stressx.shard"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
             proc.stdin.write(json.dumps(job).encode())
             proc.stdin.close()
