@@ -74,3 +74,19 @@ def test_the_check_sees_what_it_should(tmp_path, monkeypatch):
     flagged = {line.split(":")[0] for line in problems(list(files))}
     assert flagged == {"tool-1.0-py3-none-any.whl", "pkg/_core.so", "data.bin", "big.txt",
                        "pkg/_core.c"}
+
+
+def test_package_data_ships_the_stub_py_typed_and_workloads():
+    """What must be installed by a non-editable `pip install .` is named in pyproject.toml's
+    package-data: the type stub, py.typed (PEP 561) and every built-in workload file."""
+    pyproject = ROOT / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not a source checkout")
+    import tomllib
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["stressx"]
+    pkg = ROOT / "stressx"
+    shipped = {p for pattern in patterns for p in pkg.glob(pattern) if p.is_file()}
+    needed = {pkg / "py.typed", pkg / "_core.pyi"}
+    needed |= {p for p in (pkg / "workloads").rglob("*") if p.is_file()}
+    assert len(needed) > 4
+    assert sorted(map(str, needed - shipped)) == []
