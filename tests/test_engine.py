@@ -52,7 +52,7 @@ def test_results_directory(target, tmp_path):
     r = stressx.run(target.url, rate=300, duration="2s", workers=2, out=tmp_path)
     res = stressx.load_results(tmp_path)
     assert res.summary == json.loads((tmp_path / "summary.json").read_text())
-    assert res.manifest["format_version"] == 1 and res.manifest["config"]["rate"] == 300
+    assert res.manifest["format_version"] == 2 and res.manifest["config"]["rate"] == 300
     assert "cpu_count" in res.manifest["host"]
     iv = res.intervals
     assert sum(iv.column("sent").to_pylist()) == r.requests
