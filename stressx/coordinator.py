@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _core
-from .config import RunConfig, build_request, split
 from ._spawn import child_argv
+from .config import RunConfig, build_request, split
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
 from .shm import ShardMemory, new_run_id
@@ -184,7 +184,8 @@ class Coordinator:
                 "connections": max(conns, 0 if cfg.open_model else 1),
                 "max_connections": max(split(max_total, n, i), 1),
             }
-            proc = subprocess.Popen(child_argv("stressx.shard"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            proc = subprocess.Popen(child_argv("stressx.shard"), stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
             proc.stdin.write(json.dumps(job).encode())
             proc.stdin.close()

@@ -215,7 +215,7 @@ def workload_files(directory=None) -> list[Path]:
     """The workload files in `directory`; by default every workload a name resolves to: the
     built-ins and ./workloads/, a local file hiding the built-in of the same name."""
     if directory is not None:
-        return _yaml_files(Path(directory))
+        return sorted(_yaml_files(Path(directory)))
     by_name: dict[str, Path] = {}
     for d in (BUILTIN_DIR, WORKLOADS_DIR):           # later wins, as in resolve_workload
         by_name.update({f.stem: f for f in _yaml_files(d)})   # NAME.yaml over NAME.yml
