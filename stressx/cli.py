@@ -183,17 +183,18 @@ def serve(host, port, delay, status, size, concurrency):
 
 
 @main.command("list-scenarios")
-@click.argument("directory", default="workloads", required=False)
+@click.argument("directory", required=False)
 def list_scenarios(directory):
-    """List the workloads in DIRECTORY (default ./workloads) with their scenarios and weights."""
-    from .workload import list_workloads
+    """List the workloads in DIRECTORY with their scenarios and weights; by default those a
+    --workload NAME can name: ./workloads/ and the built-ins (a local file wins)."""
+    from .workload import WORKLOADS_DIR, list_workloads
     try:
         workloads = list_workloads(directory)
     except ConfigError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     if not workloads:
-        _err(f"no workload files (*.yaml) in {directory}")
+        _err(f"no workload files (*.yaml) in {directory or WORKLOADS_DIR}")
         sys.exit(EXIT_USAGE)
     for wl in workloads:
         total = sum(s.weight for s in wl.scenarios)

@@ -99,7 +99,7 @@ def load_options(f):
         _option("--insecure", "-k", key="insecure", is_flag=True, default=None,
                 help="Do not verify TLS certificates (recorded in the results)."),
         _option("--ca-file", key="ca_file", help="CA bundle to verify the target's certificate with."),
-        _option("--workload", key="workload", help="A workload file (or name in ./workloads/): a weighted mix of scenarios."),
+        _option("--workload", key="workload", help="A workload file or name (./workloads/NAME.yaml, else a built-in: stressx list-scenarios): a weighted mix of scenarios."),
         _option("--scenario", key="scenario", help="Only these scenarios of the workload (comma-separated)."),
         _option("--config", key="config", type=click.Path(dir_okay=False), help="A YAML config file."),
         _option("--profile", key="profile", help="Start from a named profile (stressx list-profiles)."),

@@ -21,6 +21,7 @@ from . import thresholds as _thresholds
 from .config import ConfigError, parse_duration
 from .coordinator import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, Companion
 from .report.text import format_thresholds
+from .results import FormatVersionError
 
 RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                     "baseline", "regression_threshold")
@@ -187,7 +188,7 @@ def report_command(results_dir, formats, out, threshold, criteria):
             # report per run directory below
             runs = sorted(p.parent for p in path.glob("*/manifest.json")) or runs
         loaded = [(p, _report.load(p)) for p in runs]
-    except ConfigError as exc:
+    except (ConfigError, FormatVersionError) as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     except (OSError, ValueError) as exc:
@@ -224,7 +225,7 @@ def compare_command(baseline, current, threshold, fmt, out):
     try:
         pct = _compare.parse_percent(threshold)
         comparison = _compare.compare_dirs(baseline, current, pct)
-    except ConfigError as exc:
+    except (ConfigError, FormatVersionError) as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     except (OSError, ValueError) as exc:

@@ -23,7 +23,7 @@ from html import escape
 from pathlib import Path
 
 from .config import ConfigError
-from .results import Results, load_results
+from .results import FormatVersionError, Results, load_results, read_format_version
 
 DEFAULT_REGRESSION_PCT = 15.0
 BASELINES_ENV = "STRESSX_BASELINES"
@@ -298,15 +298,27 @@ def list_baselines() -> list[dict]:
     return out
 
 
+def _readable(path: Path, option: str) -> Path:
+    """`path` if its format version is one this stressx reads: checked before a run, so a
+    baseline from a newer stressx stops it with exit 2 before any request."""
+    try:
+        read_format_version(path)
+    except FormatVersionError as exc:
+        raise ConfigError(option, str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(option, f"{path} is not a readable stressx results directory: {exc}") from None
+    return path
+
+
 def resolve_baseline(name_or_path, option: str = "--baseline") -> Path:
     """A results directory path, or the directory of the saved baseline of that name."""
     p = Path(str(name_or_path))
     if p.is_dir() and (p / "manifest.json").exists():
-        return p
+        return _readable(p, option)
     if _NAME.match(str(name_or_path)):
         d = baselines_dir() / str(name_or_path)
         if d.is_dir():
-            return d
+            return _readable(d, option)
     saved = ", ".join(b["name"] for b in list_baselines()) or "none"
     raise ConfigError(option, f"{str(name_or_path)!r} is neither a results directory nor a baseline "
                               f"saved in {baselines_dir()} (saved: {saved}); save one with "

@@ -14,13 +14,13 @@ import os
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import _core
+from ._spawn import child_argv
 from .config import ConfigError, RunConfig, build_request, raise_fd_limit, split
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
@@ -276,8 +276,8 @@ class Coordinator:
                 "connections": conns,
                 "max_connections": cap, "fd_margin": SHARD_FD_MARGIN,
             }
-            proc = subprocess.Popen([sys.executable, "-m", "stressx.shard"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            proc = subprocess.Popen(child_argv("stressx.shard"), stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
             proc.stdin.write(json.dumps(job).encode())
             proc.stdin.close()

@@ -1,6 +1,6 @@
 """The results directory of a run, its file formats, and reading it back.
 
-Files (FORMAT_VERSION 1):
+Files (FORMAT_VERSION 2):
 
 - ``manifest.json``        format version, stressx version, host, resolved configuration
 - ``intervals.arrows``     Arrow IPC stream, one row per 1 s interval, all shards merged
@@ -12,6 +12,19 @@ Files (FORMAT_VERSION 1):
 
 The interval streams are written a record batch at a time and flushed, so a run killed at any
 point leaves every finished interval readable (a reader stops at the last complete batch).
+
+Format versions (manifest.json ``format_version``, the streams' schema metadata
+``stressx_format_version``):
+
+- 1: the first.
+- 2: ``intervals.arrows`` and ``shard_intervals.arrows`` gained the ``users`` gauge (closed
+  model: the connections the run holds, following a users shape; 0 in the open model), and
+  runs with a workload write ``scenario_intervals.arrows``.
+
+Readers accept every version in READABLE_VERSIONS, upgrading older data on read (version 1:
+``users`` is null, ``scenario_intervals`` None), and refuse a newer or unknown version with
+FormatVersionError (the CLI: exit 2) rather than misread it. A change to what any file holds
+bumps FORMAT_VERSION.
 """
 from __future__ import annotations
 
@@ -29,7 +42,8 @@ from . import _core
 from ._version import __version__
 from .hdr import Histogram
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ERROR_KINDS = _core.ERROR_KINDS
 
 _LATENCY_FIELDS = ["min", "mean", "p50", "p90", "p99", "p999", "max"]
@@ -59,6 +73,34 @@ def scenario_interval_schema() -> pa.Schema:
     fields += [pa.field(name, pa.int64()) for name in ("sent", "ok", "errors", "violations")]
     fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in ("p50", "p90", "p99", "max")]
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
+
+
+class FormatVersionError(ValueError):
+    """A results file of a format version this stressx does not know (newer, or not one)."""
+
+
+def check_format_version(version, where) -> int:
+    """The version as an int if this stressx reads it; FormatVersionError naming `where` (the
+    directory or file) and the version otherwise."""
+    if isinstance(version, (str, bytes)) and version.strip().isdigit():
+        version = int(version)
+    if type(version) is int and version in READABLE_VERSIONS:
+        return version
+    known = f"{READABLE_VERSIONS[0]} to {READABLE_VERSIONS[-1]}"
+    if type(version) is int and version > FORMAT_VERSION:
+        raise FormatVersionError(f"{where}: results format version {version} is newer than this "
+                                 f"stressx {__version__} reads ({known}); upgrade stressx")
+    raise FormatVersionError(f"{where}: unknown results format version {version!r} (this "
+                             f"stressx reads {known})")
+
+
+def _upgrade(table: pa.Table, version: int) -> pa.Table:
+    """An older interval table in the current layout (see the module docstring)."""
+    names = table.schema.names
+    if version < 2 and "inflight" in names and "users" not in names:
+        table = table.add_column(names.index("inflight") + 1, pa.field("users", pa.int64()),
+                                 pa.nulls(table.num_rows, pa.int64()))
+    return table
 
 
 def host_info() -> dict:
@@ -133,7 +175,10 @@ class ResultsWriter:
 
 
 def read_intervals(path: str | os.PathLike) -> pa.Table:
-    """Read an interval stream, also one cut short by a killed run (complete batches only)."""
+    """Read an interval stream, also one cut short by a killed run (complete batches only).
+    An older format version is upgraded to the current columns (its schema metadata keeps the
+    version it was written in); a newer one raises FormatVersionError. A stream without the
+    version metadata (not written by stressx) is read as it is."""
     batches, schema = [], None
     with pa.OSFile(str(path), "rb") as source:
         try:
@@ -141,6 +186,8 @@ def read_intervals(path: str | os.PathLike) -> pa.Table:
         except pa.ArrowInvalid:
             raise ValueError(f"{path}: not an Arrow IPC stream") from None
         schema = reader.schema
+        raw = (schema.metadata or {}).get(b"stressx_format_version")
+        version = check_format_version(raw.decode(errors="replace"), path) if raw else None
         while True:
             try:
                 batches.append(reader.read_next_batch())
@@ -148,7 +195,8 @@ def read_intervals(path: str | os.PathLike) -> pa.Table:
                 break
             except (pa.ArrowInvalid, OSError):
                 break  # a batch cut short by a killed writer
-    return pa.Table.from_batches(batches, schema=schema)
+    table = pa.Table.from_batches(batches, schema=schema)
+    return _upgrade(table, version) if version is not None else table
 
 
 @dataclass
@@ -161,15 +209,24 @@ class Results:
     intervals: pa.Table
     shard_intervals: pa.Table
     histograms: dict = field(default_factory=dict)
-    scenario_intervals: pa.Table | None = None   # runs with a workload
+    scenario_intervals: pa.Table | None = None   # runs with a workload (format version 2)
+    format_version: int = FORMAT_VERSION         # as written; the tables are read as current
+
+
+def read_format_version(path: str | os.PathLike) -> int:
+    """The format version of a results directory (its manifest), checked: FormatVersionError
+    if this stressx cannot read it."""
+    p = Path(path)
+    manifest = json.loads((p / "manifest.json").read_text())
+    return check_format_version(manifest.get("format_version"), p)
 
 
 def load_results(path: str | os.PathLike) -> Results:
+    """A results directory read back, from any format version this stressx reads (older ones
+    upgraded on read); FormatVersionError for a newer one."""
     p = Path(path)
     manifest = json.loads((p / "manifest.json").read_text())
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{p}: results format version {version}, this stressx reads {FORMAT_VERSION}")
+    version = check_format_version(manifest.get("format_version"), p)
     summary = json.loads((p / "summary.json").read_text()) if (p / "summary.json").exists() else {}
     hist = {}
     if (p / "histograms.json").exists():
@@ -178,4 +235,4 @@ def load_results(path: str | os.PathLike) -> Results:
     scenarios = p / "scenario_intervals.arrows"
     return Results(p, summary, manifest, read_intervals(p / "intervals.arrows"),
                    read_intervals(p / "shard_intervals.arrows"), hist,
-                   read_intervals(scenarios) if scenarios.exists() else None)
+                   read_intervals(scenarios) if scenarios.exists() else None, version)

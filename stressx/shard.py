@@ -1,9 +1,9 @@
 """One shard process: a uvloop event loop driving the compiled Engine.
 
-Started by the coordinator as ``python -m stressx.shard`` with its job as JSON on stdin. It maps
-its shared-memory segment, pre-opens connections, reports READY, waits for the common start
-instant the coordinator writes, runs, drains and reports DONE. Everything it measures goes into
-shared memory; it prints nothing unless it fails.
+Started by the coordinator like ``python -m stressx.shard`` (argv from stressx._spawn) with its
+job as JSON on stdin. It maps its shared-memory segment, pre-opens connections, reports READY,
+waits for the common start instant the coordinator writes, runs, drains and reports DONE.
+Everything it measures goes into shared memory; it prints nothing unless it fails.
 """
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Workloads: weighted mixes of request scenarios, from files in `workloads/`.
+"""Workloads: weighted mixes of request scenarios, from YAML files.
+
+The built-in workloads (quick, heavy, error, mixed) ship inside the package (stressx/workloads/)
+so that `--workload mixed` and `stressx list-scenarios` work from any directory after
+`pip install .`. A name is looked up in ./workloads/ first, then among the built-ins: a user's
+file always wins over a built-in of the same name; an existing path is used as given.
 
 A workload file is YAML:
 
@@ -29,7 +34,8 @@ from .config import (ConfigError, check_header, check_method, request_target, sp
 SCENARIO_KEYS = {"name", "method", "path", "url", "headers", "body", "body_file", "weight",
                  "expect_status", "baseline_min_ms", "baseline_max_ms", "description"}
 WORKLOAD_KEYS = {"description", "scenarios", "name"}
-WORKLOADS_DIR = Path("workloads")
+WORKLOADS_DIR = Path("workloads")                                # the user's, in the cwd
+BUILTIN_DIR = Path(__file__).resolve().parent / "workloads"      # shipped with stressx
 
 
 @dataclass
@@ -172,19 +178,35 @@ def parse_workload(data, source: str, base_dir: Path) -> Workload:
     return Workload(name, str(data.get("description", "")), scenarios, source)
 
 
-def load_workload(path) -> Workload:
-    """Load a workload file; a bare name looks in ./workloads/ (NAME.yaml)."""
-    import yaml
+def resolve_workload(path) -> Path:
+    """The file a --workload value names: an existing path as given; a bare name (no suffix)
+    as NAME.yaml or NAME.yml in ./workloads/, else among the built-ins."""
     p = Path(path)
-    if not p.exists() and not p.suffix:
-        for candidate in (WORKLOADS_DIR / f"{p}.yaml", WORKLOADS_DIR / f"{p}.yml"):
-            if candidate.exists():
-                p = candidate
-                break
+    if p.exists() or p.suffix:
+        return p
+    for directory in (WORKLOADS_DIR, BUILTIN_DIR):
+        for candidate in (directory / f"{p}.yaml", directory / f"{p}.yml"):
+            if candidate.is_file():
+                return candidate
+    return p
+
+
+def builtin_names() -> list[str]:
+    return sorted({f.stem for f in _yaml_files(BUILTIN_DIR)})
+
+
+def load_workload(path) -> Workload:
+    """Load a workload file, or a named one (see resolve_workload)."""
+    import yaml
+    p = resolve_workload(path)
     try:
         text = p.read_text()
     except OSError as exc:
-        raise ConfigError("--workload", f"cannot read {str(path)!r}: {exc.strerror}") from None
+        hint = ""
+        if not p.suffix and len(p.parts) == 1:
+            hint = (f" (nor {WORKLOADS_DIR / p}.yaml; built-in workloads: "
+                    f"{', '.join(builtin_names())})")
+        raise ConfigError("--workload", f"cannot read {str(path)!r}: {exc.strerror}{hint}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     try:
@@ -194,10 +216,24 @@ def load_workload(path) -> Workload:
     return parse_workload(data, str(p), p.parent)
 
 
-def list_workloads(directory=WORKLOADS_DIR) -> list[Workload]:
-    d = Path(directory)
-    files = sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml")))
-    return [load_workload(f) for f in files]
+def _yaml_files(directory: Path) -> list[Path]:
+    """*.yml then *.yaml, each sorted."""
+    return sorted(directory.glob("*.yml")) + sorted(directory.glob("*.yaml"))
+
+
+def workload_files(directory=None) -> list[Path]:
+    """The workload files in `directory`; by default every workload a name resolves to: the
+    built-ins and ./workloads/, a local file hiding the built-in of the same name."""
+    if directory is not None:
+        return sorted(_yaml_files(Path(directory)))
+    by_name: dict[str, Path] = {}
+    for d in (BUILTIN_DIR, WORKLOADS_DIR):           # later wins, as in resolve_workload
+        by_name.update({f.stem: f for f in _yaml_files(d)})   # NAME.yaml over NAME.yml
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def list_workloads(directory=None) -> list[Workload]:
+    return [load_workload(f) for f in workload_files(directory)]
 
 
 def default_scenario(method: str, headers: list, body: bytes) -> Scenario:

@@ -1,19 +1,21 @@
 """Workload files and weighted scenario mixes, end to end."""
 import json
+from pathlib import Path
 
 import pytest
 import stressx
 from stressx._testing.target import TargetThread
 from stressx.config import ConfigError
-from stressx.workload import list_workloads, load_workload, parse_workload
+from stressx.workload import BUILTIN_DIR, list_workloads, load_workload, parse_workload
 
 from conftest import run_cli
 
 
 def test_shipped_workloads_load():
-    names = {w.name for w in list_workloads("workloads")}
+    names = {w.name for w in list_workloads(BUILTIN_DIR)}
     assert {"quick", "heavy", "error", "mixed"} <= names
-    heavy = load_workload("heavy")                      # a bare name looks in ./workloads
+    heavy = load_workload("heavy")                      # a bare name: ./workloads, built-ins
+    assert Path(heavy.source).parent == BUILTIN_DIR
     upload = next(s for s in heavy.scenarios if s.name == "upload")
     assert upload.method == "POST" and upload.body.startswith(b'{"items"')
 
@@ -75,21 +77,79 @@ scenarios:
 
 def test_scenario_selection(tmp_path):
     with TargetThread() as t:
-        r = stressx.run(t.url, connections=2, requests=30, workers=1, workload="workloads/error.yaml",
+        r = stressx.run(t.url, connections=2, requests=30, workers=1, workload="error",
                         scenarios=["not_found"], out=tmp_path)
         paths = dict(t.counts.paths)
         with pytest.raises(ConfigError, match="did you mean 'not_found'"):
-            stressx.run(t.url, workload="workloads/error.yaml", scenarios=["not_fund"])
+            stressx.run(t.url, workload="error", scenarios=["not_fund"])
         assert t.counts.requests == 30       # the misspelt selection sent nothing
     assert list(r.scenarios) == ["not_found"] and r.ok == 30 and r.status == {"404": 30}
     assert paths == {"/missing": 30}     # not_found's path; the other scenarios were never sent
 
 
 def test_list_scenarios():
-    r = run_cli("list-scenarios", "workloads")
+    r = run_cli("list-scenarios", BUILTIN_DIR)
     assert r.returncode == 0
     assert "mixed" in r.stdout and "report" in r.stdout and "expect 404" in r.stdout
     assert "50.0%" in r.stdout      # ping's share of the mixed workload
+
+
+# -- built-in workloads: shipped in the package, found from any directory ---------------------
+BUILTINS = ("error", "heavy", "mixed", "quick")
+
+
+def test_builtins_from_any_directory(tmp_path):
+    assert not (tmp_path / "workloads").exists()
+    r = run_cli("list-scenarios", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    listed = [line.split()[0] for line in r.stdout.splitlines() if not line.startswith(" ")]
+    assert listed == list(BUILTINS)
+    assert str(BUILTIN_DIR / "mixed.yaml") in r.stdout
+    r = run_cli("run", "http://127.0.0.1:9/", "--workload", "mixed", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert str(BUILTIN_DIR / "mixed.yaml") in r.stdout and "/api/ping" in r.stdout
+
+
+def test_builtin_by_name_with_its_data_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    heavy = load_workload("heavy")
+    assert heavy.source == str(BUILTIN_DIR / "heavy.yaml")
+    upload = next(s for s in heavy.scenarios if s.name == "upload")
+    assert upload.body == (BUILTIN_DIR / "data" / "upload.json").read_bytes()
+
+
+def test_unknown_name_lists_the_builtins(tmp_path):
+    r = run_cli("run", "http://127.0.0.1:9/", "--workload", "mixd", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--workload" in r.stderr and "'mixd'" in r.stderr and "error, heavy, mixed, quick" in r.stderr
+
+
+LOCAL_MIXED = "description: my own mix\nscenarios:\n  - {name: mine, path: /mine}\n"
+
+
+def test_a_local_workload_wins_over_the_builtin(tmp_path):
+    (tmp_path / "workloads").mkdir()
+    (tmp_path / "workloads" / "mixed.yaml").write_text(LOCAL_MIXED)
+    (tmp_path / "workloads" / "extra.yml").write_text(LOCAL_MIXED.replace("mine", "extra"))
+    r = run_cli("list-scenarios", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    heads = [line for line in r.stdout.splitlines() if not line.startswith(" ")]
+    assert [h.split()[0] for h in heads] == ["error", "extra", "heavy", "mixed", "quick"]
+    assert "my own mix" in r.stdout and "Cheap API call" not in r.stdout
+    r = run_cli("run", "http://127.0.0.1:9/", "--workload", "mixed", "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "/mine" in r.stdout and "/api/ping" not in r.stdout and str(BUILTIN_DIR) not in r.stdout
+
+
+def test_an_explicit_path_wins(tmp_path):
+    own = tmp_path / "elsewhere" / "mixed.yaml"
+    own.parent.mkdir()
+    own.write_text(LOCAL_MIXED)
+    r = run_cli("run", "http://127.0.0.1:9/", "--workload", own, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "/mine" in r.stdout and "/api/ping" not in r.stdout
+    r = run_cli("list-scenarios", own.parent, cwd=tmp_path)         # a directory: only it
+    assert r.returncode == 0 and "my own mix" in r.stdout and "heavy" not in r.stdout
 
 
 def test_list_profiles():

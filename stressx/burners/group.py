@@ -15,21 +15,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
+from .._spawn import child_argv
 from ..coordinator import EXIT_ABORTED, Abort, Companion
 from .base import (PERIOD_NS, STATE, BurnerSpec, Control, clamp, limit_names, schedule_peak)
 
-# The burner process starts from this one-liner rather than `python -m stressx.burners`: it
-# installs a bare `stressx` package module so that importing stressx.burners does not run
-# stressx/__init__.py (the load engine, numpy, pyarrow): a burner then starts in ~60 ms with
-# ~24 MiB resident instead of ~300 ms and ~64 MiB, which matters with one CPU burner per core
-# and for how low a memory level can go.
-_BOOT = ("import sys, types; pkg = types.ModuleType('stressx'); pkg.__path__ = [sys.argv[1]]; "
-         "sys.modules['stressx'] = pkg; from stressx.burners.base import main; sys.exit(main())")
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTROL_INTERVAL_S = 0.05
 READY_TIMEOUT_S = 20.0
 STOP_WAIT_S = 0.5      # after the stop flag, before SIGTERM
@@ -63,7 +55,8 @@ class BurnerHandle:
     def spawn(self, parent_pid: int) -> None:
         job = {"kind": self.kind, "name": self.name, "fd": self.ctl.fd, "parent_pid": parent_pid,
                "worker": self.worker, "options": self.spec.options}
-        self.proc = subprocess.Popen([sys.executable, "-c", _BOOT, PACKAGE_DIR],
+        # light: the package without stressx/__init__.py (see stressx._spawn)
+        self.proc = subprocess.Popen(child_argv("stressx.burners", light=True),
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, pass_fds=(self.ctl.fd,))
         self.proc.stdin.write(json.dumps(job).encode())

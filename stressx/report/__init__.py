@@ -51,6 +51,7 @@ class ReportData:
 def load(results_dir: str | os.PathLike) -> ReportData:
     """Read everything a report needs from a results directory."""
     path = Path(results_dir)
+    results = load_results(path)    # first: a format this stressx cannot read stops here
     comparison = None
     if (path / COMPARISON_FILE).exists():
         comparison = json.loads((path / COMPARISON_FILE).read_text())
@@ -62,7 +63,7 @@ def load(results_dir: str | os.PathLike) -> ReportData:
         if candidate.exists():
             scaling = json.loads(candidate.read_text())
             break
-    return ReportData(load_results(path), _thresholds.load(path), comparison, host, scaling)
+    return ReportData(results, _thresholds.load(path), comparison, host, scaling)
 
 
 def parse_formats(text, option: str = "--format") -> list[str]:
