@@ -95,12 +95,26 @@ def check_format_version(version, where) -> int:
 
 
 def _upgrade(table: pa.Table, version: int) -> pa.Table:
-    """An older interval table in the current layout (see the module docstring)."""
+    """An older interval table in the current layout (see the module docstring): every column
+    the older version did not record is added as nulls ("not recorded", never a made-up 0), in
+    the current order; columns the current layout no longer has are kept at the end."""
+    if version >= FORMAT_VERSION:
+        return table
     names = table.schema.names
-    if version < 2 and "inflight" in names and "users" not in names:
-        table = table.add_column(names.index("inflight") + 1, pa.field("users", pa.int64()),
-                                 pa.nulls(table.num_rows, pa.int64()))
-    return table
+    current = interval_schema("shard" in names)
+    columns, fields = [], []
+    for field in current:
+        if field.name in names:
+            columns.append(table.column(field.name))
+            fields.append(table.schema.field(field.name))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            fields.append(field)
+    for name in names:
+        if current.get_field_index(name) < 0:
+            columns.append(table.column(name))
+            fields.append(table.schema.field(name))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def host_info() -> dict:

@@ -53,8 +53,9 @@ def test_run_json(tmp_path):
     s = json.loads(r.stdout)
     # a closed-model run of 50 requests: the figures that are known, as the server counted them
     assert served == 50
+    from stressx.results import FORMAT_VERSION
     assert (s["format_version"], s["model"], s["requests"], s["ok"], s["errors"], s["status"]) == (
-        1, "closed", 50, 50, {}, {"200": 50})
+        FORMAT_VERSION, "closed", 50, 50, {}, {"200": 50})
     assert s["rate_target"] is None and s["send_lag_ms"] is None and s["saturated"] is False
     assert s["rps"] == pytest.approx(50 / s["duration_s"], rel=1e-4)   # duration_s is rounded
     lat = s["latency_ms"]
