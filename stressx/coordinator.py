@@ -166,8 +166,8 @@ class Shard:
 
     def collect(self) -> None:
         """Copy the snapshots published since the last call. A shard that exited without a
-        final snapshot (it died) writes nothing any more, so its live slots are whole: they
-        stand as its final snapshot."""
+        final snapshot (it died) writes nothing any more: its live slots stand as its final
+        snapshot, unless it died halfway through counting a request."""
         if self.final is not None:
             return
         exited = self.proc.poll() is not None      # before reading: then nothing comes after
@@ -177,6 +177,9 @@ class Shard:
                 self.final = r
         if self.final is None and exited:
             r = self.mem.read()
+            if not r.whole():    # killed halfway through counting a request: its last snapshot
+                latest = max(self.pending.values(), key=lambda x: x.index, default=self.last)
+                r = Reading(latest.slots.copy())
             r.slots[_core.SLOTS["snap_index"]] = max(self.mem.get("snap_next"), 1, *self.pending)
             r.slots[_core.SLOTS["snap_taken_ns"]] = time.monotonic_ns()
             r.slots[_core.SLOTS["snap_final"]] = 1

@@ -179,6 +179,18 @@ class Reading:
     def final(self) -> bool:
         return bool(self["snap_final"])
 
+    def whole(self) -> bool:
+        """Do its counts agree (completed = ok + errors, every histogram's count = the sum of
+        its buckets, one latency per ok)? Snapshots always do; a copy of live slots that were
+        being written may not."""
+        if self["completed"] != self["ok"] + self["errors"]:
+            return False
+        hists = [self.histogram(name) for name in _core.HISTOGRAMS]
+        hists += [self.scenario_histogram(i) for i in range(self.n_scenarios)]
+        if any(h.total != int(h.counts.sum()) for h in hists):
+            return False
+        return hists[0].total == self["ok"]
+
     def errors(self) -> np.ndarray:
         base = SLOTS["error_kinds"]
         return self.slots[base:base + len(_core.ERROR_KINDS)]
