@@ -289,3 +289,32 @@ def test_a_dead_shard_stands_on_whole_counts(segment):
     segment._seen = [0, 0]
     shard.collect()
     assert shard.final.index == 4 and shard.final["sent"] == 300 and shard.final.whole()
+
+
+def test_next_cut_waits_for_every_shard_and_passes_over_a_lost_snapshot():
+    """Interval k is cut once every shard's snapshot k is in (a finished shard's final one
+    stands for every later k); a snapshot lost for good (its image overwritten before it was
+    read) is passed over, so one row spans two seconds instead of one being made up."""
+    from stressx.coordinator import Coordinator, Shard
+    from stressx.shm import Reading
+
+    def snap(k, final=False):
+        r = Reading.zero(1)
+        r.slots[SLOTS["snap_index"]], r.slots[SLOTS["snap_final"]] = k, int(final)
+        return r
+
+    a, b = Shard(0, None, None), Shard(1, None, None)
+    c = Coordinator.__new__(Coordinator)
+    c.shards, c._cut_k = [a, b], 2
+    a.pending, b.pending = {4: snap(4)}, {3: snap(3)}
+    assert c._next_cut() is None              # b has not got to 4 yet; a's 3 is lost
+    b.pending[4] = snap(4)
+    assert c._next_cut() == 4                 # the row spans 2..4
+    c._cut_k = 4
+    a.pending, b.pending = {}, {5: snap(5)}
+    a.final = snap(5, final=True)
+    a.pending[5] = a.final
+    assert c._next_cut() == 5
+    c._cut_k = 5
+    a.pending, b.pending = {}, {6: snap(6)}
+    assert c._next_cut() == 6                 # a finished: its final stands for 6
