@@ -52,10 +52,11 @@ def snapshot_seqs(memory: Any) -> tuple[int, int]:
 def read_snapshot(memory: Any, buffer: int, dest: Any) -> int:
     """Copy image `buffer` into dest: its sequence number (> 0) when whole, 0 when empty, -1
     when torn (the shard wrote it meanwhile; dest is garbage)."""
-def publish_rate_change(memory: Any, rate_mrps: int, at_ns: int) -> None:
-    """The coordinator's side of the rate-change handshake (one writer at a time)."""
-def rate_change(memory: Any, known: int = 0) -> tuple[int, int, int] | None:
-    """The shard's side: (seq, rate_mrps, at_ns) of a change newer than `known`, read whole."""
+def publish_rate_change(memory: Any, rate: float, at_ns: int) -> None:
+    """The coordinator's side of the rate-change handshake (one writer at a time): `rate`
+    requests/s, the exact double, from the absolute instant at_ns."""
+def rate_change(memory: Any, known: int = 0) -> tuple[int, float, int] | None:
+    """The shard's side: (seq, rate, at_ns) of a change newer than `known`, read whole."""
 def snapshot_stress(memory: Any, publishes: int, requests_per_publish: int, seed: int = 1) -> int:
     """Tests: count requests as the engine does and publish after every batch, without the GIL."""
 

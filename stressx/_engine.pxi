@@ -333,7 +333,7 @@ cdef class Engine:
         if not read_rate_change(self.slots, self.rate_change_seq, &seq, &bits, &at_ns):
             return
         self.rate_change_seq = seq
-        cdef double rate = (<double *>&bits)[0]   # the exact double
+        cdef double rate = sx_bits_double(bits)   # the exact double
         cdef int64_t at = max(at_ns, now) - self.start_ns
         try:
             self.schedule.change_rate(at, rate)

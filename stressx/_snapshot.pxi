@@ -17,12 +17,15 @@
 
 cdef extern from *:
     """
+    #include <string.h>
     static inline int64_t sx_load_acquire(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static inline int64_t sx_load_relaxed(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
     static inline void sx_store_release(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
     static inline void sx_store_relaxed(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
     static inline void sx_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
     static inline void sx_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+    static inline int64_t sx_double_bits(double d) { int64_t b; memcpy(&b, &d, 8); return b; }
+    static inline double sx_bits_double(int64_t b) { double d; memcpy(&d, &b, 8); return d; }
     /* word by word with relaxed atomics: no data race in C11 terms, plain moves on x86 and arm64 */
     static inline void sx_copy(int64_t *dst, const int64_t *src, int64_t n) {
         for (int64_t i = 0; i < n; i++)
@@ -36,6 +39,8 @@ cdef extern from *:
     void sx_fence_release() nogil
     void sx_fence_acquire() nogil
     void sx_copy(int64_t *dst, const int64_t *src, int64_t n) nogil
+    int64_t sx_double_bits(double d) nogil
+    double sx_bits_double(int64_t b) nogil
 
 
 cdef inline int64_t live_slots_of(const int64_t *s) noexcept nogil:
@@ -166,7 +171,7 @@ def publish_rate_change(memory, double rate, int64_t at_ns):
     cdef int64_t q = sx_load_relaxed(s + S_RATE_CHANGE_SEQ) & ~(<int64_t>1)
     sx_store_relaxed(s + S_RATE_CHANGE_SEQ, q + 1)
     sx_fence_release()
-    sx_store_relaxed(s + S_RATE_CHANGE_RPS_BITS, (<int64_t *>&rate)[0])
+    sx_store_relaxed(s + S_RATE_CHANGE_RPS_BITS, sx_double_bits(rate))
     sx_store_relaxed(s + S_RATE_CHANGE_AT_NS, at_ns)
     sx_store_release(s + S_RATE_CHANGE_SEQ, q + 2)
 
@@ -193,7 +198,7 @@ def rate_change(memory, int64_t known=0):
     cdef int64_t[::1] mem = memory
     cdef int64_t seq = 0, bits = 0, at = 0
     if read_rate_change(&mem[0], known, &seq, &bits, &at):
-        return seq, (<double *>&bits)[0], at
+        return seq, sx_bits_double(bits), at
     return None
 
 

@@ -153,14 +153,14 @@ def test_snapshot_is_the_live_state(segment):
 
 def test_rate_change_handshake(segment):
     assert _core.rate_change(segment.slots) is None
-    _core.publish_rate_change(segment.slots, 1_500_000, 123_456_789)
-    assert _core.rate_change(segment.slots) == (2, 1_500_000, 123_456_789)
+    _core.publish_rate_change(segment.slots, 1500.25, 123_456_789)
+    assert _core.rate_change(segment.slots) == (2, 1500.25, 123_456_789)
     assert _core.rate_change(segment.slots, known=2) is None           # nothing newer
     segment.slots[SLOTS["rate_change_seq"]] = 3                         # half written
     assert _core.rate_change(segment.slots) is None
     segment.slots[SLOTS["rate_change_seq"]] = 2
-    _core.publish_rate_change(segment.slots, 10, 20)
-    assert _core.rate_change(segment.slots, known=2) == (4, 10, 20)
+    _core.publish_rate_change(segment.slots, 0.001, 20)
+    assert _core.rate_change(segment.slots, known=2) == (4, 0.001, 20)
 
 
 # -- a real run under load with errors ---------------------------------------------------------
