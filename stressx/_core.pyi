@@ -55,8 +55,9 @@ def read_snapshot(memory: Any, buffer: int, dest: Any) -> int:
 def publish_rate_change(memory: Any, rate: float, at_ns: int) -> None:
     """The coordinator's side of the rate-change handshake (one writer at a time): `rate`
     requests/s, the exact double, from the absolute instant at_ns."""
-def rate_change(memory: Any, known: int = 0) -> tuple[int, float, int] | None:
-    """The shard's side: (seq, rate, at_ns) of a change newer than `known`, read whole."""
+def rate_change(memory: Any, known: int = 0) -> tuple[int, float, int]:
+    """The shard's side: (seq, rate, at_ns) of a change newer than `known`, read whole; seq 0
+    when there is none (or it is being written)."""
 def snapshot_stress(memory: Any, publishes: int, requests_per_publish: int, seed: int = 1) -> int:
     """Tests: count requests as the engine does and publish after every batch, without the GIL."""
 
@@ -110,6 +111,8 @@ class Engine:
     # called by the event loop and by Conn, not by users
     async def connect(self, conn: Conn) -> None: ...
     def on_timer(self) -> None: ...
+    def on_snapshot(self) -> None:
+        """An interval boundary (start + k s): publish snapshot k."""
     def sweep(self) -> None: ...
     def on_poll(self) -> None: ...
     def replace_closed(self) -> None: ...

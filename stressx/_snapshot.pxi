@@ -193,13 +193,13 @@ cdef inline bint read_rate_change(const int64_t *s, int64_t known, int64_t *seq,
 
 
 def rate_change(memory, int64_t known=0):
-    """(seq, rate, at_ns) of a rate change newer than `known`, or None (the shard's side of
-    the handshake, for the tests)."""
+    """(seq, rate, at_ns) of a rate change newer than `known`, seq 0 when there is none or it
+    is being written (the shard's side of the handshake, for the tests)."""
     cdef int64_t[::1] mem = memory
     cdef int64_t seq = 0, bits = 0, at = 0
     if read_rate_change(&mem[0], known, &seq, &bits, &at):
         return seq, sx_bits_double(bits), at
-    return None
+    return 0, 0.0, 0
 
 
 # -- a writer at full speed, for the tests -----------------------------------------------------

@@ -152,12 +152,12 @@ def test_snapshot_is_the_live_state(segment):
 
 
 def test_rate_change_handshake(segment):
-    assert _core.rate_change(segment.slots) is None
+    assert _core.rate_change(segment.slots) == (0, 0.0, 0)             # none yet
     _core.publish_rate_change(segment.slots, 1500.25, 123_456_789)
     assert _core.rate_change(segment.slots) == (2, 1500.25, 123_456_789)
-    assert _core.rate_change(segment.slots, known=2) is None           # nothing newer
+    assert _core.rate_change(segment.slots, known=2)[0] == 0           # nothing newer
     segment.slots[SLOTS["rate_change_seq"]] = 3                         # half written
-    assert _core.rate_change(segment.slots) is None
+    assert _core.rate_change(segment.slots)[0] == 0
     segment.slots[SLOTS["rate_change_seq"]] = 2
     _core.publish_rate_change(segment.slots, 0.001, 20)
     assert _core.rate_change(segment.slots, known=2) == (4, 0.001, 20)
