@@ -42,6 +42,25 @@ class Recorder:
     def bench_record_calls(self, n: int, value_us: int) -> float:
         """ns per record() over n calls (the recording microbenchmark)."""
 
+# -- snapshots (_snapshot.pxi): sequence locks with C11 acquire/release ordering ----------------
+def publish_snapshot(memory: Any, final: bool = False, index: int = -1) -> bool:
+    """Copy the live slots into the next snapshot image as snapshot `index` (default: the next,
+    at least 1). Only from the shard's own thread, the live slots' only writer. A final snapshot
+    is published once (later calls: False)."""
+def snapshot_seqs(memory: Any) -> tuple[int, int]:
+    """The images' sequence numbers (0: none yet; odd: being written)."""
+def read_snapshot(memory: Any, buffer: int, dest: Any) -> int:
+    """Copy image `buffer` into dest: its sequence number (> 0) when whole, 0 when empty, -1
+    when torn (the shard wrote it meanwhile; dest is garbage)."""
+def publish_rate_change(memory: Any, rate: float, at_ns: int) -> None:
+    """The coordinator's side of the rate-change handshake (one writer at a time): `rate`
+    requests/s, the exact double, from the absolute instant at_ns."""
+def rate_change(memory: Any, known: int = 0) -> tuple[int, float, int]:
+    """The shard's side: (seq, rate, at_ns) of a change newer than `known`, read whole; seq 0
+    when there is none (or it is being written)."""
+def snapshot_stress(memory: Any, publishes: int, requests_per_publish: int, seed: int = 1) -> int:
+    """Tests: count requests as the engine does and publish after every batch, without the GIL."""
+
 # -- schedule ----------------------------------------------------------------------------------
 class Schedule:
     """When each send of one shard is due: send j of the run is due where the integral of the
@@ -92,6 +111,8 @@ class Engine:
     # called by the event loop and by Conn, not by users
     async def connect(self, conn: Conn) -> None: ...
     def on_timer(self) -> None: ...
+    def on_snapshot(self) -> None:
+        """An interval boundary (start + k s): publish snapshot k."""
     def sweep(self) -> None: ...
     def on_poll(self) -> None: ...
     def replace_closed(self) -> None: ...

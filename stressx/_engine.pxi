@@ -70,6 +70,7 @@ cdef class Engine:
     cdef int64_t stop_at_ns
     cdef int64_t next_i             # open model: index of the next send in the schedule
     cdef Timer timer
+    cdef Timer snap_timer           # the interval boundaries: start + k s (snapshots)
     cdef readonly int phase
     cdef int64_t drain_deadline_ns
     cdef int64_t waiting_connect    # requests attached to connections still connecting
@@ -115,6 +116,7 @@ cdef class Engine:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname if ssl_context is not None else None
         self.set_scenarios(scenarios, shard_index)
+        segment_of(self.mem, SNAPSHOT_BUFFERS)   # room for the snapshot images
         self.open_model = rate > 0 or segments is not None
         if self.open_model:
             self.schedule = Schedule(rate, shard_index, shard_count, budget, duration_ns,
@@ -132,6 +134,7 @@ cdef class Engine:
         self.idle = []
         self.conns = set()
         self.timer = Timer()
+        self.snap_timer = Timer()
         self.phase = P_SETUP
         self.done_future = loop.create_future()
 
@@ -213,6 +216,8 @@ cdef class Engine:
         self.phase = P_ARMED
         self.loop.add_reader(self.timer.fd, self.on_timer)
         self.timer.arm_at(start_ns)
+        self.loop.add_reader(self.snap_timer.fd, self.on_snapshot)
+        self.snap_timer.arm_at(start_ns + NS_PER_S)
         self.loop.call_later(SWEEP_INTERVAL_NS / 1e9, self.sweep)
         return self.done_future
 
@@ -245,6 +250,21 @@ cdef class Engine:
         else:
             self.timer.arm_at(self.stop_at_ns)
 
+    def on_snapshot(self):
+        """An interval boundary: publish snapshot k, the state at start + k s. After a stall
+        that passed several boundaries, only the latest is published (the coordinator's row
+        then spans the missed ones)."""
+        self.snap_timer.drain()
+        cdef int64_t now = now_ns()
+        cdef int64_t k = max(self.slots[S_SNAP_NEXT], 1)
+        if self.phase == P_DONE:
+            return
+        if now >= self.start_ns + k * NS_PER_S:
+            k = (now - self.start_ns) // NS_PER_S
+            snapshot_publish(self.slots, k, now, False)
+            k += 1
+        self.snap_timer.arm_at(self.start_ns + k * NS_PER_S)
+
     def sweep(self):
         cdef int64_t now = now_ns()
         cdef int64_t stop = self.slots[S_STOP_REQUEST]
@@ -257,7 +277,7 @@ cdef class Engine:
                 self.connections = target
                 self.slots[S_USERS] = target
                 self.kick_closed(now)
-        if self.open_model and self.slots[S_RATE_CHANGE_SEQ] != self.rate_change_seq:
+        if self.open_model:
             self.apply_rate_change(now)
         if stop != STOP_NONE:
             grace = 0 if stop == STOP_NOW else self.grace_ns
@@ -307,10 +327,14 @@ cdef class Engine:
         return total // self.shard_count + (1 if self.shard_index < total % self.shard_count else 0)
 
     cdef void apply_rate_change(self, int64_t now) noexcept:
-        """The coordinator asked for a new total rate from now on (adaptive ramp, back-off)."""
-        self.rate_change_seq = self.slots[S_RATE_CHANGE_SEQ]
-        cdef double rate = (<double *>&self.slots[S_RATE_CHANGE_RPS_BITS])[0]   # the exact double
-        cdef int64_t at = max(self.slots[S_RATE_CHANGE_AT_NS], now) - self.start_ns
+        """The coordinator asked for a new total rate from now on (adaptive ramp, back-off);
+        read under its sequence lock, so the rate and the instant belong together."""
+        cdef int64_t seq, bits, at_ns
+        if not read_rate_change(self.slots, self.rate_change_seq, &seq, &bits, &at_ns):
+            return
+        self.rate_change_seq = seq
+        cdef double rate = sx_bits_double(bits)   # the exact double
+        cdef int64_t at = max(at_ns, now) - self.start_ns
         try:
             self.schedule.change_rate(at, rate)
         except BaseException:
@@ -631,5 +655,10 @@ cdef class Engine:
             conn.abort()
         self.idle.clear()
         self.timer.close()
+        try:
+            self.loop.remove_reader(self.snap_timer.fd)
+        except BaseException:
+            pass
+        self.snap_timer.close()
         if not self.done_future.done():
             self.done_future.set_result(None)

@@ -1,6 +1,8 @@
 # The shared-memory layout of one shard: a flat array of int64 "slots". The shard is the only
-# writer of everything except START_NS and STOP_REQUEST, which the coordinator writes. Counters
-# are cumulative; the coordinator derives per-interval figures by differencing two readings.
+# writer of everything except START_NS, STOP_REQUEST and the RATE_CHANGE slots, which the
+# coordinator writes. Counters are cumulative. The live slots are followed by SNAPSHOT_BUFFERS
+# snapshot images of the same layout (see _snapshot.pxi): the coordinator reads only those, and
+# derives per-interval figures by differencing two snapshots.
 # Bump LAYOUT_VERSION on any change: readers refuse a layout they do not know.
 
 cdef extern from *:
@@ -13,7 +15,7 @@ cdef extern from *:
     const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
 
 cdef enum:
-    LAYOUT_VERSION = 4
+    LAYOUT_VERSION = 5
 
     # header, written once
     S_MAGIC = 0
@@ -42,7 +44,7 @@ cdef enum:
     S_CPU_USER_NS = 22     # the shard's own CPU time from its start instant to its end
     S_CPU_SYS_NS = 23
     S_USERS = 24           # closed model: active connections the shape asks of this shard
-    S_RATE_CHANGE_SEQ = 25     # coordinator: bumped on each live rate change...
+    S_RATE_CHANGE_SEQ = 25     # coordinator: a sequence lock, odd while it writes a live rate change...
     S_RATE_CHANGE_RPS_BITS = 26  # ...to this total rate: a double's bits (req/s, exact; 0 pauses)...
     S_RATE_CHANGE_AT_NS = 27   # ...from this absolute instant (the same cut for every shard)
     S_N_SCENARIOS = 28     # scenario blocks after the histograms (written by the creator)
@@ -54,6 +56,13 @@ cdef enum:
     N_ERROR_KINDS = 16
     S_STATUS = 64          # 600 slots, one per status code 0..599 (600+ counted at 0)
     N_STATUS = 600
+    # snapshots (_snapshot.pxi); in a snapshot image the INDEX/TAKEN/FINAL slots describe it
+    S_SNAP_SEQ = 1000      # 2 slots, one per image: a sequence lock, odd while the shard writes it
+    S_SNAP_INDEX = 1002    # image: k, the state at the common start + k s
+    S_SNAP_TAKEN_NS = 1003 # image: when the shard took it (absolute CLOCK_MONOTONIC ns)
+    S_SNAP_FINAL = 1004    # image: 1 for the shard's last snapshot; live: it has been published
+    S_SNAP_NEXT = 1005     # live: the next index to publish
+    SNAPSHOT_BUFFERS = 2
     S_HISTOGRAMS = 1024    # N_HISTOGRAMS histograms of HIST_SLOTS slots each
 
     # shard states
@@ -115,6 +124,8 @@ SLOTS = dict(
     users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_rps_bits=S_RATE_CHANGE_RPS_BITS,
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
     late_at_cap=S_LATE_AT_CAP, stray_closes=S_STRAY_CLOSES,
+    snap_seq=S_SNAP_SEQ, snap_index=S_SNAP_INDEX, snap_taken_ns=S_SNAP_TAKEN_NS,
+    snap_final=S_SNAP_FINAL, snap_next=S_SNAP_NEXT,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,
     histograms=S_HISTOGRAMS,
 )
@@ -122,7 +133,8 @@ SCENARIO_SLOTS = dict(sent=SC_SENT, ok=SC_OK, errors=SC_ERRORS, violations=SC_VI
                       too_fast=SC_TOO_FAST, too_slow=SC_TOO_SLOW, bytes_in=SC_BYTES_IN,
                       error_kinds=SC_ERROR_KINDS, header=SC_HEADER)
 LAYOUT = dict(version=LAYOUT_VERSION, magic=MAGIC, n_error_kinds=N_ERROR_KINDS,
-              n_status=N_STATUS, n_histograms=N_HISTOGRAMS, max_scenarios=MAX_SCENARIOS)
+              n_status=N_STATUS, n_histograms=N_HISTOGRAMS, max_scenarios=MAX_SCENARIOS,
+              snapshot_buffers=SNAPSHOT_BUFFERS)
 STATE = dict(init=ST_INIT, ready=ST_READY, running=ST_RUNNING, draining=ST_DRAINING,
              done=ST_DONE, failed=ST_FAILED)
 STOP = dict(none=STOP_NONE, graceful=STOP_GRACEFUL, now=STOP_NOW)

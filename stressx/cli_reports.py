@@ -9,6 +9,9 @@ code.
 """
 from __future__ import annotations
 
+import json
+import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +22,7 @@ from . import compare as _compare
 from . import report as _report
 from . import thresholds as _thresholds
 from .config import ConfigError, parse_duration
+from .results import range_figures
 from .coordinator import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, Companion
 from .report.text import format_thresholds
 from .results import FormatVersionError
@@ -45,8 +49,8 @@ def run_options(f):
                          f"{k}: {', '.join(v)}" for k, v in _thresholds.CRITERIA.items()) + "."),
         click.option("--threshold-window", metavar="DURATION",
                      help="Also judge the thresholds over a sliding window of this length while "
-                          "the run goes on (e.g. 30s; percentiles are bounded from the 1 s "
-                          "intervals, on the strict side)."),
+                          "the run goes on (e.g. 30s; percentiles exact, from the intervals' "
+                          "latency histograms)."),
         click.option("--abort-on-fail", is_flag=True,
                      help="Stop the run as soon as a windowed threshold fails (exit 3); the "
                           f"window is {_thresholds.DEFAULT_WINDOW_S:g}s unless --threshold-window."),
@@ -168,12 +172,20 @@ def register(main: click.Group) -> None:
               help="Judge these thresholds now (replacing the stored verdicts in the reports, "
                    "and in RESULTS_DIR/thresholds.json when --out is not given); exit 3 if one fails.")
 @click.option("--criteria", metavar="NAME", help="A built-in threshold set to judge now.")
-def report_command(results_dir, formats, out, threshold, criteria):
+@click.option("--from", "from_", metavar="DURATION",
+              help="With --to or alone: instead of the reports, the figures of the intervals "
+                   "from this time after the start on (e.g. 30s), latency percentiles exact "
+                   "(from latency.hlog); printed and saved as range-FROM-TO.json; thresholds "
+                   "are judged on them.")
+@click.option("--to", "to", metavar="DURATION",
+              help="The end of that range (default: the end of the run).")
+def report_command(results_dir, formats, out, threshold, criteria, from_, to):
     """Build reports from a results directory alone (any run, any time later)."""
     path = Path(results_dir)
     try:
         names = _report.parse_formats(formats)
         ths = _thresholds.resolve(threshold, criteria)
+        span = _parse_range(from_, to)
         if not (path / "manifest.json").exists() and (path / _report.SCALING_FILE).exists():
             # a scaling test's base directory: every level's reports, with the analysis
             if ths:
@@ -187,6 +199,8 @@ def report_command(results_dir, formats, out, threshold, criteria):
             # a sequence of tests (stressx run --config with `tests:`) or capacity probes: one
             # report per run directory below
             runs = sorted(p.parent for p in path.glob("*/manifest.json")) or runs
+        if span is not None:
+            _range_reports(runs, span, ths, out)
         loaded = [(p, _report.load(p)) for p in runs]
     except (ConfigError, FormatVersionError) as exc:
         _err(str(exc))
@@ -209,6 +223,63 @@ def report_command(results_dir, formats, out, threshold, criteria):
         for name, p in _report.write(data, names, target_dir).items():
             click.echo(f"{name}: {p}")
     sys.exit(code)
+
+
+def _parse_range(from_, to) -> tuple[float, float] | None:
+    """--from/--to as seconds after the start instant (None: no range asked)."""
+    if from_ is None and to is None:
+        return None
+    zero = re.compile(r"\s*0*\.?0*\s*(h|m|s|ms|us)?\s*")
+    lo = 0.0 if from_ is None or zero.fullmatch(str(from_)) else parse_duration(from_, "--from")
+    hi = math.inf if to is None else parse_duration(to, "--to")
+    if hi <= lo:
+        raise ConfigError("--to", f"must be after --from ({to!r} is not after {from_!r})")
+    return lo, hi
+
+
+def _range_reports(runs: list[Path], span: tuple[float, float], ths, out) -> None:
+    """`report --from/--to`: each run's figures over the range, printed and saved; exits."""
+    code = EXIT_OK
+    tag = "-".join("end" if math.isinf(v) else f"{v:g}s" for v in span)
+    done = []
+    for run_dir in runs:
+        try:
+            figures = range_figures(run_dir, *span)
+        except (OSError, ValueError) as exc:
+            _err(f"RESULTS_DIR: {exc}")
+            sys.exit(EXIT_USAGE)
+        target_dir = (Path(out) / run_dir.name if len(runs) > 1 else Path(out)) if out else run_dir
+        target_dir.mkdir(parents=True, exist_ok=True)
+        if ths:
+            verdicts = _thresholds.evaluate(ths, figures)
+            figures["thresholds"] = [v.to_json() for v in verdicts]
+            if not all(v.passed for v in verdicts):
+                code = EXIT_THRESHOLDS
+        dest = target_dir / f"range-{tag}.json"
+        dest.write_text(json.dumps(figures, indent=2) + "\n")
+        done.append((run_dir, figures, dest))
+    for run_dir, figures, dest in done:
+        click.echo(format_range(run_dir, figures))
+        if figures.get("thresholds"):
+            click.echo(format_thresholds(figures["thresholds"]))
+        click.echo(f"range: {dest}")
+    sys.exit(code)
+
+
+def format_range(run_dir: Path, f: dict) -> str:
+    lo, hi = f["range_s"]
+    errors = f["error_count"]
+    share = f" ({errors / f['completed']:.2%})" if f["completed"] else ""
+    lines = [f"{run_dir}: {lo:g} s .. {hi:g} s after the start ({f['intervals']} intervals)",
+             f"  requests {f['requests']}  ok {f['ok']}  errors {errors}{share}  "
+             f"rps {f['rps']:.1f}"]
+    lat = f["latency_ms"]
+    if lat:
+        lines.append("  latency ms (exact):  " + "  ".join(
+            f"{'p99.9' if k == 'p999' else k} {v:g}" for k, v in lat.items()))
+    else:
+        lines.append("  latency: no successful responses in the range")
+    return "\n".join(lines)
 
 
 @click.command("compare")

@@ -1,9 +1,14 @@
 """The run lifecycle: spawn shards -> common start instant -> measure each second -> drain ->
 final results.
 
-The coordinator never touches a request. It reads each shard's shared memory once a second,
-writes the interval rows (Arrow, flushed), prints a progress line, watches for dead shards and
-signals, and at the end merges the histograms bucket by bucket into the summary.
+The coordinator never touches a request. Each shard publishes a consistent snapshot of its
+counters and histograms at the common start + k s, on its own timer, and a final one when it has
+finished; the coordinator copies them as they appear, cuts interval k once every shard's snapshot
+k is in (a finished shard's final snapshot stands for every later k), writes the interval rows
+(Arrow, flushed) and the interval's latency histogram (latency.hlog), prints a progress line,
+watches for dead shards and signals, and at the end merges the final snapshots' histograms
+bucket by bucket into the summary. So every row is whole (completed = ok + errors, a histogram's
+count = the sum of its buckets), and the rows add up to the summary exactly.
 """
 from __future__ import annotations
 
@@ -12,11 +17,10 @@ import json
 import math
 import os
 import signal
-import struct
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _core
@@ -24,7 +28,7 @@ from ._spawn import child_argv
 from .config import ConfigError, RunConfig, build_request, raise_fd_limit, split
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
-from .shm import ShardMemory, new_run_id
+from .shm import Reading, ShardMemory, new_run_id
 from .summary import build_summary, scenario_histograms
 
 STATE = _core.STATE
@@ -33,6 +37,7 @@ HISTOGRAMS = _core.HISTOGRAMS
 ERROR_KINDS = _core.ERROR_KINDS
 START_DELAY_NS = 30_000_000        # from "all shards ready" to the common start instant
 POLL_S = 0.02
+INTERVAL_NS = 1_000_000_000        # the shards' snapshots: at the common start + k s
 STARTUP_TIMEOUT_S = 20.0           # process start and imports, on top of connection pre-warm
 SHARD_FD_MARGIN = 32               # a shard's own descriptors besides its connections: stdio,
                                    # epoll, io_uring, eventfd, timerfd, signal pipes (~15 seen)
@@ -64,7 +69,7 @@ class Companion:
 
     def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
     def start(self, start_ns: int) -> None: ...
-    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...
+    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...  # row["latency_histogram"]: its Histogram
     def poll(self) -> "Abort | None": ...   # every ~20 ms: emergency stops between intervals
     def stop(self) -> None: ...
     def finish(self) -> dict: return {}
@@ -154,8 +159,42 @@ class Shard:
     index: int
     mem: ShardMemory
     proc: subprocess.Popen
-    last: object = None         # Reading at the previous interval boundary
-    lost: str | None = None     # why it died, if it did
+    last: Reading | None = None    # its snapshot at the last interval cut
+    pending: dict = field(default_factory=dict)   # index -> snapshot Reading, not cut yet
+    final: Reading | None = None   # its final snapshot, once it has finished
+    lost: str | None = None        # why it died, if it did
+
+    def collect(self) -> None:
+        """Copy the snapshots published since the last call. A shard that exited without a
+        final snapshot (it died) writes nothing any more: its live slots stand as its final
+        snapshot, unless it died halfway through counting a request."""
+        if self.final is not None:
+            return
+        exited = self.proc.poll() is not None      # before reading: then nothing comes after
+        for r in self.mem.snapshots():
+            self.pending[r.index] = r
+            if r.final:
+                self.final = r
+        if self.final is None and exited:
+            r = self.mem.read()
+            if not r.whole():    # killed halfway through counting a request: its last snapshot
+                latest = max(self.pending.values(), key=lambda x: x.index, default=self.last)
+                r = Reading(latest.slots.copy())
+            r.slots[_core.SLOTS["snap_index"]] = max(self.mem.get("snap_next"), 1, *self.pending)
+            r.slots[_core.SLOTS["snap_taken_ns"]] = time.monotonic_ns()
+            r.slots[_core.SLOTS["snap_final"]] = 1
+            self.pending[r.index] = self.final = r
+
+    def has(self, k: int) -> bool:
+        return k in self.pending or (self.final is not None and self.final.index <= k)
+
+    def missed(self, k: int) -> bool:
+        """Its snapshot k was overwritten before the coordinator could copy it (it was held
+        up for over a second): a later one is in."""
+        return not self.has(k) and any(i > k for i in self.pending)
+
+    def at(self, k: int) -> Reading:
+        return self.pending.get(k) or self.final
 
 
 def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
@@ -222,6 +261,7 @@ class Coordinator:
             start_ns = self.start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
+            writer.start_latency_log(time.time() + (start_ns - time.monotonic_ns()) / 1e9)
             for c in self.companions:
                 c.start(start_ns)
             self._measure(writer, start_ns)
@@ -303,24 +343,33 @@ class Coordinator:
         return True
 
     def _measure(self, writer: ResultsWriter, start_ns: int) -> None:
+        """Cut an interval row as soon as every shard's snapshot for it is in, until every
+        shard's final snapshot has been cut."""
+        zero = Reading.zero(len(self.config.scenarios))
         for s in self.shards:
-            s.last = s.mem.read()
-        last_ns = start_ns
-        next_tick = start_ns + 1_000_000_000
+            s.last = zero                 # nothing is counted before the start instant
+        self._cut_k, self._cut_ns = 0, start_ns
         while True:
-            now = time.monotonic_ns()
-            finished = self._check_shards()
+            self._check_shards()
             for c in self.companions:
                 self._abort(c.poll())
-            if now >= next_tick or finished:
-                self._interval(writer, start_ns, last_ns, now)
-                last_ns = now
-                next_tick += 1_000_000_000
-                while next_tick <= now:
-                    next_tick += 1_000_000_000
-            if finished:
+            for s in self.shards:
+                s.collect()
+            while (k := self._next_cut()) is not None:
+                self._interval(writer, start_ns, k)
+            if all(s.final is not None and s.final.index <= self._cut_k for s in self.shards):
                 return
-            time.sleep(min(POLL_S, max(0.0, (next_tick - time.monotonic_ns()) / 1e9)))
+            time.sleep(POLL_S)
+
+    def _next_cut(self) -> int | None:
+        """The next boundary every shard has a snapshot for. One some shard's snapshot is
+        missing for for good (see Shard.missed) is passed over: the row spans it."""
+        for k in sorted({k for s in self.shards for k in s.pending if k > self._cut_k}):
+            if all(s.has(k) for s in self.shards):
+                return k
+            if not any(s.missed(k) for s in self.shards):
+                return None               # a shard has not got there yet
+        return None
 
     def _check_shards(self) -> bool:
         """Notice dead shards; True once every shard has finished (or died)."""
@@ -340,16 +389,24 @@ class Coordinator:
                 self._request_stop(STOP["graceful"])
         return finished
 
-    def _interval(self, writer: ResultsWriter, start_ns: int, from_ns: int, to_ns: int) -> None:
+    def _interval(self, writer: ResultsWriter, start_ns: int, k: int) -> None:
+        """Interval row k: from every shard's snapshot at the last cut to its snapshot k. It
+        ends at start + k s, or, for the last row (every shard final), when the last shard
+        finished."""
+        readings = [(s.last, s.at(k)) for s in self.shards]   # one snapshot pair per shard
+        from_ns = self._cut_ns
+        to_ns = start_ns + k * INTERVAL_NS
+        if all(cur.final for _, cur in readings):
+            to_ns = max(from_ns, max(cur.taken_ns for _, cur in readings))
         span_s = max((to_ns - from_ns) / 1e9, 1e-9)
         t_s = (to_ns - start_ns) / 1e9
         shard_rows, merged_counts, merged_hist = [], None, {}
-        readings = [(s.last, s.mem.read()) for s in self.shards]   # one reading per shard
         scenario_rows = self._scenario_rows(readings, t_s, span_s) if self.config.workload else []
         for s, (prev, cur) in zip(self.shards, readings):
             row, hists = interval_row(prev, cur, span_s, t_s,
                                       self.config.target_rate(t_s - span_s, t_s))
             s.last = cur
+            s.pending = {i: r for i, r in s.pending.items() if i > k}
             shard_rows.append(dict(row, shard=s.index))
             merged_counts = row if merged_counts is None else _add_counts(merged_counts, row)
             for name, h in hists.items():
@@ -358,11 +415,13 @@ class Coordinator:
                 else:
                     merged_hist[name] = h.copy()
         merged = finish_row(merged_counts, merged_hist, span_s)
+        self._cut_k, self._cut_ns = k, to_ns
         writer.intervals([merged], shard_rows, scenario_rows)
+        writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["latency"])
         if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
-        for c in self.companions:
-            self._abort(c.on_interval(t_s, merged))
+        for c in self.companions:   # with the interval's histogram: exact window percentiles
+            self._abort(c.on_interval(t_s, dict(merged, latency_histogram=merged_hist["latency"])))
 
     def _scenario_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
         """Per-scenario counts and latency of the interval, merged over shards, from the
@@ -392,7 +451,9 @@ class Coordinator:
         """The summary and final files; start_ns None: stopped before the common start."""
         if start_ns is None:
             self._request_stop(STOP["now"])
-        readings = [s.mem.read() for s in self.shards]
+        # the snapshots the last interval ends on; before the start nothing was counted and
+        # the live slots (connections opened) are read as they are
+        readings = [s.final if s.final is not None else s.mem.read() for s in self.shards]
         per_shard = [{name: r.histogram(name) for name in HISTOGRAMS} for r in readings]
         merged = {name: Histogram.empty() for name in HISTOGRAMS}
         for hs in per_shard:
@@ -437,15 +498,12 @@ class Coordinator:
         rate = float(rate)
         if not 0 <= rate < math.inf:
             raise ValueError(f"change_rate: rate must be finite and >= 0, got {rate!r}")
-        bits = struct.unpack("<q", struct.pack("<d", rate))[0]   # the shards read the double
         with self._rate_lock:   # the safety monitor may call from the host sampler's thread
             at = time.monotonic_ns() + int(delay_s * 1e9)
             if self.config.shape is not None and self.start_ns:
                 self.config.shape = self.config.shape.with_rate_from((at - self.start_ns) / 1e9, rate)
-            for s in self.shards:
-                s.mem.set("rate_change_at_ns", at)
-                s.mem.set("rate_change_rps_bits", bits)
-                s.mem.set("rate_change_seq", s.mem.get("rate_change_seq") + 1)
+            for s in self.shards:   # under the shard's sequence lock: rate and instant together
+                _core.publish_rate_change(s.mem.slots, rate, at)
 
     # -- stopping --------------------------------------------------------------------------
     def _request_stop(self, how: int) -> None:

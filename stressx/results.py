@@ -8,10 +8,13 @@ Files (FORMAT_VERSION 2):
 - ``scenario_intervals.arrows`` (runs with a workload) one row per scenario per interval
 - ``histograms.json``      final HDR histograms (latency, latency_uncorrected, send_lag), merged
                            and per shard, in HdrHistogram's V2 compressed base64 encoding
+- ``latency.hlog``         one latency histogram per interval row (all shards merged), in
+                           HdrHistogram's interval log format; absent in runs of older versions
 - ``summary.json``         the run's figures (see summary.py)
 
-The interval streams are written a record batch at a time and flushed, so a run killed at any
-point leaves every finished interval readable (a reader stops at the last complete batch).
+The interval streams (and the latency log, a line at a time) are written and flushed as each
+interval is cut, so a run killed at any point leaves every finished interval readable (a reader
+stops at the last complete batch or line).
 
 Format versions (manifest.json ``format_version``, the streams' schema metadata
 ``stressx_format_version``):
@@ -19,7 +22,9 @@ Format versions (manifest.json ``format_version``, the streams' schema metadata
 - 1: the first.
 - 2: ``intervals.arrows`` and ``shard_intervals.arrows`` gained the ``users`` gauge (closed
   model: the connections the run holds, following a users shape; 0 in the open model), and
-  runs with a workload write ``scenario_intervals.arrows``.
+  runs with a workload write ``scenario_intervals.arrows``; ``latency.hlog`` (intervals cut on
+  the shards' snapshots at the common start + k s). A run without ``latency.hlog`` (older
+  versions) reads as before, only without exact time-range percentiles.
 
 Readers accept every version in READABLE_VERSIONS, upgrading older data on read (version 1:
 ``users`` is null, ``scenario_intervals`` None), and refuse a newer or unknown version with
@@ -29,12 +34,17 @@ bumps FORMAT_VERSION.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
+import struct
 import time
+import zlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 
@@ -45,6 +55,14 @@ from .hdr import Histogram
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 ERROR_KINDS = _core.ERROR_KINDS
+
+LATENCY_LOG = "latency.hlog"
+#: The log's Interval_Max column is the interval's max value divided by this: our histograms
+#: count microseconds, so it is in milliseconds (HdrHistogram's tools assume nanoseconds and
+#: 1e6; with them use a value unit ratio of 1000, e.g. HistogramLogProcessor
+#: -outputValueUnitRatio 1000, for milliseconds).
+LATENCY_LOG_MAX_VALUE_UNIT_RATIO = 1000.0
+_LATENCY_LOG_LEGEND = '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"'
 
 _LATENCY_FIELDS = ["min", "mean", "p50", "p90", "p99", "p999", "max"]
 _LAG_FIELDS = ["p50", "p99", "max"]
@@ -147,6 +165,33 @@ class ResultsWriter:
         for key, schema in schemas.items():
             sink = pa.OSFile(str(self.dir / f"{key}.arrows"), "wb")
             self._streams[key] = (sink, pa.ipc.new_stream(sink, schema), schema)
+        self._hlog = None
+
+    def start_latency_log(self, start_unix: float) -> None:
+        """Open latency.hlog with HdrHistogram's log header; `start_unix` is the run's common
+        start instant in seconds since the epoch (StartTime and BaseTime: the interval lines'
+        timestamps are seconds after it, as in the interval rows)."""
+        when = datetime.fromtimestamp(start_unix, timezone.utc).isoformat(timespec="milliseconds")
+        self._hlog = open(self.dir / LATENCY_LOG, "w", encoding="ascii")
+        self._hlog.write(
+            f"#[stressx {__version__}: the latency of successful responses, one histogram per "
+            f"interval of intervals.arrows, all shards merged; values in microseconds, "
+            f"Interval_Max in milliseconds (max value unit ratio "
+            f"{LATENCY_LOG_MAX_VALUE_UNIT_RATIO:g})]\n"
+            "#[Histogram log format version 1.3]\n"
+            f"#[StartTime: {start_unix:.3f} (seconds since epoch), {when}]\n"
+            f"#[BaseTime: {start_unix:.3f} (seconds since epoch)]\n"
+            f"{_LATENCY_LOG_LEGEND}\n")
+        self._hlog.flush()
+
+    def latency_interval(self, start_s: float, length_s: float, histogram: Histogram) -> None:
+        """One interval line: start (s after the start instant), length, max (ms), histogram."""
+        if self._hlog is None:
+            return
+        self._hlog.write(f"{start_s:.3f},{length_s:.3f},"
+                         f"{histogram.max / LATENCY_LOG_MAX_VALUE_UNIT_RATIO:.3f},"
+                         f"{histogram.encode()}\n")
+        self._hlog.flush()
 
     def manifest(self, config_json: dict, extra: dict | None = None) -> None:
         _write_json(self.dir / "manifest.json", {
@@ -180,12 +225,73 @@ class ResultsWriter:
         _write_json(self.dir / "summary.json", summary)
 
     def close(self) -> None:
+        if self._hlog is not None:
+            self._hlog.close()
+            self._hlog = None
         for sink, writer, _ in self._streams.values():
             try:
                 writer.close()
             finally:
                 sink.close()
         self._streams.clear()
+
+
+@dataclass
+class LoggedInterval:
+    """One line of latency.hlog: seconds after the run's start instant, and its histogram."""
+    start_s: float
+    length_s: float
+    histogram: Histogram
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.length_s
+
+
+def read_latency_log(path: str | os.PathLike) -> Iterator[LoggedInterval]:
+    """The intervals of a latency.hlog, in order (one at a time: a long run's log holds many),
+    timed in seconds after the log's StartTime as HdrHistogram's readers do (stressx writes
+    BaseTime = StartTime, so these are the timestamps as written). A line cut short by a killed
+    run ends the log."""
+    start = base = None
+    with open(path, encoding="ascii", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            try:
+                if line.startswith("#[StartTime:"):
+                    start = float(line.split()[1])
+                    continue
+                if line.startswith("#[BaseTime:"):
+                    base = float(line.split()[1])
+                    continue
+            except (IndexError, ValueError):
+                continue
+            if not line or line.startswith(("#", '"', "Tag=")):
+                continue                     # comments, the legend; stressx writes no tags
+            try:
+                stamp, length, _max, payload = line.split(",", 3)
+                h = Histogram.decode(payload)
+                stamp_s, length_s = float(stamp), float(length)
+            except (ValueError, TypeError, zlib.error, struct.error):
+                return                       # a line cut short by a killed run
+            if start is None:
+                start = stamp_s
+            if base is None:                 # HdrHistogram's rule: relative if over a year early
+                base = start if stamp_s < start - 365 * 86400 else 0.0
+            yield LoggedInterval(stamp_s + base - start, length_s, h)
+
+
+def latency_over(path: str | os.PathLike, from_s: float = 0.0,
+                 to_s: float = math.inf) -> tuple[Histogram, list[LoggedInterval]]:
+    """The exact latency histogram of the intervals lying within [from_s, to_s] (seconds after
+    the start instant; an interval partly outside is left out, with a millisecond of slack for
+    the log's rounding), and those intervals (their histograms dropped)."""
+    merged, used = Histogram.empty(), []
+    for iv in read_latency_log(path):
+        if iv.start_s >= from_s - 1e-3 and iv.end_s <= to_s + 1e-3:
+            merged += iv.histogram
+            used.append(LoggedInterval(iv.start_s, iv.length_s, None))
+    return merged, used
 
 
 def read_intervals(path: str | os.PathLike) -> pa.Table:
@@ -226,6 +332,13 @@ class Results:
     scenario_intervals: pa.Table | None = None   # runs with a workload (format version 2)
     format_version: int = FORMAT_VERSION         # as written; the tables are read as current
 
+    @property
+    def latency_log(self) -> Path | None:
+        """latency.hlog (read it with read_latency_log or latency_over); None for runs of
+        versions that did not write one."""
+        p = self.path / LATENCY_LOG
+        return p if p.exists() else None
+
 
 def read_format_version(path: str | os.PathLike) -> int:
     """The format version of a results directory (its manifest), checked: FormatVersionError
@@ -250,3 +363,55 @@ def load_results(path: str | os.PathLike) -> Results:
     return Results(p, summary, manifest, read_intervals(p / "intervals.arrows"),
                    read_intervals(p / "shard_intervals.arrows"), hist,
                    read_intervals(scenarios) if scenarios.exists() else None, version)
+
+
+def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = math.inf) -> dict:
+    """A run's figures over the intervals lying within [from_s, to_s] (seconds after its start
+    instant): counts from intervals.arrows, latency percentiles EXACT from the same intervals'
+    histograms in latency.hlog (merged bucket by bucket, the maths of the whole-run summary).
+    Summary-shaped, so thresholds.evaluate() judges it. ValueError when the run has no
+    latency.hlog (older versions) or no interval lies in the range."""
+    from .summary import latency_ms   # summary imports this module
+    p = Path(path)
+    log = p / LATENCY_LOG
+    if not log.exists():
+        raise ValueError(f"{p} has no {LATENCY_LOG} (runs of older stressx versions did not "
+                         f"write one): exact percentiles over a time range need it")
+    merged, used, first, last = Histogram.empty(), [], None, None
+    for iv in read_latency_log(log):
+        first = iv.start_s if first is None else first
+        last = iv.end_s
+        if iv.start_s >= from_s - 1e-3 and iv.end_s <= to_s + 1e-3:
+            merged += iv.histogram
+            used.append((iv.start_s, iv.end_s))
+    asked = f"{from_s:g} s .. " + ("the end" if math.isinf(to_s) else f"{to_s:g} s")
+    if not used:
+        covers = "no interval" if first is None else f"{first:g} s .. {last:g} s"
+        raise ValueError(f"no whole interval of {log} lies within {asked} (the log covers {covers})")
+    lo, hi = used[0][0], used[-1][1]
+    rows = [r for r in read_intervals(p / "intervals.arrows").to_pylist()
+            if r["t_s"] - r["interval_s"] >= lo - 1e-3 and r["t_s"] <= hi + 1e-3]
+    duration = max(hi - lo, 1e-9)
+    totals = {k: sum(r[k] for r in rows) for k in ("sent", "completed", "ok", "errors")}
+    errors = {kind: n for kind in ERROR_KINDS
+              if (n := sum(r.get(f"errors_{kind}") or 0 for r in rows))}
+    status: dict[str, int] = {}
+    for r in rows:
+        for code, n in (r["status"] or []):
+            status[str(code)] = status.get(str(code), 0) + n
+    return {
+        "range_s": [round(lo, 3), round(hi, 3)],
+        "asked": asked,
+        "intervals": len(used),
+        "duration_s": round(duration, 6),
+        "requests": totals["sent"],
+        "completed": totals["completed"],
+        "ok": totals["ok"],
+        "error_count": totals["errors"],
+        "errors": errors,
+        "status": dict(sorted(status.items())),
+        "rps": round(totals["completed"] / duration, 3),
+        "sent_rps": round(totals["sent"] / duration, 3),
+        "latency_ms": latency_ms(merged),
+        "latency_basis": f"exact: the {len(used)} intervals' histograms of {LATENCY_LOG}, merged",
+    }

@@ -2,7 +2,8 @@
 
 Started by the coordinator like ``python -m stressx.shard`` (argv from stressx._spawn) with its
 job as JSON on stdin. It maps its shared-memory segment, pre-opens connections, reports READY,
-waits for the common start instant the coordinator writes, runs, drains and reports DONE.
+waits for the common start instant the coordinator writes, runs (publishing a snapshot of its
+counters at each whole second after it), drains, publishes its final snapshot and reports DONE.
 Everything it measures goes into shared memory; it prints nothing unless it fails.
 """
 from __future__ import annotations
@@ -92,8 +93,12 @@ def main() -> int:
     try:
         uvloop.run(run_shard(job, mem))
     except BaseException:
+        _core.publish_snapshot(mem.slots, final=True)   # what it counted, whole
         mem.set("state", STATE["failed"])
         raise
+    # the last snapshot, after every count (the loop is closed): the coordinator's last
+    # interval and the summary are both cut from it
+    _core.publish_snapshot(mem.slots, final=True)
     mem.set("state", STATE["done"])
     return 0
 

@@ -2,9 +2,12 @@
 
 Each shard owns one segment: a file in /dev/shm holding a flat int64 array whose slot layout is
 defined (and versioned) in ``_layout.pxi`` and exported as ``_core.SLOTS``. The shard is the only
-writer of its counters and histograms; the coordinator writes two control slots (the common start
-instant and stop requests) and otherwise only reads, copying the whole segment (~570 KiB) once a
-second. Nothing per request crosses a pipe.
+writer of its counters and histograms; the coordinator writes a few control slots (the common
+start instant, stop requests, live rate changes) and otherwise only reads. It never copies the
+live slots of a running shard (a copy of memory being written can be torn): the shard publishes
+consistent snapshots of them at the common start + k s into two images behind the live slots,
+under sequence locks (``_snapshot.pxi``), and the coordinator copies those (~750 KiB a second for
+one scenario). Nothing per request crosses a pipe.
 
 The coordinator unlinks each segment's name as soon as its shard has mapped it: the memory lives
 on while either process holds a mapping, and nothing is left in /dev/shm whatever way the
@@ -15,6 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 import secrets
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +34,18 @@ SCENARIOS_BASE = SLOTS["histograms"] + N_HISTOGRAMS * HIST_SLOTS
 SCENARIO_BLOCK = SCENARIO["header"] + HIST_SLOTS
 
 
-def segment_slots(n_scenarios: int) -> int:
+SNAPSHOT_BUFFERS = _core.LAYOUT["snapshot_buffers"]
+SNAPSHOT_READ_ATTEMPTS = 20     # a torn read is retried (the shard writes an image in ~10-100 us)
+
+
+def live_slots(n_scenarios: int) -> int:
+    """Slots of the live area (and of each snapshot image)."""
     return SCENARIOS_BASE + n_scenarios * SCENARIO_BLOCK
+
+
+def segment_slots(n_scenarios: int) -> int:
+    """Slots of a whole segment: the live area, then the snapshot images."""
+    return live_slots(n_scenarios) * (1 + SNAPSHOT_BUFFERS)
 
 
 SHM_DIR = "/dev/shm"
@@ -47,6 +61,7 @@ class ShardMemory:
         os.close(fd)
         self.slots = np.frombuffer(self._mmap, dtype=np.int64)
         self._linked = created
+        self._seen = [0] * SNAPSHOT_BUFFERS    # sequence numbers of the images already read
 
     @classmethod
     def create(cls, run_id: str, index: int, n_scenarios: int = 1) -> "ShardMemory":
@@ -95,8 +110,32 @@ class ShardMemory:
     def set(self, name: str, value: int) -> None:
         self.slots[SLOTS[name]] = value
 
+    @property
+    def live(self) -> int:
+        return live_slots(self.get("n_scenarios"))
+
     def read(self) -> "Reading":
-        return Reading(self.slots.copy())
+        """A plain copy of the live slots: consistent only when the shard is not writing (it
+        has exited, or not started); while it runs, read its snapshots()."""
+        return Reading(self.slots[:self.live].copy())
+
+    def snapshots(self) -> list["Reading"]:
+        """The complete snapshots the shard published since the last call (at most one per
+        image), oldest first. An image being written is retried a few times, then left for the
+        next call."""
+        out = []
+        for b, seq in enumerate(_core.snapshot_seqs(self.slots)):
+            if seq == self._seen[b] or seq == 0:
+                continue
+            for attempt in range(SNAPSHOT_READ_ATTEMPTS):
+                dest = np.empty(self.live, dtype=np.int64)
+                got = _core.read_snapshot(self.slots, b, dest)
+                if got > 0:
+                    self._seen[b] = got
+                    out.append(Reading(dest))
+                    break
+                time.sleep(0.0001 * (attempt + 1))
+        return sorted(out, key=lambda r: r.index)
 
     def close(self) -> None:
         self.unlink()
@@ -119,6 +158,38 @@ class Reading:
 
     def __getitem__(self, name: str) -> int:
         return int(self.slots[SLOTS[name]])
+
+    @classmethod
+    def zero(cls, n_scenarios: int) -> "Reading":
+        """The state at the start instant: nothing is counted before it."""
+        return cls(np.zeros(live_slots(n_scenarios), dtype=np.int64))
+
+    # a snapshot's own description (see _snapshot.pxi)
+    @property
+    def index(self) -> int:
+        """k: the state at the common start + k s (a final snapshot: the shard's end, which
+        stands for every later k)."""
+        return self["snap_index"]
+
+    @property
+    def taken_ns(self) -> int:
+        return self["snap_taken_ns"]
+
+    @property
+    def final(self) -> bool:
+        return bool(self["snap_final"])
+
+    def whole(self) -> bool:
+        """Do its counts agree (completed = ok + errors, every histogram's count = the sum of
+        its buckets, one latency per ok)? Snapshots always do; a copy of live slots that were
+        being written may not."""
+        if self["completed"] != self["ok"] + self["errors"]:
+            return False
+        hists = [self.histogram(name) for name in _core.HISTOGRAMS]
+        hists += [self.scenario_histogram(i) for i in range(self.n_scenarios)]
+        if any(h.total != int(h.counts.sum()) for h in hists):
+            return False
+        return hists[0].total == self["ok"]
 
     def errors(self) -> np.ndarray:
         base = SLOTS["error_kinds"]

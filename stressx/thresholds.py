@@ -29,8 +29,11 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .config import ConfigError
 from .coordinator import EXIT_THRESHOLDS, Abort, Companion
+from .hdr import Histogram
 
 THRESHOLDS_FILE = "thresholds.json"
 FORMAT_VERSION = 1
@@ -302,6 +305,55 @@ def evaluate(thresholds: list[Threshold], summary: dict) -> list[ThresholdResult
 #: Interval rows carry these latency columns; p95 is bounded by its neighbours (see below).
 _ROW_PERCENTILE = {"p50": ("p50", "p50"), "p90": ("p90", "p90"), "p95": ("p99", "p90"),
                    "p99": ("p99", "p99"), "p999": ("p999", "p999")}
+_PERCENTILE = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+
+
+@dataclass(frozen=True)
+class SparseHistogram:
+    """An interval's latency histogram kept small for the window: its non-empty buckets."""
+    index: np.ndarray
+    counts: np.ndarray
+    min: int
+    max: int
+
+    @classmethod
+    def of(cls, h: Histogram) -> "SparseHistogram":
+        nz = np.flatnonzero(h.counts)
+        return cls(nz, h.counts[nz].copy(), h.min, h.max)
+
+
+def merge_histograms(parts) -> Histogram:
+    """The exact histogram of several intervals (Histogram or SparseHistogram each)."""
+    merged = Histogram.empty()
+    for part in parts:
+        if isinstance(part, Histogram):
+            merged += part
+            continue
+        if not part.counts.size:
+            continue
+        merged.counts[part.index] += part.counts
+        s = merged.slots
+        s[1], s[2] = min(int(s[1]), part.min), max(int(s[2]), part.max)
+    merged.slots[0] = int(merged.counts.sum())
+    return merged
+
+
+def _window_latency(th: Threshold, timed: list[dict]) -> tuple[float | None, str] | None:
+    """The exact latency figure of the window from the rows' interval histograms (None when a
+    row carries none): percentiles of the merged histogram, as for the whole run."""
+    parts = [r.get("latency_histogram") for r in timed]
+    if any(p is None for p in parts):
+        return None
+    h = merge_histograms(parts)
+    if h.total == 0:
+        return None, "no successful responses in the window"
+    if th.metric == "mean":
+        us = h.mean()
+    elif th.metric == "max":
+        us = h.max
+    else:
+        us = h.value_at_percentile(_PERCENTILE[th.metric])
+    return round(us / 1000.0, 3), ""
 
 
 def windowable(th: Threshold) -> bool:
@@ -313,19 +365,24 @@ def window_value(th: Threshold, rows: list[dict]) -> tuple[float | None, str]:
     """The value of `th` over merged 1 s interval rows (results.interval_schema keys), or
     (None, why).
 
-    Counts, error rate, rps, mean and max are exact over the window. A window percentile cannot
-    be recomputed from per-interval percentiles, so it is BOUNDED, on the side that makes the
-    threshold harder to pass: the window's pX lies between the smallest and the largest of the
+    Counts, error rate and rps are exact over the window. Latency is exact when the rows carry
+    their interval's histogram (`latency_histogram`: a Histogram or SparseHistogram, as the
+    coordinator hands them to companions): the window's histogram is their bucket-wise sum,
+    and its percentiles are the run's maths over the window. Rows without histograms (interval
+    tables read back) give only a bound for a percentile, on the side that makes the threshold
+    harder to pass: the window's pX lies between the smallest and the largest of the
     intervals' pX, so an upper limit (<, <=, ==, !=) is checked against the largest interval
-    value and a lower limit (>, >=) against the smallest. p95 is not in the rows: it is bounded
-    by the intervals' p99 (from above) and p90 (from below). A window verdict may therefore fail
-    where the exact end-of-run verdict passes, never the other way round.
+    value and a lower limit (>, >=) against the smallest; p95 is bounded by the intervals' p99
+    (from above) and p90 (from below).
     """
     completed = sum(r["completed"] for r in rows)
     if th.kind == "latency":
         timed = [r for r in rows if r.get("latency_ms_max") is not None and r["ok"]]
         if not timed:
             return None, "no successful responses in the window"
+        exact = _window_latency(th, timed)
+        if exact is not None:
+            return exact
         if th.metric == "mean":
             ok = sum(r["ok"] for r in timed)
             return sum(r["latency_ms_mean"] * r["ok"] for r in timed) / ok, ""
@@ -381,6 +438,8 @@ class WindowThresholds(Companion):
         self.rows.clear()
 
     def on_interval(self, t_s: float, row: dict) -> Abort | None:
+        if isinstance(row.get("latency_histogram"), Histogram):
+            row = dict(row, latency_histogram=SparseHistogram.of(row["latency_histogram"]))
         self.rows.append(row)
         start = t_s - self.window_s - self._TOLERANCE_S
         self.rows = [r for r in self.rows if r["t_s"] - r["interval_s"] >= start]

@@ -229,6 +229,17 @@ probe("Schedule.due_count", lambda: s.due_count(10**9))
 probe("Schedule.rate_at", lambda: s.rate_at(0.5))
 probe("Schedule.integral", lambda: s.integral(1.0))
 probe("Schedule.change_rate", lambda: s.change_rate(1.0, 5.0))
+
+from stressx.shm import ShardMemory, new_run_id
+mem = ShardMemory.create(new_run_id(), 0, 1)
+mem.unlink()
+dest = np.empty(mem.live, dtype=np.int64)
+probe("snapshot_stress", lambda: _core.snapshot_stress(mem.slots, 1, 10))
+probe("publish_snapshot", lambda: _core.publish_snapshot(mem.slots))
+probe("snapshot_seqs", lambda: _core.snapshot_seqs(mem.slots))
+probe("read_snapshot", lambda: _core.read_snapshot(mem.slots, 0, dest))
+probe("publish_rate_change", lambda: _core.publish_rate_change(mem.slots, 2.5, 1))
+probe("rate_change", lambda: _core.rate_change(mem.slots))
 print(json.dumps(out))
 """
 

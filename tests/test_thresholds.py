@@ -218,6 +218,36 @@ def test_window_value(expr, rows, value):
     assert got == pytest.approx(value)
 
 
+def test_window_latency_is_exact_from_the_intervals_histograms():
+    """Rows carrying their interval's histogram (as the coordinator hands them over): the window
+    figure is that of the merged histogram, equal to the histogram of every value recorded in
+    the window, not a bound from the intervals' percentiles."""
+    import numpy as np
+    from stressx.hdr import Histogram
+    rng = np.random.default_rng(7)
+    samples = [rng.lognormal(8, s, size=n).astype(np.int64)
+               for s, n in ((0.3, 900), (1.5, 100), (0.5, 2000))]
+    rows = []
+    for t, v in enumerate(samples, 1):
+        h = Histogram.from_values(v)
+        rows.append(dict(row(t, ok=len(v), p50=h.value_at_percentile(50) / 1000,
+                             p90=h.value_at_percentile(90) / 1000,
+                             p99=h.value_at_percentile(99) / 1000,
+                             p999=h.value_at_percentile(99.9) / 1000, mx=h.max / 1000),
+                         latency_histogram=h if t != 2 else T.SparseHistogram.of(h)))
+    every = Histogram.from_values(np.concatenate(samples))
+    for metric, p in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p999", 99.9)):
+        for op in ("<", ">"):
+            got, note = T.window_value(T.parse_threshold(f"{metric} {op} 1ms"), rows)
+            assert (got, note) == (round(every.value_at_percentile(p) / 1000, 3), "")
+    assert T.window_value(T.parse_threshold("max < 1s"), rows)[0] == round(every.max / 1000, 3)
+    assert T.window_value(T.parse_threshold("mean < 1s"), rows)[0] == round(every.mean() / 1000, 3)
+    # the bound the percentile rows alone allow is not the answer
+    bounded = [{k: v for k, v in r.items() if k != "latency_histogram"} for r in rows]
+    assert T.window_value(T.parse_threshold("p99 < 1ms"), bounded)[0] == max(r["latency_ms_p99"] for r in rows)
+    assert max(r["latency_ms_p99"] for r in rows) != round(every.value_at_percentile(99) / 1000, 3)
+
+
 def test_window_judges_only_full_windows_and_aborts_on_the_first_failure():
     w = T.WindowThresholds([T.parse_threshold("p99 < 10ms"), T.parse_threshold("error_rate < 1%"),
                             T.parse_threshold("checkout:p99 < 1s")], window_s=3, abort_on_fail=True)
@@ -286,6 +316,75 @@ def test_sliding_window_aborts_a_real_run(tmp_path):
     md = (tmp_path / "run" / "report.md").read_text()
     assert "ABORTED" in md and "`p99 < 10 ms`" in md
     assert any("FAIL  p99 < 10 ms" in line for line in lines)
+
+
+def test_windows_and_report_ranges_are_exact_over_a_real_run(tmp_path):
+    """A 4 s run judged over 2 s windows: the worst window p99 is the p99 of the worst two
+    adjacent intervals' histograms in latency.hlog, merged by the hdrhistogram package; and
+    `stressx report --from 1s --to 3s` gives the exact figures of those two intervals."""
+    import stressx
+    from hdrh.histogram import HdrHistogram
+    from hdrh.log import HistogramLogReader
+    from conftest import run_cli
+    companions = cli_reports.companions_for(threshold=("p99 < 5s",), threshold_window="2s")
+    with TargetThread() as target:
+        r = stressx.run(target.url + "?delay=1", rate=150, duration="4s", workers=2,
+                        out=tmp_path, companions=companions)
+    rows = stressx.load_results(tmp_path).intervals.to_pylist()
+    log = str(tmp_path / "latency.hlog")
+
+    def logged():
+        reader = HistogramLogReader(log, HdrHistogram(1, 3_600_000_000, 3))
+        out = []
+        while (h := reader.get_next_interval_histogram()) is not None:
+            out.append(h)
+        return out
+
+    hs = logged()
+    assert len(hs) == len(rows) and sum(h.get_total_count() for h in hs) == r.ok
+    worst = None
+    for i, last in enumerate(rows):         # the windows the companion judged, recomputed
+        start = last["t_s"] - 2.0 - 0.1
+        idx = [j for j in range(i + 1) if rows[j]["t_s"] - rows[j]["interval_s"] >= start]
+        if sum(rows[j]["interval_s"] for j in idx) < 2.0 - 0.1:
+            continue
+        merged = HdrHistogram(1, 3_600_000_000, 3)
+        for j in idx:
+            merged.add(hs[j])
+        p99 = round(merged.get_value_at_percentile(99) / 1000, 3)
+        worst = p99 if worst is None else max(worst, p99)
+    judged = r.summary["threshold_window"]["thresholds"][0]
+    assert judged["worst"] == worst and judged["note"] == ""
+
+    proc = run_cli("report", tmp_path, "--from", "1s", "--to", "3s")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((tmp_path / "range-1s-3s.json").read_text())
+    assert figures["range_s"] == [1.0, 3.0] and figures["intervals"] == 2
+    merged = HdrHistogram(1, 3_600_000_000, 3)
+    merged.add(hs[1])
+    merged.add(hs[2])
+    assert figures["ok"] == merged.get_total_count() == rows[1]["ok"] + rows[2]["ok"]
+    assert figures["completed"] == rows[1]["completed"] + rows[2]["completed"]
+    for key, p in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p999", 99.9)):
+        assert figures["latency_ms"][key] == round(merged.get_value_at_percentile(p) / 1000, 3)
+    assert "latency ms (exact)" in proc.stdout
+    # a threshold judged on the range; a range with no whole interval is a usage error
+    proc = run_cli("report", tmp_path, "--from", "1s", "--to", "3s", "--threshold", "p50 < 1us")
+    assert proc.returncode == 3 and "FAIL  p50 < 0.001 ms" in proc.stdout
+    proc = run_cli("report", tmp_path, "--from", "30s")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("stressx: error: RESULTS_DIR: no whole interval of ")
+
+
+def test_report_range_needs_a_latency_log(tmp_path):
+    """Runs written before latency.hlog existed: their reports still build, a range cannot."""
+    from conftest import run_cli
+    d = copy_run(tmp_path)
+    proc = run_cli("report", d, "--from", "0s", "--to", "2s")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "has no latency.hlog" in proc.stderr and proc.stderr.startswith("stressx: error: ")
+    proc = run_cli("report", d, "--from", "2s", "--to", "1s")
+    assert proc.returncode == 2 and proc.stderr.startswith("stressx: error: --to: must be after")
 
 
 def test_after_run_exit_codes(tmp_path):
