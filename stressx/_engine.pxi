@@ -37,6 +37,8 @@ cdef class Engine:
     cdef int64_t *h_lat
     cdef int64_t *h_unc
     cdef int64_t *h_lag
+    cdef int64_t *h_fail
+    cdef int64_t *h_all
     cdef object loop
     cdef object host
     cdef object port
@@ -110,6 +112,8 @@ cdef class Engine:
         self.h_lat = self.slots + S_HISTOGRAMS + H_LATENCY * HIST_SLOTS
         self.h_unc = self.slots + S_HISTOGRAMS + H_LATENCY_UNCORRECTED * HIST_SLOTS
         self.h_lag = self.slots + S_HISTOGRAMS + H_SEND_LAG * HIST_SLOTS
+        self.h_fail = self.slots + S_HISTOGRAMS + H_FAILURE * HIST_SLOTS
+        self.h_all = self.slots + S_HISTOGRAMS + H_ALL * HIST_SLOTS
         self.loop = loop
         self.host = host
         self.port = port
@@ -189,7 +193,7 @@ cdef class Engine:
         return i
 
     cdef inline int64_t *scenario(self, int i) noexcept:
-        return self.sc_base + i * (SC_HEADER + HIST_SLOTS)
+        return self.sc_base + i * SC_BLOCK
 
     # -- lifecycle, called from shard.py ---------------------------------------------------
     def prewarm(self):
@@ -421,7 +425,8 @@ cdef class Engine:
     cdef void fail_queued(self, int kind) noexcept:
         """The oldest queued send fails without reaching a socket."""
         cdef int64_t *block = self.scenario(self.pick())
-        self.pop_queued()
+        cdef int64_t intended = self.pop_queued()
+        self.record_failure(block, self.failure_latency_us(kind, intended, now_ns()))
         self.slots[S_SENT] += 1
         self.slots[S_COMPLETED] += 1
         self.slots[S_ERRORS] += 1
@@ -565,7 +570,7 @@ cdef class Engine:
         """Settle the connection's request: kind -1 means a response arrived (its status
         decides ok or error, by the scenario's expected statuses), otherwise an E_* failure."""
         cdef int status, sc = conn.scenario
-        cdef int64_t latency_us
+        cdef int64_t latency_us = (now - conn.intended_ns) // NS_PER_US
         cdef int64_t *block = self.scenario(sc)
         conn.has_request = False
         if conn.state == C_CONNECTING:
@@ -581,12 +586,13 @@ cdef class Engine:
                 status = 0
             self.slots[S_STATUS + status] += 1
             if self.expect[sc * N_STATUS + status]:
-                latency_us = (now - conn.intended_ns) // NS_PER_US
                 self.slots[S_OK] += 1
                 block[SC_OK] += 1
                 hdr_record(self.h_lat, latency_us)
                 hdr_record(self.h_unc, (now - conn.sent_ns) // NS_PER_US)
                 hdr_record(block + SC_HEADER, latency_us)
+                hdr_record(self.h_all, latency_us)
+                hdr_record(block + SC_ALL_HIST, latency_us)
                 if self.band_min_us[sc] >= 0 and latency_us < self.band_min_us[sc]:
                     block[SC_VIOLATIONS] += 1
                     block[SC_TOO_FAST] += 1
@@ -598,13 +604,28 @@ cdef class Engine:
                 self.slots[S_ERROR_KINDS + E_STATUS] += 1
                 block[SC_ERRORS] += 1
                 block[SC_ERROR_KINDS + E_STATUS] += 1
+                self.record_failure(block, latency_us)
         else:
+            self.record_failure(block, self.failure_latency_us(kind, conn.intended_ns, now))
             self.slots[S_ERRORS] += 1
             self.slots[S_ERROR_KINDS + kind] += 1
             block[SC_ERRORS] += 1
             block[SC_ERROR_KINDS + kind] += 1
         if self.phase == P_DRAINING:
             self.check_done()
+
+    cdef inline int64_t failure_latency_us(self, int kind, int64_t intended, int64_t now) noexcept:
+        """A failure's latency: from the intended send time to the failure; a timeout's is its
+        deadline (--timeout), a lower bound of the time it would have taken (censored)."""
+        if kind == E_TIMEOUT:
+            return self.timeout_ns // NS_PER_US
+        return (now - intended) // NS_PER_US
+
+    cdef inline void record_failure(self, int64_t *block, int64_t latency_us) noexcept:
+        """Failures are timed too, so all-requests percentiles cannot hide them."""
+        hdr_record(self.h_fail, latency_us)
+        hdr_record(self.h_all, latency_us)
+        hdr_record(block + SC_ALL_HIST, latency_us)
 
     # -- ending ----------------------------------------------------------------------------
     cdef void begin_drain(self, int64_t now, int64_t grace_ns, bint drop_queued=False) noexcept:

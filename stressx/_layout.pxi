@@ -15,7 +15,7 @@ cdef extern from *:
     const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
 
 cdef enum:
-    LAYOUT_VERSION = 5
+    LAYOUT_VERSION = 6
 
     # header, written once
     S_MAGIC = 0
@@ -93,10 +93,14 @@ cdef enum:
     H_LATENCY = 0          # from intended send time (coordinated-omission corrected)
     H_LATENCY_UNCORRECTED = 1  # from actual send time
     H_SEND_LAG = 2         # when the engine issued a send minus its intended time
-    N_HISTOGRAMS = 3
+    H_FAILURE = 3          # failed requests: intended send time to the failure (a timeout at
+                           # its deadline, --timeout: censored, the real value is above it)
+    H_ALL = 4              # every completed request: H_LATENCY's and H_FAILURE's values
+    N_HISTOGRAMS = 5
 
-    # per-scenario blocks, from S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS: SC_HEADER counter
-    # slots, then the scenario's latency histogram (from the intended send time)
+    # per-scenario blocks, from S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS, SC_BLOCK slots each:
+    # SC_HEADER counter slots, then the scenario's latency histogram (successes, from the
+    # intended send time), then its all-requests histogram (as H_ALL)
     SC_SENT = 0
     SC_OK = 1              # responses with an expected status
     SC_ERRORS = 2
@@ -106,12 +110,15 @@ cdef enum:
     SC_BYTES_IN = 6
     SC_ERROR_KINDS = 16    # N_ERROR_KINDS slots
     SC_HEADER = 32
+    SC_ALL_HIST = 23588    # SC_HEADER + HIST_SLOTS
+    SC_BLOCK = 47144       # SC_HEADER + 2 * HIST_SLOTS
+    N_SC_HISTOGRAMS = 2
     MAX_SCENARIOS = 1024
 
 
 ERROR_KINDS = ("connect_refused", "connect", "reset", "timeout", "tls", "protocol", "closed",
                "status", "other", "fd_limit")
-HISTOGRAMS = ("latency", "latency_uncorrected", "send_lag")
+HISTOGRAMS = ("latency", "latency_uncorrected", "send_lag", "failure_latency", "all_latency")
 STATES = ("init", "ready", "running", "draining", "done", "failed")
 
 SLOTS = dict(
@@ -131,7 +138,8 @@ SLOTS = dict(
 )
 SCENARIO_SLOTS = dict(sent=SC_SENT, ok=SC_OK, errors=SC_ERRORS, violations=SC_VIOLATIONS,
                       too_fast=SC_TOO_FAST, too_slow=SC_TOO_SLOW, bytes_in=SC_BYTES_IN,
-                      error_kinds=SC_ERROR_KINDS, header=SC_HEADER)
+                      error_kinds=SC_ERROR_KINDS, header=SC_HEADER, all_histogram=SC_ALL_HIST,
+                      block=SC_BLOCK)
 LAYOUT = dict(version=LAYOUT_VERSION, magic=MAGIC, n_error_kinds=N_ERROR_KINDS,
               n_status=N_STATUS, n_histograms=N_HISTOGRAMS, max_scenarios=MAX_SCENARIOS,
               snapshot_buffers=SNAPSHOT_BUFFERS)

@@ -45,7 +45,7 @@ cdef extern from *:
 
 cdef inline int64_t live_slots_of(const int64_t *s) noexcept nogil:
     """Slots of the live area: header and counters, the histograms, the scenario blocks."""
-    return S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + s[S_N_SCENARIOS] * (SC_HEADER + HIST_SLOTS)
+    return S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + s[S_N_SCENARIOS] * SC_BLOCK
 
 
 cdef inline int64_t clamp_value(int64_t v) noexcept nogil:
@@ -85,9 +85,10 @@ cdef void snapshot_publish(int64_t *s, int64_t k, int64_t taken_ns, bint final) 
     for i in range(N_HISTOGRAMS):
         copy_histogram_out(img + S_HISTOGRAMS + i * HIST_SLOTS, s + S_HISTOGRAMS + i * HIST_SLOTS)
     for i in range(s[S_N_SCENARIOS]):
-        base = S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + i * (SC_HEADER + HIST_SLOTS)
+        base = S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + i * SC_BLOCK
         sx_copy(img + base, s + base, SC_HEADER)
-        copy_histogram_out(img + base + SC_HEADER, s + base + SC_HEADER)
+        copy_histogram_out(img + base + SC_HEADER, s + base + SC_HEADER)        # successes
+        copy_histogram_out(img + base + SC_ALL_HIST, s + base + SC_ALL_HIST)    # all requests
     sx_store_release(seq, q + 2)             # even: complete, after every image store
     s[S_SNAP_NEXT] = k + 1
     if final:
@@ -205,12 +206,15 @@ def rate_change(memory, int64_t known=0):
 # -- a writer at full speed, for the tests -----------------------------------------------------
 
 def snapshot_stress(memory, int64_t publishes, int64_t requests_per_publish, uint64_t seed=1):
-    """Count requests into the live slots as the engine does (each in completed, and in ok with
-    a status and a latency, or in errors with a kind) and publish a snapshot after every
+    """Count requests into the live slots as the engine does (each in completed and timed in the
+    all-requests histograms, and in ok with a status and a latency, or in errors with a kind and
+    a failure latency) and publish a snapshot after every
     `requests_per_publish` of them, `publishes` times, without the GIL: a shard writing at full
     speed, for the tests of the readers. Returns the last index published."""
     cdef int64_t *s = segment_of(memory, SNAPSHOT_BUFFERS)
     cdef int64_t *h_lat = s + S_HISTOGRAMS + H_LATENCY * HIST_SLOTS
+    cdef int64_t *h_fail = s + S_HISTOGRAMS + H_FAILURE * HIST_SLOTS
+    cdef int64_t *h_all = s + S_HISTOGRAMS + H_ALL * HIST_SLOTS
     cdef int64_t *block = s + S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS
     cdef int64_t p, j, k = max(s[S_SNAP_NEXT], 1)
     cdef uint64_t x = seed | 1
@@ -225,11 +229,14 @@ def snapshot_stress(memory, int64_t publishes, int64_t requests_per_publish, uin
                 s[S_SENT] += 1
                 block[SC_SENT] += 1
                 s[S_COMPLETED] += 1
+                hdr_record(h_all, <int64_t>((x >> 8) % 2000000))
+                hdr_record(block + SC_ALL_HIST, <int64_t>((x >> 8) % 2000000))
                 if x % 8 == 0:
                     s[S_ERRORS] += 1
                     s[S_ERROR_KINDS + E_RESET] += 1
                     block[SC_ERRORS] += 1
                     block[SC_ERROR_KINDS + E_RESET] += 1
+                    hdr_record(h_fail, <int64_t>((x >> 8) % 2000000))
                 else:
                     s[S_OK] += 1
                     s[S_STATUS + 200] += 1

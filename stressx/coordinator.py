@@ -69,7 +69,7 @@ class Companion:
 
     def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
     def start(self, start_ns: int) -> None: ...
-    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...  # row["latency_histogram"]: its Histogram
+    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...  # row["latency_histogram"], row["all_latency_histogram"]: its Histograms
     def poll(self) -> "Abort | None": ...   # every ~20 ms: emergency stops between intervals
     def stop(self) -> None: ...
     def finish(self) -> dict: return {}
@@ -205,6 +205,8 @@ def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
     p += f"  ok {row['ok']}  err {row['errors']}"
     if row["latency_ms_p50"] is not None:
         p += f"  p50 {row['latency_ms_p50']:.2f}ms p99 {row['latency_ms_p99']:.2f}ms"
+    if row["errors"] and row["all_latency_ms_p99"] is not None:
+        p += f" (all requests p99 {row['all_latency_ms_p99']:.2f}ms)"
     if rate and row["send_lag_ms_p99"] is not None:
         p += f"  lag p99 {row['send_lag_ms_p99']:.3f}ms"
     if row["late"]:
@@ -418,10 +420,12 @@ class Coordinator:
         self._cut_k, self._cut_ns = k, to_ns
         writer.intervals([merged], shard_rows, scenario_rows)
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["latency"])
+        writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"], "all")
         if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
         for c in self.companions:   # with the interval's histogram: exact window percentiles
-            self._abort(c.on_interval(t_s, dict(merged, latency_histogram=merged_hist["latency"])))
+            self._abort(c.on_interval(t_s, dict(merged, latency_histogram=merged_hist["latency"],
+                                                all_latency_histogram=merged_hist["all_latency"])))
 
     def _scenario_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
         """Per-scenario counts and latency of the interval, merged over shards, from the
@@ -432,11 +436,12 @@ class Coordinator:
             for key, slot in (("sent", "sent"), ("ok", "ok"), ("errors", "errors"),
                               ("violations", "violations")):
                 row[key] = sum(cur.scenario(i)[slot] - prev.scenario(i)[slot] for prev, cur in readings)
-            h = Histogram.empty()
-            for prev, cur in readings:
-                h += cur.scenario_histogram(i) - prev.scenario_histogram(i)
-            for key, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
-                row[f"latency_ms_{key}"] = round(h.value_at_percentile(p) / 1000, 3) if h.total else None
+            for prefix, which in (("latency_ms", "latency"), ("all_latency_ms", "all_latency")):
+                h = Histogram.empty()
+                for prev, cur in readings:
+                    h += cur.scenario_histogram(i, which) - prev.scenario_histogram(i, which)
+                for key, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
+                    row[f"{prefix}_{key}"] = round(h.value_at_percentile(p) / 1000, 3) if h.total else None
             rows.append(row)
         return rows
 
@@ -466,9 +471,11 @@ class Coordinator:
                    "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"]}
                   for s, r in zip(self.shards, readings)]
         if self.config.workload is not None:
-            for sc, h in zip(self.config.scenarios,
-                             scenario_histograms(readings, len(self.config.scenarios))):
+            n = len(self.config.scenarios)
+            for sc, h, h_all in zip(self.config.scenarios, scenario_histograms(readings, n),
+                                    scenario_histograms(readings, n, "all_latency")):
                 merged[f"scenario:{sc.name}"] = h
+                merged[f"scenario_all:{sc.name}"] = h_all
         interrupted = signal.Signals(self.interrupted).name if self.interrupted else None
         summary = build_summary(self.config, readings, merged,
                                 duration_s=duration_s, shards=shards,
@@ -567,14 +574,14 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
     status = cur.status() - prev.status()
     row["status"] = {int(c): int(status[c]) for c in status.nonzero()[0]}
     hists = {name: cur.histogram(name) - prev.histogram(name)
-             for name in ("latency", "send_lag")}
+             for name in ("latency", "all_latency", "send_lag")}
     return finish_row(row, hists, span_s), hists
 
 
 def _add_counts(a: dict, b: dict) -> dict:
     out = dict(a)
     for key, value in b.items():
-        if key in ("t_s", "interval_s", "rate_target", "shard") or key.startswith(("latency_ms", "send_lag_ms", "rps", "sent_rps")):
+        if key in ("t_s", "interval_s", "rate_target", "shard") or key.startswith(("latency_ms", "all_latency_ms", "send_lag_ms", "rps", "sent_rps")):
             continue
         if key == "status":
             merged = dict(a["status"])
@@ -590,11 +597,11 @@ def finish_row(row: dict, hists: dict, span_s: float) -> dict:
     row = dict(row)
     row["rps"] = round(row["completed"] / span_s, 3)
     row["sent_rps"] = round(row["sent"] / span_s, 3)
-    lat = hists["latency"]
-    for key, p in (("min", 0.0), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9),
-                   ("max", 100.0)):
-        row[f"latency_ms_{key}"] = round(lat.value_at_percentile(p) / 1000, 3) if lat.total else None
-    row["latency_ms_mean"] = round(lat.mean() / 1000, 3) if lat.total else None
+    for prefix, lat in (("latency_ms", hists["latency"]), ("all_latency_ms", hists["all_latency"])):
+        for key, p in (("min", 0.0), ("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9),
+                       ("max", 100.0)):
+            row[f"{prefix}_{key}"] = round(lat.value_at_percentile(p) / 1000, 3) if lat.total else None
+        row[f"{prefix}_mean"] = round(lat.mean() / 1000, 3) if lat.total else None
     lag = hists["send_lag"]
     for key, p in zip(_LAG_FIELDS, (50.0, 99.0, 100.0)):
         row[f"send_lag_ms_{key}"] = round(lag.value_at_percentile(p) / 1000, 3) if lag.total else None

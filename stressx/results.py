@@ -1,15 +1,19 @@
 """The results directory of a run, its file formats, and reading it back.
 
-Files (FORMAT_VERSION 2):
+Files (FORMAT_VERSION 3):
 
 - ``manifest.json``        format version, stressx version, host, resolved configuration
 - ``intervals.arrows``     Arrow IPC stream, one row per 1 s interval, all shards merged
 - ``shard_intervals.arrows`` the same per shard (column ``shard``)
 - ``scenario_intervals.arrows`` (runs with a workload) one row per scenario per interval
-- ``histograms.json``      final HDR histograms (latency, latency_uncorrected, send_lag), merged
-                           and per shard, in HdrHistogram's V2 compressed base64 encoding
-- ``latency.hlog``         one latency histogram per interval row (all shards merged), in
-                           HdrHistogram's interval log format; absent in runs of older versions
+- ``histograms.json``      final HDR histograms (latency, latency_uncorrected, send_lag,
+                           failure_latency, all_latency; per scenario scenario:NAME and
+                           scenario_all:NAME), merged and per shard, in HdrHistogram's V2
+                           compressed base64 encoding
+- ``latency.hlog``         per interval row (all shards merged), in HdrHistogram's interval log
+                           format: the successes' latency histogram (untagged lines) and, from
+                           version 3, every completed request's (``Tag=all`` lines); absent in
+                           runs of older versions
 - ``summary.json``         the run's figures (see summary.py)
 
 The interval streams (and the latency log, a line at a time) are written and flushed as each
@@ -25,9 +29,16 @@ Format versions (manifest.json ``format_version``, the streams' schema metadata
   runs with a workload write ``scenario_intervals.arrows``; ``latency.hlog`` (intervals cut on
   the shards' snapshots at the common start + k s). A run without ``latency.hlog`` (older
   versions) reads as before, only without exact time-range percentiles.
+- 3: failures are timed: the interval streams gained ``all_latency_ms_*`` (every completed
+  request; scenario rows p50/p90/p99/max), ``histograms.json`` ``failure_latency``,
+  ``all_latency`` and ``scenario_all:NAME``, ``summary.json`` ``failure_latency_ms``,
+  ``all_latency_ms`` and ``all_latency_censored`` (also per scenario), ``latency.hlog`` its
+  ``Tag=all`` lines.
 
 Readers accept every version in READABLE_VERSIONS, upgrading older data on read (version 1:
-``users`` is null, ``scenario_intervals`` None), and refuse a newer or unknown version with
+``users`` is null, ``scenario_intervals`` None; before 3: the ``all_latency_ms_*`` columns are
+null, and the summary gains ``all_latency_ms`` where its files settle it, see
+_add_all_latency), and refuse a newer or unknown version with
 FormatVersionError (the CLI: exit 2) rather than misread it. A change to what any file holds
 bumps FORMAT_VERSION.
 """
@@ -50,10 +61,11 @@ import pyarrow as pa
 
 from . import _core
 from ._version import __version__
+from .censoring import censoring
 from .hdr import Histogram
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ERROR_KINDS = _core.ERROR_KINDS
 
 LATENCY_LOG = "latency.hlog"
@@ -81,6 +93,7 @@ def interval_schema(per_shard: bool) -> pa.Schema:
     fields += [pa.field("rps", pa.float64()), pa.field("sent_rps", pa.float64())]
     fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
     fields += [pa.field(f"send_lag_ms_{f}", pa.float64()) for f in _LAG_FIELDS]
+    fields += [pa.field(f"all_latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
 
 
@@ -89,7 +102,8 @@ def scenario_interval_schema() -> pa.Schema:
     fields = [pa.field("t_s", pa.float64()), pa.field("interval_s", pa.float64()),
               pa.field("scenario", pa.string())]
     fields += [pa.field(name, pa.int64()) for name in ("sent", "ok", "errors", "violations")]
-    fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in ("p50", "p90", "p99", "max")]
+    fields += [pa.field(f"{prefix}_{f}", pa.float64()) for prefix in ("latency_ms", "all_latency_ms")
+               for f in ("p50", "p90", "p99", "max")]
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
 
 
@@ -119,7 +133,12 @@ def _upgrade(table: pa.Table, version: int) -> pa.Table:
     if version >= FORMAT_VERSION:
         return table
     names = table.schema.names
-    current = interval_schema("shard" in names)
+    if "scenario" in names:
+        current = scenario_interval_schema()
+    elif "completed" in names and "interval_s" in names:
+        current = interval_schema("shard" in names)
+    else:
+        return table        # not an interval table (host.arrows has its own columns)
     columns, fields = [], []
     for field in current:
         if field.name in names:
@@ -174,8 +193,9 @@ class ResultsWriter:
         when = datetime.fromtimestamp(start_unix, timezone.utc).isoformat(timespec="milliseconds")
         self._hlog = open(self.dir / LATENCY_LOG, "w", encoding="ascii")
         self._hlog.write(
-            f"#[stressx {__version__}: the latency of successful responses, one histogram per "
-            f"interval of intervals.arrows, all shards merged; values in microseconds, "
+            f"#[stressx {__version__}: per interval of intervals.arrows, all shards merged, the "
+            f"latency of successful responses (untagged lines) and of every completed request "
+            f"(Tag=all: failures to the failure, timeouts at the deadline); values in microseconds, "
             f"Interval_Max in milliseconds (max value unit ratio "
             f"{LATENCY_LOG_MAX_VALUE_UNIT_RATIO:g})]\n"
             "#[Histogram log format version 1.3]\n"
@@ -184,11 +204,13 @@ class ResultsWriter:
             f"{_LATENCY_LOG_LEGEND}\n")
         self._hlog.flush()
 
-    def latency_interval(self, start_s: float, length_s: float, histogram: Histogram) -> None:
-        """One interval line: start (s after the start instant), length, max (ms), histogram."""
+    def latency_interval(self, start_s: float, length_s: float, histogram: Histogram,
+                         tag: str | None = None) -> None:
+        """One interval line: start (s after the start instant), length, max (ms), histogram;
+        `tag` marks a line of another series (HdrHistogram's `Tag=`: "all", every request)."""
         if self._hlog is None:
             return
-        self._hlog.write(f"{start_s:.3f},{length_s:.3f},"
+        self._hlog.write(("" if tag is None else f"Tag={tag},") + f"{start_s:.3f},{length_s:.3f},"
                          f"{histogram.max / LATENCY_LOG_MAX_VALUE_UNIT_RATIO:.3f},"
                          f"{histogram.encode()}\n")
         self._hlog.flush()
@@ -248,11 +270,12 @@ class LoggedInterval:
         return self.start_s + self.length_s
 
 
-def read_latency_log(path: str | os.PathLike) -> Iterator[LoggedInterval]:
+def read_latency_log(path: str | os.PathLike, tag: str | None = None) -> Iterator[LoggedInterval]:
     """The intervals of a latency.hlog, in order (one at a time: a long run's log holds many),
     timed in seconds after the log's StartTime as HdrHistogram's readers do (stressx writes
     BaseTime = StartTime, so these are the timestamps as written). A line cut short by a killed
-    run ends the log."""
+    run ends the log. `tag`: the series to read, None the untagged lines (the successes'),
+    "all" every completed request's."""
     start = base = None
     with open(path, encoding="ascii", errors="replace") as f:
         for line in f:
@@ -266,8 +289,13 @@ def read_latency_log(path: str | os.PathLike) -> Iterator[LoggedInterval]:
                     continue
             except (IndexError, ValueError):
                 continue
-            if not line or line.startswith(("#", '"', "Tag=")):
-                continue                     # comments, the legend; stressx writes no tags
+            if not line or line.startswith(("#", '"')):
+                continue                     # comments, the legend
+            line_tag = None
+            if line.startswith("Tag="):
+                line_tag, _, line = line[4:].partition(",")
+            if line_tag != tag:
+                continue
             try:
                 stamp, length, _max, payload = line.split(",", 3)
                 h = Histogram.decode(payload)
@@ -281,13 +309,13 @@ def read_latency_log(path: str | os.PathLike) -> Iterator[LoggedInterval]:
             yield LoggedInterval(stamp_s + base - start, length_s, h)
 
 
-def latency_over(path: str | os.PathLike, from_s: float = 0.0,
-                 to_s: float = math.inf) -> tuple[Histogram, list[LoggedInterval]]:
+def latency_over(path: str | os.PathLike, from_s: float = 0.0, to_s: float = math.inf,
+                 tag: str | None = None) -> tuple[Histogram, list[LoggedInterval]]:
     """The exact latency histogram of the intervals lying within [from_s, to_s] (seconds after
     the start instant; an interval partly outside is left out, with a millisecond of slack for
     the log's rounding), and those intervals (their histograms dropped)."""
     merged, used = Histogram.empty(), []
-    for iv in read_latency_log(path):
+    for iv in read_latency_log(path, tag):
         if iv.start_s >= from_s - 1e-3 and iv.end_s <= to_s + 1e-3:
             merged += iv.histogram
             used.append(LoggedInterval(iv.start_s, iv.length_s, None))
@@ -359,6 +387,7 @@ def load_results(path: str | os.PathLike) -> Results:
     if (p / "histograms.json").exists():
         data = json.loads((p / "histograms.json").read_text())
         hist = {name: Histogram.decode(text) for name, text in data["merged"].items()}
+    _add_all_latency(summary, hist, manifest)
     scenarios = p / "scenario_intervals.arrows"
     return Results(p, summary, manifest, read_intervals(p / "intervals.arrows"),
                    read_intervals(p / "shard_intervals.arrows"), hist,
@@ -369,8 +398,9 @@ def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = ma
     """A run's figures over the intervals lying within [from_s, to_s] (seconds after its start
     instant): counts from intervals.arrows, latency percentiles EXACT from the same intervals'
     histograms in latency.hlog (merged bucket by bucket, the maths of the whole-run summary).
-    Summary-shaped, so thresholds.evaluate() judges it. ValueError when the run has no
-    latency.hlog (older versions) or no interval lies in the range."""
+    Summary-shaped, so thresholds.evaluate() judges it; the all-requests latency comes from the
+    log's Tag=all lines (absent before format 3, unless nothing failed). ValueError when the run
+    has no latency.hlog (older versions) or no interval lies in the range."""
     from .summary import latency_ms   # summary imports this module
     p = Path(path)
     log = p / LATENCY_LOG
@@ -399,6 +429,16 @@ def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = ma
     for r in rows:
         for code, n in (r["status"] or []):
             status[str(code)] = status.get(str(code), 0) + n
+    all_merged, all_used = latency_over(log, from_s, to_s, "all")
+    out_all = {}
+    if all_used:
+        manifest = json.loads((p / "manifest.json").read_text())
+        timeout_s = (manifest.get("config") or {}).get("timeout")
+        out_all = {"all_latency_ms": latency_ms(all_merged),
+                   "all_latency_censored": censoring(all_merged.total, errors.get("timeout", 0),
+                                                     float(timeout_s) * 1000.0 if timeout_s else None)}
+    elif totals["errors"] == 0:
+        out_all = {"all_latency_ms": latency_ms(merged), "all_latency_censored": None}
     return {
         "range_s": [round(lo, 3), round(hi, 3)],
         "asked": asked,
@@ -413,5 +453,38 @@ def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = ma
         "rps": round(totals["completed"] / duration, 3),
         "sent_rps": round(totals["sent"] / duration, 3),
         "latency_ms": latency_ms(merged),
+        **out_all,
         "latency_basis": f"exact: the {len(used)} intervals' histograms of {LATENCY_LOG}, merged",
     }
+
+
+def _add_all_latency(summary: dict, hist: dict, manifest: dict) -> None:
+    """A summary written before failures were timed has no `all_latency_ms`: derive it where
+    the files settle it exactly. Without failures it equals `latency_ms`; with timeouts only
+    (and the success histogram at hand) it is the successes plus each timeout at the deadline,
+    as the recorder now records them. Other failures' times were never measured: the key
+    stays absent, and a threshold on it cannot be measured."""
+    timeout_s = (manifest.get("config") or {}).get("timeout")
+    bound_ms = float(timeout_s) * 1000.0 if timeout_s else None
+
+    def derive(section: dict, h_ok: Histogram | None) -> None:
+        if not isinstance(section, dict) or "all_latency_ms" in section:
+            return
+        kinds = section.get("errors") if isinstance(section.get("errors"), dict) else {}
+        n_errors = int(section.get("error_count", sum(int(n) for n in kinds.values())) or 0)
+        timeouts = int(kinds.get("timeout", 0))
+        if n_errors == 0:
+            section["all_latency_ms"] = section.get("latency_ms")
+            section["all_latency_censored"] = None
+        elif (timeouts == n_errors and bound_ms and h_ok is not None
+              and h_ok.total == int(section.get("ok") or 0)):
+            failures = Histogram.from_values([round(bound_ms * 1000)] * timeouts)
+            both = h_ok + failures
+            section["failure_latency_ms"] = failures.summary_ms()
+            section["all_latency_ms"] = both.summary_ms() if both.total else None
+            section["all_latency_censored"] = censoring(both.total, timeouts, bound_ms)
+
+    if summary:
+        derive(summary, hist.get("latency"))
+        for name, sc in (summary.get("scenarios") or {}).items():
+            derive(sc, hist.get(f"scenario:{name}"))

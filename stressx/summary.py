@@ -1,13 +1,18 @@
 """The run's summary figures (summary.json), computed from the shards' final readings.
 
-Honesty rules: latency percentiles count successful responses only (errors are counted, never
-timed as successes); in the open model they are measured from the intended send time, and the
-run is flagged `saturated`, with its reasons, whenever the client did not keep its schedule.
+Honesty rules: every completed request is timed. `latency_ms` counts successful responses only
+(errors are never timed as successes), `failure_latency_ms` the failures (to the failure; a
+timeout at its deadline), and `all_latency_ms` both, which is what percentile thresholds judge
+by default: a timeout there is censored at the deadline, and `all_latency_censored` says how
+many and which percentiles that makes a lower bound. In the open model latencies are measured
+from the intended send time, and the run is flagged `saturated`, with its reasons, whenever
+the client did not keep its schedule.
 """
 from __future__ import annotations
 
 from . import _core
 from ._version import __version__
+from .censoring import censoring
 from .hdr import Histogram
 from .results import FORMAT_VERSION
 
@@ -100,6 +105,10 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "sent_rps": round(sent / duration_s, 3),
         "latency_ms": latency_ms(histograms["latency"]),
         "latency_uncorrected_ms": latency_ms(histograms["latency_uncorrected"]),
+        "failure_latency_ms": latency_ms(histograms["failure_latency"]),
+        "all_latency_ms": latency_ms(histograms["all_latency"]),
+        "all_latency_censored": censoring(histograms["all_latency"].total, errors.get("timeout", 0),
+                                          config.timeout * 1000.0),
         "latency_basis": ("intended send time (coordinated-omission corrected)" if config.open_model
                           else "actual send time (closed model: each request waits for the last)"),
         "send_lag_ms": send_lag,
@@ -130,19 +139,21 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     return summary
 
 
-def scenario_histograms(readings: list, n: int) -> list[Histogram]:
+def scenario_histograms(readings: list, n: int, which: str = "latency") -> list[Histogram]:
+    """Each scenario's `latency` (successes) or `all_latency` histogram, merged over shards."""
     merged = [Histogram.empty() for _ in range(n)]
     for r in readings:
         for i in range(n):
-            merged[i] += r.scenario_histogram(i)
+            merged[i] += r.scenario_histogram(i, which)
     return merged
 
 
 def scenario_summaries(config, readings: list, histograms: dict[str, Histogram]) -> dict:
     """Per-scenario figures, merged over shards exactly like the totals (the merged
-    histograms arrive as histograms['scenario:NAME'])."""
+    histograms arrive as histograms['scenario:NAME'] and, all requests, 'scenario_all:NAME')."""
     out = {}
     hists = [histograms[f"scenario:{sc.name}"] for sc in config.scenarios]
+    all_hists = [histograms[f"scenario_all:{sc.name}"] for sc in config.scenarios]
     for i, sc in enumerate(config.scenarios):
         c = {k: sum(r.scenario(i)[k] for r in readings)
              for k in ("sent", "ok", "errors", "violations", "too_fast", "too_slow", "bytes_in")}
@@ -155,6 +166,9 @@ def scenario_summaries(config, readings: list, histograms: dict[str, Histogram])
             "errors": {kind: int(kinds[j]) for j, kind in enumerate(ERROR_KINDS) if kinds[j]},
             "success_rate": round(c["ok"] / done, 6) if done else None,
             "latency_ms": latency_ms(hists[i]),
+            "all_latency_ms": latency_ms(all_hists[i]),
+            "all_latency_censored": censoring(all_hists[i].total, int(kinds[ERROR_KINDS.index("timeout")]),
+                                              config.timeout * 1000.0),
             "baseline_min_ms": sc.baseline_min_ms, "baseline_max_ms": sc.baseline_max_ms,
             "baseline_violations": c["violations"], "too_fast": c["too_fast"], "too_slow": c["too_slow"],
             "baseline_violation_rate": round(c["violations"] / c["ok"], 6) if c["ok"] else None,

@@ -3,7 +3,7 @@ judge a sliding window of interval rows during the run, and store the verdicts.
 
 Grammar (one expression)::
 
-    [SCENARIO:] METRIC OP NUMBER [UNIT]
+    [SCENARIO:] [ok: | all:] METRIC OP NUMBER [UNIT]
 
     METRIC  p50 p90 p95 p99 p999 (or p99.9) max mean   latency, UNIT ms (default), s or us
             error_rate                                  UNIT % or a bare fraction (0.01 = 1%)
@@ -12,8 +12,15 @@ Grammar (one expression)::
             baseline_violations                         count, or UNIT % of completed requests
     OP      <  <=  >  >=  ==  !=
 
-Latency is the honest one (`latency_ms`: from the intended send time in the open model) and
-counts successful responses only. A threshold that cannot be measured (no successful response,
+A latency threshold judges every completed request by default (`all_latency_ms`: successes,
+and failures at their time to failure), as k6 and Gatling do, so failures cannot vanish from the
+percentiles; `ok:` judges the successful responses only (`latency_ms`). Both are measured from
+the intended send time in the open model. A `ok:` or `all:` alone is the basis, not a scenario
+(a scenario named `ok` is `ok:all:p99`). A timed-out request is recorded at its deadline: a
+percentile that lands among the timeouts is censored, its real value only known to lie above
+the recorded one, and it is judged on that: `p99 < 50ms` fails when p99 is censored at a 1 s
+timeout, and `p99 < 5s` cannot be decided there either, so it fails too (raise --timeout
+above the limit to measure it). A threshold that cannot be measured (no completed request,
 no scenario of that name, no expected latency band in the run) FAILS: a gate that passes on
 missing data would hide a broken run.
 
@@ -31,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .censoring import censored_key, decide
 from .config import ConfigError
 from .coordinator import EXIT_THRESHOLDS, Abort, Companion
 from .hdr import Histogram
@@ -44,13 +52,15 @@ _LATENCY_LABEL = {"p999": "p99.9"}
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq, "!=": operator.ne}
 _TIME_UNITS_MS = {None: 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001}
-_ACCEPTED = ("accepted: '[scenario:]METRIC OP NUMBER[UNIT]' with METRIC one of "
-             "p50 p90 p95 p99 p999 max mean (ms, s, us), error_rate (% or a fraction), "
+_ACCEPTED = ("accepted: '[scenario:][ok:]METRIC OP NUMBER[UNIT]' with METRIC one of "
+             "p50 p90 p95 p99 p999 max mean (ms, s, us; all requests, or ok: successes only), "
+             "error_rate (% or a fraction), "
              "rps, status_5xx/status_4xx/status_NNN (count or %), baseline_violations "
              "(count or %), and OP one of < <= > >= == !=; e.g. 'p99<200ms', "
-             "'error_rate<1%', 'checkout:p95<=1s'")
+             "'error_rate<1%', 'checkout:p95<=1s', 'ok:p99<50ms'")
 _EXPR = re.compile(r"""^\s*
     (?:(?P<scope>[A-Za-z_][\w.\-]*)\s*:\s*)?
+    (?:(?P<basis>ok|all)\s*:\s*)?
     (?P<metric>[A-Za-z_][\w.]*)\s*
     (?P<op><=|>=|==|!=|<|>|=)\s*
     (?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*
@@ -80,6 +90,7 @@ class Threshold:
     relative: bool = False     # a count metric compared as a share of completed requests
     scenario: str | None = None
     source: str = "--threshold"
+    basis: str | None = None   # latency: "all" (every completed request) or "ok" (successes)
 
     @property
     def kind(self) -> str:
@@ -91,8 +102,10 @@ class Threshold:
 
     @property
     def label(self) -> str:
-        """The metric as people read it: `p99.9`, `checkout: p99`."""
+        """The metric as people read it: `p99.9`, `checkout: p99`, `ok:p99` (successes only)."""
         name = _LATENCY_LABEL.get(self.metric, self.metric)
+        if self.basis == "ok":
+            name = f"ok:{name}"
         return f"{self.scenario}: {name}" if self.scenario else name
 
     @property
@@ -124,7 +137,10 @@ def parse_threshold(text: str, option: str = "--threshold", source: str | None =
     m = _EXPR.match(expr)
     if not m:
         raise bad("not a threshold expression")
-    scope, metric, op, num, unit = m.group("scope", "metric", "op", "num", "unit")
+    scope, basis, metric, op, num, unit = m.group("scope", "basis", "metric", "op", "num", "unit")
+    if basis is None and scope is not None and scope.lower() in ("ok", "all"):
+        scope, basis = None, scope      # `ok:p99`: the basis, not a scenario named ok
+    basis = basis.lower() if basis else None
     metric = metric.lower()
     unit = unit.lower() if unit else None
     if op == "=":
@@ -134,7 +150,10 @@ def parse_threshold(text: str, option: str = "--threshold", source: str | None =
     if value < 0:
         raise bad("the limit cannot be negative")
     relative = False
+    if basis is not None and metric not in LATENCY_METRICS:
+        raise bad(f"'{basis}:' chooses the requests a latency is measured on; {metric} is not a latency")
     if metric in LATENCY_METRICS:
+        basis = basis or "all"
         if unit not in _TIME_UNITS_MS:
             raise bad(f"{metric} is a latency: give the limit in ms, s or us, not {unit!r}")
         value *= _TIME_UNITS_MS[unit]
@@ -159,7 +178,7 @@ def parse_threshold(text: str, option: str = "--threshold", source: str | None =
     else:
         raise bad(f"unknown metric {metric!r}")
     return Threshold(expr, metric, op, value, relative, scope,
-                     source or option)
+                     source or option, basis)
 
 
 def _status_codes(metric: str) -> range | None:
@@ -210,6 +229,8 @@ class ThresholdResult:
     source: str = "--threshold"
     text: str = ""
     window_s: float | None = None
+    basis: str | None = None       # latency: "all" or "ok" (Threshold.basis)
+    censored: bool = False         # `actual` is a lower bound: timeouts recorded at the deadline
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -249,9 +270,21 @@ def measure(th: Threshold, summary: dict) -> tuple[float | None, str]:
         data = scenarios[th.scenario]
     completed = _completed(data)
     if th.kind == "latency":
-        lat = data.get("latency_ms") or {}
+        if th.basis == "ok":
+            lat = data.get("latency_ms") or {}
+            if lat.get(th.metric) is None:
+                return None, "no successful responses to measure latency on"
+            return float(lat[th.metric]), ""
+        if "all_latency_ms" in data:
+            lat = data["all_latency_ms"] or {}
+        elif _errors(data) == 0:
+            lat = data.get("latency_ms") or {}   # an older summary; without failures the same
+        else:
+            return None, (f"this summary has no all-requests latency (written before failures "
+                          f"were timed, with failures other than timeouts); "
+                          f"'ok:{th.metric}' judges the successful responses")
         if lat.get(th.metric) is None:
-            return None, "no successful responses to measure latency on"
+            return None, "no completed requests to measure latency on"
         return float(lat[th.metric]), ""
     if th.kind == "error_rate":
         if not completed:
@@ -280,11 +313,35 @@ def measure(th: Threshold, summary: dict) -> tuple[float | None, str]:
     return float(n), ""
 
 
+def censored(th: Threshold, summary: dict) -> str | None:
+    """Why `th`'s value in `summary` is censored (the summary's sentence), or None if it is
+    not: an all-requests latency key that falls among the timeouts."""
+    if th.kind != "latency" or th.basis == "ok":
+        return None
+    data = (summary.get("scenarios") or {}).get(th.scenario) if th.scenario else summary
+    info = (data or {}).get("all_latency_censored")
+    return info.get("text") if censored_key(info, th.metric) is not None else None
+
+
 def judge(th: Threshold, actual: float | None, why: str = "", window_s: float | None = None,
-          note: str = "") -> ThresholdResult:
+          note: str = "", censored_by: str | None = None) -> ThresholdResult:
+    """The verdict on `actual`. With `censored_by` (why), `actual` is a lower bound: the real
+    value lies above it, and the verdict is what holds for every such value; when the limit
+    lies above `actual` nothing can be said, and the threshold fails."""
+    is_censored = actual is not None and censored_by is not None
     if actual is None:
         passed = False
         message = f"{th.text}: FAILED, cannot be measured: {why}"
+    elif is_censored:
+        decided = decide(th.op, round(actual, 9), round(th.limit, 9))
+        passed = bool(decided)
+        shown = f"≥ {format_value(th, actual)}, censored: {censored_by}"
+        if decided is None:
+            message = (f"{th.text}: FAILED, cannot be decided (actual {shown}{note}); timed-out "
+                       f"requests only show they took longer than the timeout: set --timeout "
+                       f"above {format_value(th, th.limit)} to measure it")
+        else:
+            message = f"{th.text}: {'passed' if passed else 'FAILED'} (actual {shown}{note})"
     else:
         passed = bool(OPS[th.op](round(actual, 9), round(th.limit, 9)))
         verdict = "passed" if passed else "FAILED"
@@ -292,12 +349,14 @@ def judge(th: Threshold, actual: float | None, why: str = "", window_s: float | 
     if window_s is not None:
         message = f"[{window_s:g} s window] {message}"
     return ThresholdResult(th.expression, th.metric, th.op, th.limit, actual, passed, message,
-                           th.scenario, th.relative, th.source, th.text, window_s)
+                           th.scenario, th.relative, th.source, th.text, window_s, th.basis,
+                           is_censored)
 
 
 def evaluate(thresholds: list[Threshold], summary: dict) -> list[ThresholdResult]:
     """Judge each threshold against a run's summary (end-of-run figures)."""
-    return [judge(th, *measure(th, summary)) for th in thresholds]
+    return [judge(th, *measure(th, summary), censored_by=censored(th, summary))
+            for th in thresholds]
 
 
 # -- sliding window during a run ---------------------------------------------------------------
@@ -340,13 +399,17 @@ def merge_histograms(parts) -> Histogram:
 
 def _window_latency(th: Threshold, timed: list[dict]) -> tuple[float | None, str] | None:
     """The exact latency figure of the window from the rows' interval histograms (None when a
-    row carries none): percentiles of the merged histogram, as for the whole run."""
-    parts = [r.get("latency_histogram") for r in timed]
+    row carries none): percentiles of the merged histogram, as for the whole run. The
+    successes' (`latency_histogram`) for an `ok:` threshold, else every request's
+    (`all_latency_histogram`)."""
+    key = "latency_histogram" if th.basis == "ok" else "all_latency_histogram"
+    parts = [r.get(key) for r in timed]
     if any(p is None for p in parts):
         return None
     h = merge_histograms(parts)
     if h.total == 0:
-        return None, "no successful responses in the window"
+        return None, ("no successful responses in the window" if th.basis == "ok"
+                      else "no completed requests in the window")
     if th.metric == "mean":
         us = h.mean()
     elif th.metric == "max":
@@ -373,25 +436,28 @@ def window_value(th: Threshold, rows: list[dict]) -> tuple[float | None, str]:
     harder to pass: the window's pX lies between the smallest and the largest of the
     intervals' pX, so an upper limit (<, <=, ==, !=) is checked against the largest interval
     value and a lower limit (>, >=) against the smallest; p95 is bounded by the intervals' p99
-    (from above) and p90 (from below).
+    (from above) and p90 (from below). Latency is over every completed request (the
+    `all_latency_*` columns and histograms), or the successes for an `ok:` threshold.
     """
     completed = sum(r["completed"] for r in rows)
     if th.kind == "latency":
-        timed = [r for r in rows if r.get("latency_ms_max") is not None and r["ok"]]
+        col, count = ("latency_ms", "ok") if th.basis == "ok" else ("all_latency_ms", "completed")
+        timed = [r for r in rows if r.get(f"{col}_max") is not None and r[count]]
         if not timed:
-            return None, "no successful responses in the window"
+            return None, ("no successful responses in the window" if th.basis == "ok"
+                          else "no completed requests in the window")
         exact = _window_latency(th, timed)
         if exact is not None:
             return exact
         if th.metric == "mean":
-            ok = sum(r["ok"] for r in timed)
-            return sum(r["latency_ms_mean"] * r["ok"] for r in timed) / ok, ""
+            n = sum(r[count] for r in timed)
+            return sum(r[f"{col}_mean"] * r[count] for r in timed) / n, ""
         if th.metric == "max":
-            return max(r["latency_ms_max"] for r in timed), ""
+            return max(r[f"{col}_max"] for r in timed), ""
         upper, lower = _ROW_PERCENTILE[th.metric]
         if th.op in (">", ">="):
-            return min(r[f"latency_ms_{lower}"] for r in timed), f", lowest 1 s interval {lower}"
-        return max(r[f"latency_ms_{upper}"] for r in timed), f", highest 1 s interval {upper}"
+            return min(r[f"{col}_{lower}"] for r in timed), f", lowest 1 s interval {lower}"
+        return max(r[f"{col}_{upper}"] for r in timed), f", highest 1 s interval {upper}"
     if th.kind == "error_rate":
         if not completed:
             return None, "no completed requests in the window"
@@ -410,6 +476,19 @@ def window_value(th: Threshold, rows: list[dict]) -> tuple[float | None, str]:
             return (n / completed, "") if completed else (None, "no completed requests in the window")
         return float(n), ""
     return None, "not measurable over a window"
+
+
+def window_censored(th: Threshold, rows: list[dict], actual: float | None,
+                    bound_ms: float | None) -> str | None:
+    """Why a window value is censored, or None: an all-requests latency in a window with
+    timeouts, where it is the mean or reached the timeout (the timeouts are recorded there)."""
+    if th.kind != "latency" or th.basis == "ok" or actual is None or not bound_ms:
+        return None
+    timeouts = sum(r.get("errors_timeout") or 0 for r in rows)
+    if not timeouts or (th.metric != "mean" and actual < bound_ms):
+        return None
+    from .censoring import format_ms
+    return f"{timeouts} timed out at {format_ms(bound_ms)} in the window"
 
 
 class WindowThresholds(Companion):
@@ -431,15 +510,18 @@ class WindowThresholds(Companion):
         self.rows: list[dict] = []
         self.evaluations = 0
         self.state = [{"worst": None, "failures": 0, "first_failed_t_s": None,
-                       "unmeasured": 0, "note": ""} for _ in self.thresholds]
+                       "unmeasured": 0, "note": "", "censored_by": None} for _ in self.thresholds]
         self.abort_reason: str | None = None
+        self.bound_ms: float | None = None   # --timeout: where timeouts are recorded
 
     def prepare(self, config, out_dir: Path) -> None:
         self.rows.clear()
+        self.bound_ms = config.timeout * 1000.0
 
     def on_interval(self, t_s: float, row: dict) -> Abort | None:
-        if isinstance(row.get("latency_histogram"), Histogram):
-            row = dict(row, latency_histogram=SparseHistogram.of(row["latency_histogram"]))
+        for key in ("latency_histogram", "all_latency_histogram"):
+            if isinstance(row.get(key), Histogram):
+                row = dict(row, **{key: SparseHistogram.of(row[key])})
         self.rows.append(row)
         start = t_s - self.window_s - self._TOLERANCE_S
         self.rows = [r for r in self.rows if r["t_s"] - r["interval_s"] >= start]
@@ -452,16 +534,19 @@ class WindowThresholds(Companion):
             if actual is None:
                 st["unmeasured"] += 1
                 continue
+            censored_by = window_censored(th, self.rows, actual, self.bound_ms)
             if st["worst"] is None or _worse(th, actual, st["worst"]):
-                st["worst"], st["note"] = actual, note
-            if OPS[th.op](round(actual, 9), round(th.limit, 9)):
+                st["worst"], st["note"], st["censored_by"] = actual, note, censored_by
+            if judge(th, actual, censored_by=censored_by).passed:
                 continue
             st["failures"] += 1
             if st["first_failed_t_s"] is None:
                 st["first_failed_t_s"] = round(t_s, 3)
             if self.abort_on_fail and abort is None and self.abort_reason is None:
+                shown = (f"≥ {format_value(th, actual)}{note}, censored: {censored_by}" if censored_by
+                         else f"{format_value(th, actual)}{note}")
                 self.abort_reason = (f"threshold {th.text} failed over the {self.window_s:g} s "
-                                     f"window ending at {t_s:.1f} s: {format_value(th, actual)}{note}")
+                                     f"window ending at {t_s:.1f} s: {shown}")
                 abort = Abort(self.abort_reason, EXIT_THRESHOLDS)
         return abort
 
@@ -474,7 +559,7 @@ class WindowThresholds(Companion):
             "skipped": self.skipped,
             "thresholds": [dict(asdict(th), text=th.text, worst=st["worst"], note=st["note"],
                                 failures=st["failures"], first_failed_t_s=st["first_failed_t_s"],
-                                unmeasured=st["unmeasured"])
+                                unmeasured=st["unmeasured"], censored_by=st["censored_by"])
                            for th, st in zip(self.thresholds, self.state)],
         }
 
@@ -492,18 +577,20 @@ def window_results(window: dict | None) -> list[ThresholdResult]:
     out = []
     for d in window["thresholds"]:
         th = Threshold(d["expression"], d["metric"], d["op"], d["limit"], d["relative"],
-                       d["scenario"], d["source"])
+                       d["scenario"], d["source"], d.get("basis"))
         if window["evaluations"] == 0:
             out.append(judge(th, None, f"the run was shorter than one {window['window_s']:g} s window",
                              window["window_s"]))
             continue
         r = judge(th, d["worst"], "no window could be measured", window["window_s"],
-                  note=d.get("note", ""))
+                  note=d.get("note", ""), censored_by=d.get("censored_by"))
         if d["failures"]:
             r.passed = False
             r.message = (f"[{window['window_s']:g} s window] {th.text}: FAILED in {d['failures']} of "
                          f"{window['evaluations']} windows, first at {d['first_failed_t_s']} s "
-                         f"(worst {format_value(th, d['worst'])}{d.get('note', '')})")
+                         f"(worst {'≥ ' if d.get('censored_by') else ''}{format_value(th, d['worst'])}"
+                         f"{d.get('note', '')}" + (f", censored: {d['censored_by']}" if d.get("censored_by") else "")
+                         + ")")
         out.append(r)
     return out
 

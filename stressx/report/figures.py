@@ -45,6 +45,11 @@ def ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def ms_censored(x: float | None, censored: bool) -> str:
+    """ms(x), read as a lower bound ('≥ 1000.000') when x is censored."""
+    return ("≥ " if censored and x is not None else "") + ms(x)
+
+
 def error_breakdown(s: dict) -> list[tuple[str, int, float]]:
     """(label, count, share of completed) per error kind, non-2xx status codes named."""
     completed = s.get("completed") or 0
@@ -104,6 +109,7 @@ def scenario_rows(s: dict) -> list[dict]:
         errors = _count(sc.get("errors"))
         completed = int(sc.get("completed") or (ok + errors) or requests)
         lat = sc.get("latency_ms") or {}
+        all_lat = sc.get("all_latency_ms") or {}
         violations = sc.get("baseline_violations")
         rows.append({
             "name": name, "requests": requests, "ok": ok, "errors": errors,
@@ -112,6 +118,8 @@ def scenario_rows(s: dict) -> list[dict]:
             "error_rate": errors / completed if completed else None,
             "p50": lat.get("p50"), "p95": lat.get("p95"), "p99": lat.get("p99"),
             "max": lat.get("max"),
+            "all_p99": all_lat.get("p99"),
+            "all_p99_censored": "p99" in ((sc.get("all_latency_censored") or {}).get("keys") or ()),
             "baseline_violations": None if violations is None else _count(violations),
             "violation_rate": (_count(violations) / completed
                                if violations is not None and completed else None),
@@ -152,26 +160,45 @@ def threshold_rows(thresholds: list[dict]) -> list[dict]:
     rows = []
     for t in thresholds:
         th = Threshold(t["expression"], t["metric"], t["op"], t["limit"], t["relative"],
-                       t["scenario"], t["source"])
+                       t["scenario"], t["source"], t.get("basis"))
         where = t["source"] + (f", {t['window_s']:g} s window" if t.get("window_s") else "")
-        rows.append({"passed": t["passed"], "text": t["text"],
-                     "actual": format_value(th, t["actual"]), "from": where,
+        actual = format_value(th, t["actual"])
+        if t.get("censored") and t["actual"] is not None:
+            actual = f"≥ {actual} (censored)"
+        rows.append({"passed": t["passed"], "text": t["text"], "actual": actual, "from": where,
                      "message": t["message"]})
     return rows
 
 
 def latency_rows(s: dict) -> list[list[str]]:
-    """[label, min, mean, p50 .. max] in ms: the honest latency, and in the open model the
-    uncorrected one beside it."""
+    """[label, min, mean, p50 .. max] in ms: the successes (in the open model from the intended
+    send, and uncorrected beside it), every completed request, and the failures when there were
+    any. A censored all-requests value (timeouts recorded at the deadline) reads `≥ value`."""
     open_model = s.get("rate_target") is not None
-    keys = [("from intended send" if open_model else "latency", "latency_ms")]
+    keys = [("ok, from intended send" if open_model else "ok", "latency_ms")]
     if open_model:
-        keys.append(("uncorrected (actual send)", "latency_uncorrected_ms"))
+        keys.append(("ok, uncorrected (actual send)", "latency_uncorrected_ms"))
+    if "all_latency_ms" in s:
+        keys.append(("all requests", "all_latency_ms"))
+    if s.get("failure_latency_ms"):
+        keys.append(("failures", "failure_latency_ms"))
+    censored = set((s.get("all_latency_censored") or {}).get("keys") or ())
     rows = []
     for label, key in keys:
         lat = s.get(key) or {}
-        rows.append([label] + [ms(lat.get(k)) for k, _ in LATENCY_COLUMNS])
+        rows.append([label] + [("≥ " if key == "all_latency_ms" and k in censored else "")
+                               + ms(lat.get(k)) for k, _ in LATENCY_COLUMNS])
     return rows
+
+
+LATENCY_NOTE = ("ok: successful responses; all requests: every completed request, a failure "
+                "timed to the failure and a timeout at its deadline")
+
+
+def censoring_note(s: dict) -> str | None:
+    """The censoring sentence ('20% timed out at 1 s: percentiles above p80 are ≥ 1 s
+    (censored)'), None when no percentile is censored."""
+    return (s.get("all_latency_censored") or {}).get("text")
 
 
 def host_line(s: dict) -> str | None:

@@ -95,9 +95,13 @@ def _summary_section(data) -> str:
             _card("success rate", F.pct(None if F.error_rate(s) is None else 1 - F.error_rate(s))),
             _card("errors", f"{s.get('error_count', 0):,}"),
             _card("throughput req/s", f"{s.get('rps', 0):.1f}{target}"),
-            _card("p50 ms", F.ms(lat.get("p50"))), _card("p99 ms", F.ms(lat.get("p99"))),
-            _card("max ms", F.ms(lat.get("max"))),
+            _card("ok p50 ms", F.ms(lat.get("p50"))), _card("ok p99 ms", F.ms(lat.get("p99"))),
+            _card("ok max ms", F.ms(lat.get("max"))),
             _card("thresholds", f"{len(data.thresholds) - failed}/{len(data.thresholds)} passed")]
+    if s.get("all_latency_ms"):
+        censored = (s.get("all_latency_censored") or {}).get("keys") or ()
+        out.insert(-1, _card("all requests p99 ms", ("≥ " if "p99" in censored else "")
+                             + F.ms(s["all_latency_ms"].get("p99"))))
     out.append("</div>")
     alerts = F.alerts(s)
     if alerts:
@@ -124,6 +128,10 @@ def _latency_over_time(rows: list[dict]) -> str:
     keys = (("p50", "latency_ms_p50"), ("p90", "latency_ms_p90"), ("p99", "latency_ms_p99"),
             ("p99.9", "latency_ms_p999"), ("max", "latency_ms_max"))
     series = [Series(name, [(r["t_s"], r[col]) for r in rows]) for name, col in keys]
+    if any(r.get("errors") and r.get("all_latency_ms_p99") is not None for r in rows):
+        # failures timed too: the all-requests p99 beside the successes' percentiles
+        series.append(Series("all requests p99", [(r["t_s"], r.get("all_latency_ms_p99")) for r in rows],
+                             PALETTE[6], dashed=True))
     values = [y for s in series for _, y in s.points if y]
     y_log = bool(values) and max(values) / max(min(values), 1e-3) > 100
     return line_chart(series, chart_id="latency-over-time", title="Latency percentiles per second",
@@ -146,8 +154,12 @@ def _throughput_over_time(rows: list[dict]) -> str:
 def _distribution(results) -> str:
     series = []
     for name, key, color in (("latency", "latency", PALETTE[0]),
-                             ("uncorrected", "latency_uncorrected", PALETTE[2])):
-        curve = F.percentile_curve(results.histograms.get(key))
+                             ("uncorrected", "latency_uncorrected", PALETTE[2]),
+                             ("all requests", "all_latency", PALETTE[3])):
+        h = results.histograms.get(key)
+        if key == "all_latency" and (h is None or h.total == (results.summary.get("ok") or 0)):
+            continue   # no failures: the same curve as the successes'
+        curve = F.percentile_curve(h)
         if curve:
             series.append(Series(name, [(x, v) for x, _, v in curve], color, dashed=name != "latency"))
     top = max((x for s in series for x, _ in s.points), default=3.0)
@@ -180,8 +192,10 @@ def _errors_section(s: dict) -> str:
 def _latency_table(s: dict) -> str:
     return ('<h2 id="latency">Latency (ms)</h2>'
             + table([""] + [t for _, t in F.LATENCY_COLUMNS], F.latency_rows(s), cls="latency")
-            + (f'<p class="note">Successful responses only; measured from the '
-               f'{escape(s["latency_basis"])}.</p>' if s.get("latency_basis") else ""))
+            + (f'<p class="note">{escape(F.LATENCY_NOTE)}; measured from the '
+               f'{escape(s["latency_basis"])}.</p>' if s.get("latency_basis") else "")
+            + (f'<p class="note" id="censored"><b>Censored:</b> {escape(F.censoring_note(s))}.</p>'
+               if F.censoring_note(s) else ""))
 
 
 def _throughput_table(s: dict) -> str:
@@ -210,10 +224,10 @@ def _scenarios_section(s: dict) -> str:
                       colors=["#16a34a" if (r["success_rate"] or 0) >= 0.99 else "#dc2626"
                               for r in rows])
     body = table(["scenario", "requests", "ok", "errors", "error rate", "p50 ms", "p95 ms",
-                  "p99 ms", "max ms", "baseline violations"],
+                  "p99 ms", "max ms", "all requests p99 ms", "baseline violations"],
                  [[r["name"], f"{r['requests']:,}", f"{r['ok']:,}", f"{r['errors']:,}",
                    F.pct(r["error_rate"]), F.ms(r["p50"]), F.ms(r["p95"]), F.ms(r["p99"]),
-                   F.ms(r["max"]),
+                   F.ms(r["max"]), F.ms_censored(r["all_p99"], r["all_p99_censored"]),
                    "-" if r["baseline_violations"] is None else
                    f"{r['baseline_violations']} ({F.pct(r['violation_rate'])})"] for r in rows],
                  cls="scenarios")

@@ -55,7 +55,8 @@ def _scenario_cases(data) -> list[dict]:
         failed = [t["message"] for t in scoped if not t["passed"]]
         figures = (f"requests {r['requests']}, ok {r['ok']}, errors {r['errors']} "
                    f"({F.pct(r['error_rate'])}), p50 {F.ms(r['p50'])} ms, p95 {F.ms(r['p95'])} ms, "
-                   f"p99 {F.ms(r['p99'])} ms, baseline violations "
+                   f"p99 {F.ms(r['p99'])} ms, all requests p99 "
+                   f"{F.ms_censored(r['all_p99'], r['all_p99_censored'])} ms, baseline violations "
                    f"{'-' if r['baseline_violations'] is None else r['baseline_violations']}")
         cases.append({"name": r["name"], "type": "threshold",
                       "failure": f"{len(failed)} threshold(s) failed" if failed else None,
@@ -79,8 +80,9 @@ def _baseline_cases(data) -> list[dict]:
 def _run_case(data) -> dict:
     s = data.summary
     problems = [a for a in F.alerts(s) if a.startswith(("INTERRUPTED", "ABORTED", "SHARD LOST"))]
+    censored = [f"censored: {F.censoring_note(s)}"] if F.censoring_note(s) else []
     out = "; ".join([f"{s.get('requests')} requests, {s.get('ok')} ok, {s.get('error_count')} "
-                     f"errors, {s.get('rps')} req/s"] + F.alerts(s))
+                     f"errors, {s.get('rps')} req/s"] + F.alerts(s) + censored)
     return {"name": "run completed", "time": f"{s.get('duration_s', 0):.3f}", "type": "run",
             "failure": "; ".join(problems) or None, "out": out}
 

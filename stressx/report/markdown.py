@@ -55,7 +55,9 @@ def render(data) -> str:
     out += ["### Latency (ms)", ""]
     out += table([""] + [title for _, title in F.LATENCY_COLUMNS], F.latency_rows(s))
     if s.get("latency_basis"):
-        out.append(f"\nSuccessful responses only; measured from the {s['latency_basis']}.")
+        out.append(f"\n{F.LATENCY_NOTE}; measured from the {s['latency_basis']}.")
+    if F.censoring_note(s):
+        out.append(f"\n**Censored:** {F.censoring_note(s)}.")
     out.append("")
 
     out += ["### Throughput", ""]
@@ -87,9 +89,10 @@ def render(data) -> str:
     if scenarios:
         out += ["### Scenarios", ""]
         out += table(["scenario", "requests", "ok", "errors", "error rate", "p50 ms", "p95 ms",
-                      "p99 ms", "baseline violations"],
+                      "p99 ms", "all requests p99 ms", "baseline violations"],
                      [[f"`{r['name']}`", r["requests"], r["ok"], r["errors"], F.pct(r["error_rate"]),
                        F.ms(r["p50"]), F.ms(r["p95"]), F.ms(r["p99"]),
+                       F.ms_censored(r["all_p99"], r["all_p99_censored"]),
                        "-" if r["baseline_violations"] is None else
                        f"{r['baseline_violations']} ({F.pct(r['violation_rate'])})"]
                       for r in scenarios])

@@ -5,11 +5,14 @@ _COLUMNS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("
             ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
 
 
-def _latency_rows(label: str, lat: dict | None) -> list[str]:
+def _latency_rows(label: str, lat: dict | None, empty: str = "no successful responses",
+                  censored=()) -> list[str]:
+    """A header line and a values line; a censored value (timeouts at the deadline) reads ≥v."""
     if not lat:
-        return [f"  {label:<32} (no successful responses)"]
-    head = "".join(f"{title:>9}" for _, title in _COLUMNS)
-    vals = "".join(f"{lat[key]:>9.3f}" for key, _ in _COLUMNS)
+        return [f"  {label:<32} ({empty})"]
+    head = "".join(f"{title:>10}" for _, title in _COLUMNS)
+    vals = "".join(f"{('≥' if key in censored else '') + format(lat[key], '.3f'):>10}"
+                   for key, _ in _COLUMNS)
     return [f"  {label:<32}{head}", f"  {'':<32}{vals}"]
 
 
@@ -26,10 +29,19 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
                  f"errors {s['error_count']}  abandoned {s['abandoned']}")
     rate = f"  throughput {s['rps']:.1f} req/s completed, {s['sent_rps']:.1f} req/s sent"
     lines.append(rate)
-    corrected = "latency ms (from intended send)" if s["rate_target"] else "latency ms"
+    corrected = "ok latency ms (from intended send)" if s["rate_target"] else "ok latency ms"
     lines += _latency_rows(corrected, s["latency_ms"])
     if s["rate_target"]:
-        lines += _latency_rows("uncorrected ms (actual send)", s["latency_uncorrected_ms"])
+        lines += _latency_rows("ok uncorrected ms (actual send)", s["latency_uncorrected_ms"])
+    censoring = s.get("all_latency_censored") or {}
+    if "all_latency_ms" in s:
+        lines += _latency_rows("all requests ms", s["all_latency_ms"], "no completed requests",
+                               censoring.get("keys") or ())
+    if s.get("failure_latency_ms"):
+        lines += _latency_rows("failures ms (to the failure)", s["failure_latency_ms"])
+    if censoring.get("text"):
+        lines.append(f"  censored: {censoring['text']}")
+    if s["rate_target"]:
         lag = s["send_lag_ms"]
         if lag:
             lines.append(f"  send lag ms: p50 {lag['p50']:.3f}  p99 {lag['p99']:.3f}  "
@@ -66,18 +78,18 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
 
 def _scenario_lines(s: dict) -> list[str]:
     """The per-scenario table, as in the Markdown report (only with a `scenarios` section)."""
-    from .figures import ms, pct, scenario_rows
+    from .figures import ms, ms_censored, pct, scenario_rows
     rows = scenario_rows(s)
     if not rows:
         return []
     width = max(12, *(len(r["name"]) for r in rows))
     out = [f"  {'scenario':<{width}} {'requests':>9} {'ok':>9} {'errors':>7} {'err %':>7} "
-           f"{'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'band viol.':>10}"]
+           f"{'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'all p99 ms':>11} {'band viol.':>10}"]
     for r in rows:
         viol = "-" if r["baseline_violations"] is None else str(r["baseline_violations"])
         out.append(f"  {r['name']:<{width}} {r['requests']:>9} {r['ok']:>9} {r['errors']:>7} "
                    f"{pct(r['error_rate']):>7} {ms(r['p50']):>9} {ms(r['p95']):>9} "
-                   f"{ms(r['p99']):>9} {viol:>10}")
+                   f"{ms(r['p99']):>9} {ms_censored(r['all_p99'], r['all_p99_censored']):>11} {viol:>10}")
     return out
 
 
