@@ -67,16 +67,24 @@ def censored_key(lat_censored: dict | None, key: str) -> float | None:
     return None
 
 
-def decide(op: str, bound: float, limit: float) -> bool | None:
-    """A threshold `VALUE op limit` where VALUE is only known to be above `bound` (a timed-out
-    request had not answered by its deadline): True or False when that settles it, None when
-    the value could fall on either side of the limit."""
-    if op in ("<", "<="):
-        return False if bound >= limit else None
-    if op in (">", ">="):
-        return True if bound >= limit else None
+def decide(op: str, lower: float, limit: float, strict: bool = False) -> bool | None:
+    """A threshold `VALUE op limit` where VALUE is only known to be at least `lower` (or, with
+    `strict`, above it: a timeout at its deadline had not answered by then): True or False when
+    that settles it, None when the value could fall on either side of the limit. (A censored
+    value is never below what was recorded: recording a timeout at its deadline can only lower
+    a percentile, a mean or a max.)"""
+    above = lower >= limit if strict else lower > limit     # VALUE > limit for certain
+    at_least = lower >= limit                                 # VALUE >= limit for certain
+    if op == "<":
+        return False if at_least else None
+    if op == "<=":
+        return False if above else None
+    if op == ">":
+        return True if above else None
+    if op == ">=":
+        return True if at_least else None
     if op == "==":
-        return False if bound >= limit else None
+        return False if above else None
     if op == "!=":
-        return True if bound >= limit else None
+        return True if above else None
     raise ValueError(f"unknown operator {op!r}")

@@ -62,7 +62,7 @@ import pyarrow as pa
 from . import _core
 from ._version import __version__
 from .censoring import censoring
-from .hdr import Histogram
+from .hdr import H_MAX, H_MIN, Histogram
 
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
@@ -480,6 +480,11 @@ def _add_all_latency(summary: dict, hist: dict, manifest: dict) -> None:
               and h_ok.total == int(section.get("ok") or 0)):
             failures = Histogram.from_values([round(bound_ms * 1000)] * timeouts)
             both = h_ok + failures
+            lat = section.get("latency_ms") or {}
+            if h_ok.total and lat.get("min") is not None and lat.get("max") is not None:
+                # the encoding drops the exact min and max; the summary kept them (in us)
+                both.slots[H_MIN] = min(round(lat["min"] * 1000), failures.min)
+                both.slots[H_MAX] = max(round(lat["max"] * 1000), failures.max)
             section["failure_latency_ms"] = failures.summary_ms()
             section["all_latency_ms"] = both.summary_ms() if both.total else None
             section["all_latency_censored"] = censoring(both.total, timeouts, bound_ms)

@@ -313,29 +313,33 @@ def measure(th: Threshold, summary: dict) -> tuple[float | None, str]:
     return float(n), ""
 
 
-def censored(th: Threshold, summary: dict) -> str | None:
-    """Why `th`'s value in `summary` is censored (the summary's sentence), or None if it is
-    not: an all-requests latency key that falls among the timeouts."""
+def censored(th: Threshold, summary: dict) -> tuple[str, float] | None:
+    """(why, bound in ms) if `th`'s value in `summary` is censored (an all-requests latency key
+    that falls among the timeouts), else None."""
     if th.kind != "latency" or th.basis == "ok":
         return None
     data = (summary.get("scenarios") or {}).get(th.scenario) if th.scenario else summary
     info = (data or {}).get("all_latency_censored")
-    return info.get("text") if censored_key(info, th.metric) is not None else None
+    bound = censored_key(info, th.metric)
+    return None if bound is None else (info.get("text") or "timeouts", bound)
 
 
 def judge(th: Threshold, actual: float | None, why: str = "", window_s: float | None = None,
-          note: str = "", censored_by: str | None = None) -> ThresholdResult:
-    """The verdict on `actual`. With `censored_by` (why), `actual` is a lower bound: the real
-    value lies above it, and the verdict is what holds for every such value; when the limit
-    lies above `actual` nothing can be said, and the threshold fails."""
+          note: str = "", censored_by: tuple[str, float] | None = None) -> ThresholdResult:
+    """The verdict on `actual`. With `censored_by` (why, the timeout's bound in ms), `actual` is
+    a lower bound: the real value is at least it (above it, when it is the timeout itself),
+    and the verdict is what holds for every such value; when that could fall on either side of
+    the limit nothing can be said, and the threshold fails."""
     is_censored = actual is not None and censored_by is not None
     if actual is None:
         passed = False
         message = f"{th.text}: FAILED, cannot be measured: {why}"
     elif is_censored:
-        decided = decide(th.op, round(actual, 9), round(th.limit, 9))
+        reason, bound = censored_by
+        decided = decide(th.op, round(actual, 9), round(th.limit, 9),
+                         strict=round(actual, 9) <= round(bound, 9))
         passed = bool(decided)
-        shown = f"≥ {format_value(th, actual)}, censored: {censored_by}"
+        shown = f"≥ {format_value(th, actual)}, censored: {reason}"
         if decided is None:
             message = (f"{th.text}: FAILED, cannot be decided (actual {shown}{note}); timed-out "
                        f"requests only show they took longer than the timeout: set --timeout "
@@ -479,16 +483,16 @@ def window_value(th: Threshold, rows: list[dict]) -> tuple[float | None, str]:
 
 
 def window_censored(th: Threshold, rows: list[dict], actual: float | None,
-                    bound_ms: float | None) -> str | None:
-    """Why a window value is censored, or None: an all-requests latency in a window with
-    timeouts, where it is the mean or reached the timeout (the timeouts are recorded there)."""
+                    bound_ms: float | None) -> tuple[str, float] | None:
+    """(why, bound) if a window value is censored, else None: an all-requests latency in a
+    window with timeouts, where it is the mean or reached the timeout (where they are recorded)."""
     if th.kind != "latency" or th.basis == "ok" or actual is None or not bound_ms:
         return None
     timeouts = sum(r.get("errors_timeout") or 0 for r in rows)
     if not timeouts or (th.metric != "mean" and actual < bound_ms):
         return None
     from .censoring import format_ms
-    return f"{timeouts} timed out at {format_ms(bound_ms)} in the window"
+    return f"{timeouts} timed out at {format_ms(bound_ms)} in the window", bound_ms
 
 
 class WindowThresholds(Companion):
@@ -543,7 +547,7 @@ class WindowThresholds(Companion):
             if st["first_failed_t_s"] is None:
                 st["first_failed_t_s"] = round(t_s, 3)
             if self.abort_on_fail and abort is None and self.abort_reason is None:
-                shown = (f"≥ {format_value(th, actual)}{note}, censored: {censored_by}" if censored_by
+                shown = (f"≥ {format_value(th, actual)}{note}, censored: {censored_by[0]}" if censored_by
                          else f"{format_value(th, actual)}{note}")
                 self.abort_reason = (f"threshold {th.text} failed over the {self.window_s:g} s "
                                      f"window ending at {t_s:.1f} s: {shown}")
@@ -583,13 +587,14 @@ def window_results(window: dict | None) -> list[ThresholdResult]:
                              window["window_s"]))
             continue
         r = judge(th, d["worst"], "no window could be measured", window["window_s"],
-                  note=d.get("note", ""), censored_by=d.get("censored_by"))
+                  note=d.get("note", ""),
+                  censored_by=tuple(d["censored_by"]) if d.get("censored_by") else None)
         if d["failures"]:
             r.passed = False
             r.message = (f"[{window['window_s']:g} s window] {th.text}: FAILED in {d['failures']} of "
                          f"{window['evaluations']} windows, first at {d['first_failed_t_s']} s "
                          f"(worst {'≥ ' if d.get('censored_by') else ''}{format_value(th, d['worst'])}"
-                         f"{d.get('note', '')}" + (f", censored: {d['censored_by']}" if d.get("censored_by") else "")
+                         f"{d.get('note', '')}" + (f", censored: {d['censored_by'][0]}" if d.get("censored_by") else "")
                          + ")")
         out.append(r)
     return out

@@ -190,9 +190,10 @@ def test_after_run_compares_with_the_baseline(tmp_path):
     C.save_baseline("nightly", copy_run(tmp_path, "first"))
     cur = regressed(tmp_path)
     lines = []
-    opts = dict(baseline="nightly", report="md,html,junit,json", criteria="smoke")
+    opts = dict(baseline="nightly", report="md,html,junit,json",
+                threshold=("rps > 0", "error_rate < 5%", "ok:p99 < 10s"))
     cli_reports.companions_for(**opts)                       # validated before the run
-    code = cli_reports.after_run(json.loads((cur / "summary.json").read_text()), cur,
+    code = cli_reports.after_run(load_results(cur).summary, cur,
                                  echo=lines.append, **opts)
     assert code == 3                                         # thresholds pass; p99 regressed
     comparison = json.loads((cur / "comparison.json").read_text())
@@ -206,7 +207,7 @@ def test_after_run_compares_with_the_baseline(tmp_path):
     assert json.loads((cur / "report.json").read_text())["comparison"]["regressions"] == [
         "throughput", "error rate", "p99"]
     # regression threshold is an option too
-    code = cli_reports.after_run(json.loads((cur / "summary.json").read_text()), cur,
+    code = cli_reports.after_run(load_results(cur).summary, cur,
                                  echo=lines.append, baseline="nightly",
                                  regression_threshold="1000%")
     assert code == 0

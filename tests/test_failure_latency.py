@@ -87,14 +87,19 @@ def test_censoring_marks_the_percentiles_ranked_among_the_timeouts():
     assert sentence(0.0025, 5.0, 99.75) == "0.25% timed out at 5 ms: percentiles above p99.75 are ≥ 5 ms (censored)"
 
 
-@pytest.mark.parametrize("op, limit, verdict", [
-    ("<", 50.0, False), ("<=", 1000.0, False),      # above the timeout, it is above the limit
-    ("<", 5000.0, None), ("<=", 5000.0, None),      # might be under 5 s, might not: undecided
-    (">", 500.0, True), (">=", 1000.0, True),
-    (">", 5000.0, None), ("==", 50.0, False), ("!=", 50.0, True), ("==", 5000.0, None),
+@pytest.mark.parametrize("op, limit, strict, verdict", [
+    # a timeout recorded at its 1 s deadline: it took longer than 1 s (strict)
+    ("<", 50.0, True, False), ("<=", 1000.0, True, False),   # above the limit for certain
+    ("<", 5000.0, True, None), ("<=", 5000.0, True, None),   # under 5 s or not: undecided
+    (">", 500.0, True, True), (">", 1000.0, True, True), (">=", 1000.0, True, True),
+    (">", 5000.0, True, None), ("==", 50.0, True, False), ("!=", 50.0, True, True),
+    ("==", 1000.0, True, False), ("==", 5000.0, True, None),
+    # a recorded value that is only a lower bound (at least 1 s)
+    ("<=", 1000.0, False, None), (">", 1000.0, False, None), (">=", 1000.0, False, True),
+    ("!=", 1000.0, False, None), ("<", 1000.0, False, False),
 ])
-def test_a_censored_value_is_judged_on_what_holds_for_every_real_value(op, limit, verdict):
-    assert decide(op, 1000.0, limit) is verdict
+def test_a_censored_value_is_judged_on_what_holds_for_every_real_value(op, limit, strict, verdict):
+    assert decide(op, 1000.0, limit, strict) is verdict
 
 
 def test_threshold_grammar_ok_and_scenarios():

@@ -19,14 +19,16 @@ from click.testing import CliRunner
 from report_fixtures import RUN_V1, copy_run, edit_summary, with_scenarios
 from stressx import cli_reports, report, thresholds as T
 from stressx.report.text import format_summary, format_thresholds
+from stressx.results import load_results
 
 XSD = Path(__file__).parent / "fixtures" / "junit.xsd"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def judged(d: Path, *exprs, criteria=None) -> report.ReportData:
-    """Evaluate thresholds into d/thresholds.json, as a run does, and load the report data."""
-    s = json.loads((d / "summary.json").read_text())
+    """Evaluate thresholds into d/thresholds.json, as a run does, and load the report data
+    (the summary as read back: run_v1 predates all-requests latency, derived when read)."""
+    s = load_results(d).summary
     T.save(d, T.evaluate(T.resolve(exprs, criteria), s), criteria_name=criteria)
     return report.load(d)
 
@@ -92,8 +94,12 @@ def test_markdown_golden(run_dir):
                 "| ✅ | `status_5xx == 0` | 0 | criteria ci |",
                 "| ❌ | `p99 < 5 ms` | 5.099 ms | --threshold |",
                 "|  | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |",
-                "| from intended send | 4.330 | 4.613 | 4.607 | 4.747 | 4.787 | 5.099 | 7.703 | 8.499 |",
-                "| uncorrected (actual send) | 4.292 | 4.532 | 4.535 | 4.647 | 4.679 | 4.931 | 6.339 | 7.650 |",
+                "| ok, from intended send | 4.330 | 4.613 | 4.607 | 4.747 | 4.787 | 5.099 | 7.703 | 8.499 |",
+                "| ok, uncorrected (actual send) | 4.292 | 4.532 | 4.535 | 4.647 | 4.679 | 4.931 | 6.339 | 7.650 |",
+                # every request: the 2 timeouts at the 5 ms deadline, censored above p99.75
+                "| all requests | 4.330 | ≥ 4.614 | 4.607 | 4.751 | 4.787 | 5.099 | ≥ 7.703 | ≥ 8.499 |",
+                "| failures | 5.000 | 5.002 | 5.000 | 5.000 | 5.000 | 5.000 | 5.000 | 5.000 |",
+                "**Censored:** 0.25% timed out at 5 ms: percentiles above p99.75 are ≥ 5 ms (censored).",
                 "| 800 | 800 | 798 | 2 | 0.25% | 200.2 | 200.2 | 200 |",
                 "| timeout | 2 | 0.25% |",
                 "Status codes: `200` × 798"]:
@@ -113,10 +119,11 @@ def test_markdown_scenarios_and_alerts(tmp_path):
                  "> - **SATURATED**: the client did not keep the requested schedule: achieved 150.0/s of the 200/s asked",
                  "> - **INSECURE**: TLS certificate verification was off (--insecure)",
                  "| ❌ | `search: baseline_violations < 5%` | 24% | --threshold |",
-                 "| scenario | requests | ok | errors | error rate | p50 ms | p95 ms | p99 ms | baseline violations |",
-                 "| `browse` | 500 | 500 | 0 | 0.00% | 4.601 | 4.780 | 5.011 | 4 (0.80%) |",
-                 "| `checkout` | 250 | 248 | 2 | 0.80% | 4.620 | 4.810 | 5.203 | 0 (0.00%) |",
-                 "| `search` | 50 | 50 | 0 | 0.00% | 4.650 | 4.850 | 5.300 | 12 (24.00%) |"]:
+                 "| scenario | requests | ok | errors | error rate | p50 ms | p95 ms | p99 ms | all requests p99 ms | baseline violations |",
+                 "| `browse` | 500 | 500 | 0 | 0.00% | 4.601 | 4.780 | 5.011 | 5.011 | 4 (0.80%) |",
+                 # synthetic: no histogram to time checkout's 2 timeouts from
+                 "| `checkout` | 250 | 248 | 2 | 0.80% | 4.620 | 4.810 | 5.203 | n/a | 0 (0.00%) |",
+                 "| `search` | 50 | 50 | 0 | 0.00% | 4.650 | 4.850 | 5.300 | 5.300 | 12 (24.00%) |"]:
         assert line in md.splitlines(), line
 
 
@@ -128,7 +135,8 @@ def test_terminal_summary_shows_the_markdown_key_figures(tmp_path):
     for figure in ["4.607", "4.787", "5.099", "7.703", "8.499", "200.2", "0.25%", "timeout",
                    "4.620", "5.203", "p99 < 5 ms", "5.099 ms"]:
         assert figure in text and figure in md, figure
-    assert re.search(r"checkout\s+250\s+248\s+2\s+0.80%\s+4.620\s+4.810\s+5.203\s+0", text)
+    assert re.search(r"checkout\s+250\s+248\s+2\s+0.80%\s+4.620\s+4.810\s+5.203\s+n/a\s+0", text)
+    assert "  censored: 0.25% timed out at 5 ms: percentiles above p99.75 are ≥ 5 ms (censored)" in text
     assert "FAIL  p99 < 5 ms" in text and "0 passed, 1 failed: exit code 3" in text
 
 
@@ -146,9 +154,11 @@ def test_html_content(tmp_path):
     assert '<span class="verdict failed" id="verdict">THRESHOLDS FAILED</span>' in page
     assert ('<td>FAIL</td><td class="t">p99 &lt; 5 ms</td><td>5.099 ms</td>'
             '<td class="t">--threshold</td>') in page
-    assert ("<td>from intended send</td><td>4.330</td><td>4.613</td><td>4.607</td><td>4.747</td>"
+    assert ("<td>ok, from intended send</td><td>4.330</td><td>4.613</td><td>4.607</td><td>4.747</td>"
             "<td>4.787</td><td>5.099</td><td>7.703</td><td>8.499</td>") in page
     assert "<td>checkout</td><td>250</td><td>248</td><td>2</td><td>0.80%</td>" in page
+    assert ("<b>Censored:</b> 0.25% timed out at 5 ms: percentiles above p99.75 are ≥ 5 ms "
+            "(censored).") in page
     assert '<div class="k">success rate</div><div class="v">99.75%</div>' in page
     # the throughput chart draws the target as a dashed line beside what was achieved
     assert 'data-series="target req/s"' in page and 'data-series="completed req/s"' in page
