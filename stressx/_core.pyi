@@ -13,7 +13,7 @@ STATE: dict[str, int]             # shard states: init, ready, running, draining
 STATES: tuple[str, ...]           # the same names in value order
 STOP: dict[str, int]              # stop requests: none, graceful, now
 ERROR_KINDS: tuple[str, ...]
-HISTOGRAMS: tuple[str, ...]       # latency, latency_uncorrected, send_lag
+HISTOGRAMS: tuple[str, ...]       # latency, latency_uncorrected, send_lag, failure_latency, all_latency
 HDR_PARAMS: dict[str, int]        # lowest 1, highest 3_600_000_000 us, 3 significant figures
 SEGMENT_KINDS: dict[str, int]     # const, linear, sine
 
