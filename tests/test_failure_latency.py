@@ -254,3 +254,19 @@ def test_scenario_thresholds_all_and_ok(tmp_path):
     assert Histogram.decode(hist["scenario_all:search"]).total == searched
     rows = stressx.load_results(tmp_path / "o").scenario_intervals.to_pylist()
     assert max(row["all_latency_ms_max"] or 0 for row in rows if row["scenario"] == "search") >= 1000.0
+
+
+def test_older_results_gain_all_requests_latency_only_where_their_files_settle_it(tmp_path):
+    """run_v1 predates failure timing: its 2 timeouts at the 5 ms deadline plus its success
+    histogram give all_latency_ms exactly; the same run with resets instead has none."""
+    from report_fixtures import copy_run, edit_summary
+    s = stressx.load_results(copy_run(tmp_path, "timeouts")).summary
+    assert s["all_latency_ms"]["p99"] == 5.099 and s["all_latency_ms"]["max"] == 8.499
+    assert s["failure_latency_ms"]["min"] == s["failure_latency_ms"]["max"] == 5.0
+    assert s["all_latency_censored"]["count"] == 2 and s["all_latency_censored"]["bound_ms"] == 5.0
+    d = copy_run(tmp_path, "resets")
+    edit_summary(d, errors={"reset": 2})
+    s = stressx.load_results(d).summary
+    assert "all_latency_ms" not in s
+    (v,) = T.evaluate([T.parse_threshold("p99<1s")], s)
+    assert not v.passed and "no all-requests latency" in v.message
