@@ -101,6 +101,7 @@ def test_a_version_1_directory_reads_with_defaults():
         assert table.schema.names == [f.name for f in interval_schema(table is r.shard_intervals)]
         assert set(table.column("users").to_pylist()) == {None}      # not recorded in version 1
         assert set(table.column("all_latency_ms_p99").to_pylist()) == {None}   # nor before 3
+        assert set(table.column("errors_fd_limit").to_pylist()) == {None}      # a kind added since
         assert table.schema.metadata[b"stressx_format_version"] == b"1"
     assert r.intervals.num_rows == 5 and sum(r.intervals.column("sent").to_pylist()) == 800
     assert r.scenario_intervals is None
@@ -154,10 +155,12 @@ def test_baselines_refuse_a_newer_version(tmp_path, monkeypatch):
 def test_a_newer_stream_is_refused(tmp_path):
     from stressx.hostmetrics import read_host
     from stressx.results import FormatVersionError
-    schema = interval_schema(False).with_metadata({"stressx_format_version": "3"})
+    from stressx.results import FORMAT_VERSION
+    newer = str(FORMAT_VERSION + 1)
+    schema = interval_schema(False).with_metadata({"stressx_format_version": newer})
     path = tmp_path / "host.arrows"
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         writer.write_batch(pa.RecordBatch.from_pylist([_row(1, 5)], schema=schema))
     for read in (read_intervals, read_host):
-        with pytest.raises(FormatVersionError, match="version 3 is newer"):
+        with pytest.raises(FormatVersionError, match=f"version {newer} is newer"):
             read(path)
