@@ -275,10 +275,17 @@ def format_range(run_dir: Path, f: dict) -> str:
              f"rps {f['rps']:.1f}"]
     lat = f["latency_ms"]
     if lat:
-        lines.append("  latency ms (exact):  " + "  ".join(
+        lines.append("  ok latency ms (exact):  " + "  ".join(
             f"{'p99.9' if k == 'p999' else k} {v:g}" for k, v in lat.items()))
     else:
         lines.append("  latency: no successful responses in the range")
+    all_lat, censored = f.get("all_latency_ms"), f.get("all_latency_censored") or {}
+    if all_lat and errors:
+        lines.append("  all requests ms (exact):  " + "  ".join(
+            f"{'p99.9' if k == 'p999' else k} {'≥' if k in (censored.get('keys') or ()) else ''}{v:g}"
+            for k, v in all_lat.items()))
+    if censored.get("text"):
+        lines.append(f"  censored: {censored['text']}")
     return "\n".join(lines)
 
 

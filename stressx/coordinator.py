@@ -420,7 +420,8 @@ class Coordinator:
         self._cut_k, self._cut_ns = k, to_ns
         writer.intervals([merged], shard_rows, scenario_rows)
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["latency"])
-        writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"], "all")
+        writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"],
+                                "all_latency")
         if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
         for c in self.companions:   # with the interval's histogram: exact window percentiles

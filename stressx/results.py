@@ -10,10 +10,9 @@ Files (FORMAT_VERSION 3):
                            failure_latency, all_latency; per scenario scenario:NAME and
                            scenario_all:NAME), merged and per shard, in HdrHistogram's V2
                            compressed base64 encoding
-- ``latency.hlog``         per interval row (all shards merged), in HdrHistogram's interval log
-                           format: the successes' latency histogram (untagged lines) and, from
-                           version 3, every completed request's (``Tag=all`` lines); absent in
-                           runs of older versions
+- ``latency.hlog``         one latency histogram per interval row (all shards merged), in
+                           HdrHistogram's interval log format; absent in runs of older versions
+- ``all_latency.hlog``     the same for every completed request (format 3)
 - ``summary.json``         the run's figures (see summary.py)
 
 The interval streams (and the latency log, a line at a time) are written and flushed as each
@@ -32,8 +31,7 @@ Format versions (manifest.json ``format_version``, the streams' schema metadata
 - 3: failures are timed: the interval streams gained ``all_latency_ms_*`` (every completed
   request; scenario rows p50/p90/p99/max), ``histograms.json`` ``failure_latency``,
   ``all_latency`` and ``scenario_all:NAME``, ``summary.json`` ``failure_latency_ms``,
-  ``all_latency_ms`` and ``all_latency_censored`` (also per scenario), ``latency.hlog`` its
-  ``Tag=all`` lines.
+  ``all_latency_ms`` and ``all_latency_censored`` (also per scenario), and ``all_latency.hlog``.
 
 Readers accept every version in READABLE_VERSIONS, upgrading older data on read (version 1:
 ``users`` is null, ``scenario_intervals`` None; before 3: the ``all_latency_ms_*`` columns are
@@ -69,6 +67,7 @@ READABLE_VERSIONS = (1, 2, 3)
 ERROR_KINDS = _core.ERROR_KINDS
 
 LATENCY_LOG = "latency.hlog"
+ALL_LATENCY_LOG = "all_latency.hlog"   # the same for every completed request (format 3)
 #: The log's Interval_Max column is the interval's max value divided by this: our histograms
 #: count microseconds, so it is in milliseconds (HdrHistogram's tools assume nanoseconds and
 #: 1e6; with them use a value unit ratio of 1000, e.g. HistogramLogProcessor
@@ -184,36 +183,40 @@ class ResultsWriter:
         for key, schema in schemas.items():
             sink = pa.OSFile(str(self.dir / f"{key}.arrows"), "wb")
             self._streams[key] = (sink, pa.ipc.new_stream(sink, schema), schema)
-        self._hlog = None
+        self._hlogs = {}
 
     def start_latency_log(self, start_unix: float) -> None:
-        """Open latency.hlog with HdrHistogram's log header; `start_unix` is the run's common
-        start instant in seconds since the epoch (StartTime and BaseTime: the interval lines'
-        timestamps are seconds after it, as in the interval rows)."""
+        """Open latency.hlog and all_latency.hlog with HdrHistogram's log header; `start_unix` is
+        the run's common start instant in seconds since the epoch (StartTime and BaseTime: the
+        interval lines' timestamps are seconds after it, as in the interval rows)."""
         when = datetime.fromtimestamp(start_unix, timezone.utc).isoformat(timespec="milliseconds")
-        self._hlog = open(self.dir / LATENCY_LOG, "w", encoding="ascii")
-        self._hlog.write(
-            f"#[stressx {__version__}: per interval of intervals.arrows, all shards merged, the "
-            f"latency of successful responses (untagged lines) and of every completed request "
-            f"(Tag=all: failures to the failure, timeouts at the deadline); values in microseconds, "
-            f"Interval_Max in milliseconds (max value unit ratio "
-            f"{LATENCY_LOG_MAX_VALUE_UNIT_RATIO:g})]\n"
-            "#[Histogram log format version 1.3]\n"
-            f"#[StartTime: {start_unix:.3f} (seconds since epoch), {when}]\n"
-            f"#[BaseTime: {start_unix:.3f} (seconds since epoch)]\n"
-            f"{_LATENCY_LOG_LEGEND}\n")
-        self._hlog.flush()
+        self._hlogs = {}
+        for which, name, what in (
+                ("latency", LATENCY_LOG, "the latency of successful responses"),
+                ("all_latency", ALL_LATENCY_LOG, "the latency of every completed request "
+                 "(failures to the failure, timeouts at the deadline)")):
+            f = self._hlogs[which] = open(self.dir / name, "w", encoding="ascii")
+            f.write(f"#[stressx {__version__}: {what}, one histogram per interval of "
+                    f"intervals.arrows, all shards merged; values in microseconds, "
+                    f"Interval_Max in milliseconds (max value unit ratio "
+                    f"{LATENCY_LOG_MAX_VALUE_UNIT_RATIO:g})]\n"
+                    "#[Histogram log format version 1.3]\n"
+                    f"#[StartTime: {start_unix:.3f} (seconds since epoch), {when}]\n"
+                    f"#[BaseTime: {start_unix:.3f} (seconds since epoch)]\n"
+                    f"{_LATENCY_LOG_LEGEND}\n")
+            f.flush()
 
     def latency_interval(self, start_s: float, length_s: float, histogram: Histogram,
-                         tag: str | None = None) -> None:
+                         which: str = "latency") -> None:
         """One interval line: start (s after the start instant), length, max (ms), histogram;
-        `tag` marks a line of another series (HdrHistogram's `Tag=`: "all", every request)."""
-        if self._hlog is None:
+        `which`: "latency" (latency.hlog, successes) or "all_latency" (all_latency.hlog)."""
+        f = self._hlogs.get(which)
+        if f is None:
             return
-        self._hlog.write(("" if tag is None else f"Tag={tag},") + f"{start_s:.3f},{length_s:.3f},"
-                         f"{histogram.max / LATENCY_LOG_MAX_VALUE_UNIT_RATIO:.3f},"
-                         f"{histogram.encode()}\n")
-        self._hlog.flush()
+        f.write(f"{start_s:.3f},{length_s:.3f},"
+                f"{histogram.max / LATENCY_LOG_MAX_VALUE_UNIT_RATIO:.3f},"
+                f"{histogram.encode()}\n")
+        f.flush()
 
     def manifest(self, config_json: dict, extra: dict | None = None) -> None:
         _write_json(self.dir / "manifest.json", {
@@ -247,9 +250,9 @@ class ResultsWriter:
         _write_json(self.dir / "summary.json", summary)
 
     def close(self) -> None:
-        if self._hlog is not None:
-            self._hlog.close()
-            self._hlog = None
+        for f in self._hlogs.values():
+            f.close()
+        self._hlogs = {}
         for sink, writer, _ in self._streams.values():
             try:
                 writer.close()
@@ -270,12 +273,11 @@ class LoggedInterval:
         return self.start_s + self.length_s
 
 
-def read_latency_log(path: str | os.PathLike, tag: str | None = None) -> Iterator[LoggedInterval]:
+def read_latency_log(path: str | os.PathLike) -> Iterator[LoggedInterval]:
     """The intervals of a latency.hlog, in order (one at a time: a long run's log holds many),
     timed in seconds after the log's StartTime as HdrHistogram's readers do (stressx writes
     BaseTime = StartTime, so these are the timestamps as written). A line cut short by a killed
-    run ends the log. `tag`: the series to read, None the untagged lines (the successes'),
-    "all" every completed request's."""
+    run ends the log."""
     start = base = None
     with open(path, encoding="ascii", errors="replace") as f:
         for line in f:
@@ -289,13 +291,8 @@ def read_latency_log(path: str | os.PathLike, tag: str | None = None) -> Iterato
                     continue
             except (IndexError, ValueError):
                 continue
-            if not line or line.startswith(("#", '"')):
-                continue                     # comments, the legend
-            line_tag = None
-            if line.startswith("Tag="):
-                line_tag, _, line = line[4:].partition(",")
-            if line_tag != tag:
-                continue
+            if not line or line.startswith(("#", '"', "Tag=")):
+                continue                     # comments, the legend; stressx writes no tags
             try:
                 stamp, length, _max, payload = line.split(",", 3)
                 h = Histogram.decode(payload)
@@ -309,13 +306,13 @@ def read_latency_log(path: str | os.PathLike, tag: str | None = None) -> Iterato
             yield LoggedInterval(stamp_s + base - start, length_s, h)
 
 
-def latency_over(path: str | os.PathLike, from_s: float = 0.0, to_s: float = math.inf,
-                 tag: str | None = None) -> tuple[Histogram, list[LoggedInterval]]:
+def latency_over(path: str | os.PathLike, from_s: float = 0.0,
+                 to_s: float = math.inf) -> tuple[Histogram, list[LoggedInterval]]:
     """The exact latency histogram of the intervals lying within [from_s, to_s] (seconds after
     the start instant; an interval partly outside is left out, with a millisecond of slack for
     the log's rounding), and those intervals (their histograms dropped)."""
     merged, used = Histogram.empty(), []
-    for iv in read_latency_log(path, tag):
+    for iv in read_latency_log(path):
         if iv.start_s >= from_s - 1e-3 and iv.end_s <= to_s + 1e-3:
             merged += iv.histogram
             used.append(LoggedInterval(iv.start_s, iv.length_s, None))
@@ -398,9 +395,9 @@ def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = ma
     """A run's figures over the intervals lying within [from_s, to_s] (seconds after its start
     instant): counts from intervals.arrows, latency percentiles EXACT from the same intervals'
     histograms in latency.hlog (merged bucket by bucket, the maths of the whole-run summary).
-    Summary-shaped, so thresholds.evaluate() judges it; the all-requests latency comes from the
-    log's Tag=all lines (absent before format 3, unless nothing failed). ValueError when the run
-    has no latency.hlog (older versions) or no interval lies in the range."""
+    Summary-shaped, so thresholds.evaluate() judges it; the all-requests latency comes from
+    all_latency.hlog (absent before format 3: then only when nothing failed). ValueError when
+    the run has no latency.hlog (older versions) or no interval lies in the range."""
     from .summary import latency_ms   # summary imports this module
     p = Path(path)
     log = p / LATENCY_LOG
@@ -429,7 +426,8 @@ def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = ma
     for r in rows:
         for code, n in (r["status"] or []):
             status[str(code)] = status.get(str(code), 0) + n
-    all_merged, all_used = latency_over(log, from_s, to_s, "all")
+    all_merged, all_used = (latency_over(p / ALL_LATENCY_LOG, from_s, to_s)
+                            if (p / ALL_LATENCY_LOG).exists() else (None, []))
     out_all = {}
     if all_used:
         manifest = json.loads((p / "manifest.json").read_text())

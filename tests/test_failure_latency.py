@@ -201,6 +201,16 @@ def test_failures_are_timed_and_timeouts_censored_at_the_deadline(tmp_path):
     assert max(row["all_latency_ms_max"] or 0 for row in iv) >= 1000.0
     assert max(row["latency_ms_max"] or 0 for row in iv) < 1000.0
     assert sum(row["completed"] for row in iv) == 100
+    # the interval logs: the successes' and every request's; ranges judge all requests
+    from stressx.results import range_figures, read_latency_log
+    assert sum(i.histogram.total for i in read_latency_log(tmp_path / "latency.hlog")) == 95
+    assert sum(i.histogram.total for i in read_latency_log(tmp_path / "all_latency.hlog")) == 100
+    whole = range_figures(tmp_path)
+    # (an interval log keeps buckets, not exact maxima: 1 s reads as its bucket, within 0.05%)
+    assert whole["completed"] == 100 and whole["all_latency_ms"]["p99"] == pytest.approx(1000.0, rel=5e-4)
+    assert whole["all_latency_censored"]["count"] == 5 and whole["latency_ms"]["p99"] < 50
+    (v,) = T.evaluate([T.parse_threshold("p99<50ms")], whole)
+    assert not v.passed and v.censored
 
 
 def test_cli_threshold_fails_on_all_requests_and_passes_on_successes(tmp_path):
@@ -227,6 +237,11 @@ def test_cli_threshold_fails_on_all_requests_and_passes_on_successes(tmp_path):
         assert sentence_ in (out / "report.html").read_text()
     assert "FAIL  p99 < 50 ms  actual ≥ 1 s (censored)" in runs["p99<50ms"][0].stdout
     assert "PASS  ok:p99 < 50 ms" in runs["ok:p99<50ms"][0].stdout
+    # a time range (here the whole run) is judged the same way, from all_latency.hlog
+    out = runs["p99<50ms"][1]
+    rng = run_cli("report", out, "--from", "0s", "--threshold", "p99<50ms", "--threshold", "ok:p99<50ms")
+    assert rng.returncode == 3, rng.stdout + rng.stderr
+    assert f"censored: {sentence_}" in rng.stdout and "PASS  ok:p99 < 50 ms" in rng.stdout
 
 
 def test_scenario_thresholds_all_and_ok(tmp_path):
