@@ -13,6 +13,8 @@ STATE: dict[str, int]             # shard states: init, ready, running, draining
 STATES: tuple[str, ...]           # the same names in value order
 STOP: dict[str, int]              # stop requests: none, graceful, now
 ERROR_KINDS: tuple[str, ...]
+DROP_REASONS: tuple[str, ...]     # why a due send never reached a socket: connection_cap,
+                                  # deadline, queue_full, run_ended (slots drop_reasons + i)
 HISTOGRAMS: tuple[str, ...]       # latency, latency_uncorrected, send_lag, failure_latency, all_latency
 HDR_PARAMS: dict[str, int]        # lowest 1, highest 3_600_000_000 us, 3 significant figures
 SEGMENT_KINDS: dict[str, int]     # const, linear, sine
@@ -95,9 +97,12 @@ class Schedule:
 
 # -- engine ------------------------------------------------------------------------------------
 class Engine:
-    """One shard's load engine over its shared-memory segment (see shard.py)."""
+    """One shard's load engine over its shared-memory segment (see shard.py). Every due send
+    becomes a request (written, or failed connecting) or is dropped by reason; deadlines count
+    from the intended send time; sending stops when the duration ends."""
     open_model: bool
     phase: int
+    stopped: bool          # a stop request ended the run (only then are requests abandoned)
     def __init__(self, memory: Any, loop: Any, host: str, port: int, *, scenarios: list[dict],
                  ssl_context: Any = None, server_hostname: str | None = None,
                  rate: float = 0.0, shard_index: int = 0, shard_count: int = 1,

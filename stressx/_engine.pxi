@@ -1,6 +1,11 @@
 # One shard's load engine. The event loop calls in through three doors: the timerfd (sends are
 # due), the connections' protocol callbacks (responses), and a 10 ms housekeeping pass
 # (timeouts, stop requests from the coordinator, the drain deadline).
+#
+# Accounting: every send whose intended time comes inside the run is `due`; it becomes a
+# request (written to a socket, or failed connecting to the target) or is `dropped` with a
+# reason (D_*) when it never reaches a socket. Every request completes (ok or error) or, in a
+# stopped run only, is abandoned. The per-request deadline counts from the intended time.
 
 cdef enum:
     P_SETUP = 0       # pre-opening connections
@@ -19,6 +24,13 @@ cdef enum:
                               # loop (call_soon) instead of sleeping on the timer: a sleep and
                               # wake-up costs more CPU than that here (~30-60 us in a VM), and
                               # polling keeps reading responses in between
+    DRAIN_MARGIN_NS = 1000000000  # after sending ends, in-flight requests settle by their own
+                                  # deadline (the sweep); this only backs that up
+    # how sending ended
+    END_DURATION = 0          # the duration is over: nothing more is written
+    END_SPENT = 1             # the request budget (or the shape) is spent: queued sends still
+                              # go out within their deadline
+    END_STOP = 2              # a stop request: queued sends dropped, in-flight ones get the grace
 
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
@@ -84,6 +96,7 @@ cdef class Engine:
     cdef int64_t *pending           # open model: intended times waiting for a connection (ring)
     cdef int64_t pending_head
     cdef int64_t pending_len
+    cdef readonly bint stopped      # a stop request ended the run (interrupt, abort)
 
     def __cinit__(self):
         self.pending = <int64_t *>malloc(PENDING_CAPACITY * sizeof(int64_t))
@@ -198,7 +211,8 @@ cdef class Engine:
     # -- lifecycle, called from shard.py ---------------------------------------------------
     def prewarm(self):
         """Open the initial connections; the returned future resolves when all have
-        connected or failed (failures here are not requests and count nowhere)."""
+        connected or failed (failures here are not requests: they count as connect failures,
+        by kind, in S_CONNECT_FAIL_KINDS and S_PREWARM_FAIL_KINDS)."""
         cdef int i
         cdef int64_t now = now_ns()
         self.warm_future = self.loop.create_future()
@@ -227,7 +241,7 @@ cdef class Engine:
 
     def stop(self, bint now=False):
         """Stop sending; drain in-flight requests for the grace period (or not at all)."""
-        self.begin_drain(now_ns(), 0 if now else self.grace_ns, True)
+        self.request_stop(now_ns(), 0 if now else self.grace_ns)
 
     # -- the three doors -------------------------------------------------------------------
     def on_timer(self):
@@ -248,9 +262,9 @@ cdef class Engine:
         if self.phase != P_RUNNING:
             return
         if self.open_model:
-            self.tick(now)   # sends due before the end still go, late if need be
+            self.tick(now)
         elif now >= self.stop_at_ns:
-            self.begin_drain(now, self.timeout_ns)
+            self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
         else:
             self.timer.arm_at(self.stop_at_ns)
 
@@ -283,23 +297,29 @@ cdef class Engine:
                 self.kick_closed(now)
         if self.open_model:
             self.apply_rate_change(now)
+        if self.phase == P_RUNNING and now >= self.stop_at_ns:
+            self.end_sending(now, self.stop_at_ns, END_DURATION, 0)   # the timer ran late
         if stop != STOP_NONE:
-            grace = 0 if stop == STOP_NOW else self.grace_ns
-            if self.phase < P_DRAINING:
-                self.begin_drain(now, grace, True)
-            elif self.phase == P_DRAINING:
-                # already draining at the end of the schedule: the stop shortens the wait
-                self.drop_queued()
-                self.drain_deadline_ns = min(self.drain_deadline_ns, now + grace)
-                self.check_done()
-        if self.slots[S_INFLIGHT] > 0 or self.waiting_connect > 0:
+            self.request_stop(now, 0 if stop == STOP_NOW else self.grace_ns)
+        if len(self.conns) > len(self.idle):
             for conn in list(self.conns):
-                if not conn.has_request:
+                if conn.state == C_BUSY and not conn.has_request:
+                    # a settled request's late answer, awaited (to reuse the connection) for
+                    # as long as a timeout from its write
+                    if now - conn.sent_ns >= self.timeout_ns:
+                        conn.abort()
                     continue
-                if conn.state == C_BUSY and now - conn.sent_ns >= self.timeout_ns:
+                # the deadline counts from the intended send time, wherever the wait was
+                if not conn.has_request or now - conn.intended_ns < self.timeout_ns:
+                    continue
+                if conn.state == C_BUSY:
                     self.finish(conn, now, E_TIMEOUT)
-                    conn.abort()
-                elif conn.state == C_CONNECTING and now - conn.opened_ns >= self.timeout_ns:
+                    if now - conn.sent_ns >= self.timeout_ns:
+                        conn.abort()
+                    # else it lingers: a send that spent its deadline in the queue costs its
+                    # verdict, not a connection (no reconnect storm under a backlog)
+                elif conn.state == C_CONNECTING:
+                    self.connect_failed(conn, E_TIMEOUT)
                     self.finish(conn, now, E_TIMEOUT)
                     self.conns.discard(conn)
                     self.connecting -= 1
@@ -309,11 +329,12 @@ cdef class Engine:
             # connects opened for queued sends: a stuck one is given up after the timeout
             if (conn.state == C_CONNECTING and not conn.has_request and self.phase >= P_RUNNING
                     and now - conn.opened_ns >= self.timeout_ns):
+                self.connect_failed(conn, E_TIMEOUT)
                 self.conns.discard(conn)
                 self.connecting -= 1
                 conn.abort()
-        while self.pending_len > 0 and now - self.pending[self.pending_head] >= self.timeout_ns:
-            self.fail_queued(E_TIMEOUT)   # waited its whole deadline for a connection
+        self.expire_queued(now)
+        self.slots[S_QUEUED] = self.pending_len
         self.grow_pool(now)
         if self.phase == P_DRAINING:
             self.check_done()
@@ -353,32 +374,43 @@ cdef class Engine:
 
     cdef void tick(self, int64_t now) noexcept:
         """Issue every send that is due, then wait for the next one: on the timer when it is
-        far, by polling the loop when it is near."""
-        cdef int64_t due
+        far, by polling the loop when it is near. Sending stops when the duration ends, even
+        with sends the scheduler has not reached yet (end_sending drops them); after the last
+        send the run still lasts its duration."""
+        cdef int64_t due = INT64_MAX
+        cdef bint more = True
+        cdef bint paused = False
+        if now >= self.stop_at_ns:
+            self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
+            return
         while True:
             if self.schedule.exhausted(self.next_i):
-                self.slots[S_DUE] = self.next_i
-                self.begin_drain(now, self.timeout_ns)
-                return
+                more = False
+                break
             due = self.schedule.due_ns(self.next_i)
             if due >= INT64_MAX - self.start_ns:
                 # paused (rate 0) or beyond any clock: wait for a live change (the sweep
                 # applies it and ticks) or the end of the run
-                self.slots[S_DUE] = self.next_i
-                if now >= self.stop_at_ns:
-                    self.begin_drain(now, self.timeout_ns)
-                elif self.stop_at_ns != INT64_MAX:
-                    self.timer.arm_at(self.stop_at_ns)
-                return
+                paused = True
+                break
             due += self.start_ns
             if due > now:
                 break
             self.dispatch(due, now)
             self.next_i += 1
         self.slots[S_DUE] = self.next_i
+        self.slots[S_QUEUED] = self.pending_len
         if self.pending_len:
             self.grow_pool(now)
-        if due - now < POLL_BELOW_NS:
+        if not more:
+            if self.stop_at_ns == INT64_MAX or (self.budget >= 0 and self.next_i >= self.budget):
+                self.end_sending(now, now, END_SPENT, 0)
+            else:
+                self.timer.arm_at(self.stop_at_ns)   # the run lasts its duration
+        elif paused:
+            if self.stop_at_ns != INT64_MAX:
+                self.timer.arm_at(self.stop_at_ns)
+        elif due - now < POLL_BELOW_NS:
             self.loop.call_soon(self.on_poll)
         else:
             self.timer.arm_at(due)
@@ -401,7 +433,7 @@ cdef class Engine:
             self.pending[(self.pending_head + self.pending_len) % PENDING_CAPACITY] = intended
             self.pending_len += 1
         else:
-            self.slots[S_DROPPED] += 1
+            self.drop(D_QUEUE_FULL, 1)
         self.grow_pool(now)
 
     cdef void grow_pool(self, int64_t now) noexcept:
@@ -422,46 +454,69 @@ cdef class Engine:
         self.pending_len -= 1
         return intended
 
-    cdef void fail_queued(self, int kind) noexcept:
-        """The oldest queued send fails without reaching a socket."""
+    cdef void fail_queued(self, int kind, int64_t now) noexcept:
+        """The oldest queued send fails with the connect opened for it: a request that the
+        target refused (or let time out), not a client drop."""
         cdef int64_t *block = self.scenario(self.pick())
         cdef int64_t intended = self.pop_queued()
-        self.record_failure(block, self.failure_latency_us(kind, intended, now_ns()))
+        self.record_failure(block, self.failure_latency_us(kind, intended, now))
         self.slots[S_SENT] += 1
         self.slots[S_COMPLETED] += 1
+        self.slots[S_LAST_DONE_NS] = now
         self.slots[S_ERRORS] += 1
         self.slots[S_ERROR_KINDS + kind] += 1
         block[SC_SENT] += 1
         block[SC_ERRORS] += 1
         block[SC_ERROR_KINDS + kind] += 1
 
+    cdef inline void drop(self, int reason, int64_t n) noexcept:
+        """n due sends never reach a socket: neither requests nor errors of the target."""
+        self.slots[S_DROPPED] += n
+        self.slots[S_DROP_REASONS + reason] += n
+
+    cdef void expire_queued(self, int64_t now) noexcept:
+        """Queued sends whose deadline (intended time + timeout) passed before a connection
+        took them are dropped: at the connection cap if every allowed connection is open."""
+        cdef int64_t n = 0
+        while self.pending_len > 0 and now - self.pending[self.pending_head] >= self.timeout_ns:
+            self.pop_queued()
+            n += 1
+        if n:
+            self.drop(D_CONNECTION_CAP if len(self.conns) >= self.max_connections else D_DEADLINE, n)
+
     # -- closed model ----------------------------------------------------------------------
-    cdef inline bint may_issue(self) noexcept:
-        return self.phase == P_RUNNING and (self.budget < 0 or self.issued < self.budget)
+    cdef inline bint may_issue(self, int64_t now) noexcept:
+        return (self.phase == P_RUNNING and now < self.stop_at_ns
+                and (self.budget < 0 or self.issued < self.budget))
+
+    cdef inline void issue(self) noexcept:
+        self.issued += 1
+        self.slots[S_DUE] = self.issued
 
     cdef void kick_closed(self, int64_t now) noexcept:
         cdef Conn conn
         cdef int missing
-        while self.idle and self.may_issue():
+        while self.idle and self.may_issue(now):
             conn = self.idle.pop()
-            self.issued += 1
+            self.issue()
             conn.send(now, now)
         missing = self.connections - len(self.conns)
-        while missing > 0 and self.may_issue():
-            self.issued += 1
+        while missing > 0 and self.may_issue(now):
+            self.issue()
             self.open_conn(now, now, True)
             missing -= 1
         self.check_budget(now)
 
     cdef inline void check_budget(self, int64_t now) noexcept:
         if not self.open_model and self.budget >= 0 and self.issued >= self.budget:
-            self.begin_drain(now, self.timeout_ns)
+            self.end_sending(now, now, END_SPENT, 0)
 
     def replace_closed(self):
-        if not self.open_model and self.may_issue() and len(self.conns) < self.connections:
-            self.issued += 1
-            self.open_conn(now_ns(), now_ns(), True)
-            self.check_budget(now_ns())
+        cdef int64_t now = now_ns()
+        if not self.open_model and self.may_issue(now) and len(self.conns) < self.connections:
+            self.issue()
+            self.open_conn(now, now, True)
+            self.check_budget(now)
 
     cdef void replace_later(self) noexcept:
         if not self.open_model and self.phase == P_RUNNING:
@@ -471,6 +526,7 @@ cdef class Engine:
     cdef void open_conn(self, int64_t intended, int64_t now, bint with_request) noexcept:
         cdef Conn conn = Conn(self)
         conn.opened_ns = now
+        self.slots[S_CONNECT_ATTEMPTS] += 1
         if with_request:
             conn.has_request = True
             conn.intended_ns = intended
@@ -497,6 +553,8 @@ cdef class Engine:
         self.slots[S_CONN_OPEN] += 1
         if conn.has_request:
             self.waiting_connect -= 1
+            if self.phase == P_DRAINING:
+                self.slots[S_END_NS] = now   # a spent budget's last write
             conn.send_picked(conn.intended_ns, now)
             return
         conn.state = C_IDLE
@@ -506,19 +564,30 @@ cdef class Engine:
         else:
             self.release(conn, now)
 
+    cdef void connect_failed(self, Conn conn, int kind) noexcept:
+        """Count a failed connect by kind; one begun before the start is a pre-warm one."""
+        self.slots[S_CONNECT_FAIL_KINDS + kind] += 1
+        if self.phase < P_RUNNING or conn.opened_ns < self.start_ns:
+            self.slots[S_PREWARM_FAIL_KINDS + kind] += 1
+
     cdef void on_connect_failed(self, Conn conn, object exc) noexcept:
+        cdef int kind = classify_exception(exc, True)
+        cdef int64_t now = now_ns()
         self.conns.discard(conn)
         self.connecting -= 1
+        self.connect_failed(conn, kind)
         if self.phase == P_SETUP:
             conn.state = C_CLOSED
             self.warm_done()
             return
         if conn.has_request:
-            self.finish(conn, now_ns(), classify_exception(exc, True))
+            self.finish(conn, now, kind)
         elif self.pending_len > 0:
             # the send this connection was opened for fails with it; the next one retries
-            self.fail_queued(classify_exception(exc, True))
-            self.grow_pool(now_ns())
+            self.expire_queued(now)
+            if self.pending_len > 0:
+                self.fail_queued(kind, now)
+            self.grow_pool(now)
             if self.phase == P_DRAINING:
                 self.check_done()
         conn.state = C_CLOSED
@@ -539,9 +608,9 @@ cdef class Engine:
         except ValueError:
             pass
         if self.phase == P_RUNNING and not self.open_model:
-            if self.may_issue() and len(self.conns) < self.connections:
-                now = now_ns()
-                self.issued += 1
+            now = now_ns()
+            if self.may_issue(now) and len(self.conns) < self.connections:
+                self.issue()
                 self.open_conn(now, now, True)
                 self.check_budget(now)
         elif self.phase == P_DRAINING:
@@ -549,18 +618,26 @@ cdef class Engine:
 
     cdef inline void release(self, Conn conn, int64_t now) noexcept:
         """A connection finished its request and can take another."""
+        if self.phase == P_RUNNING and now >= self.stop_at_ns:
+            # the duration is over (its timer has not fired yet): nothing more is written
+            self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
         conn.state = C_IDLE
         if self.phase == P_RUNNING or self.phase == P_DRAINING:
             if self.open_model:
-                # queued sends were due inside the run: they still go, late, while draining
+                # the oldest queued send still inside its deadline takes the connection
+                # (while draining too, after a request budget was spent)
                 if self.pending_len > 0:
-                    conn.send(self.pop_queued(), now)
-                    return
+                    self.expire_queued(now)
+                    if self.pending_len > 0:
+                        if self.phase == P_DRAINING:
+                            self.slots[S_END_NS] = now   # a spent budget's last write
+                        conn.send(self.pop_queued(), now)
+                        return
             elif self.phase == P_RUNNING and len(self.conns) > self.connections:
                 conn.close()      # the users shape went down: retire this connection
                 return
-            elif self.phase == P_RUNNING and self.may_issue():
-                self.issued += 1
+            elif self.may_issue(now):
+                self.issue()
                 conn.send(now, now)
                 self.check_budget(now)
                 return
@@ -573,6 +650,9 @@ cdef class Engine:
         cdef int64_t latency_us = (now - conn.intended_ns) // NS_PER_US
         cdef int64_t *block = self.scenario(sc)
         conn.has_request = False
+        if kind < 0 and now - conn.intended_ns > self.timeout_ns:
+            kind = E_TIMEOUT   # an answer after the deadline: no success is slower than it
+        self.slots[S_LAST_DONE_NS] = now
         if conn.state == C_CONNECTING:
             self.waiting_connect -= 1
             self.slots[S_SENT] += 1   # a request that failed before reaching a socket
@@ -628,27 +708,69 @@ cdef class Engine:
         hdr_record(block + SC_ALL_HIST, latency_us)
 
     # -- ending ----------------------------------------------------------------------------
-    cdef void begin_drain(self, int64_t now, int64_t grace_ns, bint drop_queued=False) noexcept:
-        """Stop issuing sends. Queued (late) sends still go out unless the run was stopped
-        early (drop_queued); whatever is still queued at the deadline is dropped."""
+    cdef void end_sending(self, int64_t now, int64_t end_ns, int how, int64_t grace_ns) noexcept:
+        """Sending ends at `end_ns` (how: END_*). Sends due by then that never reached a socket
+        (still queued, or not yet reached by a late scheduler) are dropped as 'run ended',
+        except after a spent budget, where queued sends still go within their deadline.
+        In-flight requests keep their own deadline; a stopped run gives them the grace."""
+        cdef int64_t due
         if self.phase >= P_DRAINING:
             return
+        if self.open_model and self.phase == P_RUNNING:
+            due = self.schedule.due_count(min(end_ns, self.stop_at_ns) - self.start_ns)
+            if due > self.next_i:
+                self.drop(D_RUN_ENDED, due - self.next_i)
+                self.next_i = due
+            self.slots[S_DUE] = self.next_i
         self.phase = P_DRAINING
         self.slots[S_STATE] = ST_DRAINING
-        self.slots[S_END_NS] = now
+        self.slots[S_END_NS] = end_ns
         self.timer.disarm()
         try:
             self.loop.remove_reader(self.timer.fd)
         except BaseException:
             pass
-        if drop_queued:
+        if how != END_SPENT:
             self.drop_queued()
-        self.drain_deadline_ns = now + grace_ns
+            self.drop_connecting()
+        if how == END_STOP:
+            self.stopped = True
+            self.drain_deadline_ns = now + grace_ns
+        else:
+            self.drain_deadline_ns = now + self.timeout_ns + DRAIN_MARGIN_NS
         self.check_done()
 
+    cdef void request_stop(self, int64_t now, int64_t grace_ns) noexcept:
+        """A stop request (interrupt, abort): end sending now, or shorten a drain under way."""
+        if self.phase < P_DRAINING:
+            self.end_sending(now, min(now, self.stop_at_ns) if self.phase == P_RUNNING else now,
+                             END_STOP, grace_ns)
+        elif self.phase == P_DRAINING:
+            self.stopped = True
+            self.drop_queued()
+            self.drain_deadline_ns = min(self.drain_deadline_ns, now + grace_ns)
+            self.check_done()
+
+    cdef void drop_connecting(self) noexcept:
+        """Closed model: a request whose connection is still connecting when sending ends would
+        be written after the end; it never reached a socket, so it is dropped."""
+        cdef Conn conn
+        if self.waiting_connect <= 0:
+            return
+        for conn in list(self.conns):
+            if conn.state == C_CONNECTING and conn.has_request:
+                conn.has_request = False
+                self.waiting_connect -= 1
+                self.drop(D_RUN_ENDED, 1)
+                self.conns.discard(conn)
+                self.connecting -= 1
+                conn.abort()
+
     cdef void drop_queued(self) noexcept:
-        self.slots[S_DROPPED] += self.pending_len
-        self.pending_len = 0
+        if self.pending_len:
+            self.drop(D_RUN_ENDED, self.pending_len)
+            self.pending_len = 0
+        self.slots[S_QUEUED] = 0
 
     cdef void check_done(self) noexcept:
         if (self.phase == P_DRAINING and self.slots[S_INFLIGHT] <= 0
@@ -656,14 +778,17 @@ cdef class Engine:
             self.complete()
 
     cdef void abandon_all(self) noexcept:
+        """The drain deadline passed: in-flight requests are abandoned; a send still waiting
+        for its connect never reached a socket, so it is dropped."""
         cdef Conn conn
         for conn in list(self.conns):
             if conn.has_request:
                 conn.has_request = False
-                self.slots[S_ABANDONED] += 1
                 if conn.state == C_CONNECTING:
                     self.waiting_connect -= 1
+                    self.drop(D_RUN_ENDED, 1)
                 else:
+                    self.slots[S_ABANDONED] += 1
                     self.slots[S_INFLIGHT] -= 1
 
     cdef void complete(self) noexcept:

@@ -136,7 +136,8 @@ cdef class Conn:
             return
         if self.complete:
             self.complete = False
-            engine.finish(self, now, -1)
+            if self.has_request:   # else the late answer of a request settled as a timeout
+                engine.finish(self, now, -1)
             if self.bodiless:
                 # the parser still waits for the body the headers announced: start afresh
                 self.parser = HttpResponseParser(self)

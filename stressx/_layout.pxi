@@ -15,7 +15,7 @@ cdef extern from *:
     const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
 
 cdef enum:
-    LAYOUT_VERSION = 6
+    LAYOUT_VERSION = 7
 
     # header, written once
     S_MAGIC = 0
@@ -25,21 +25,23 @@ cdef enum:
     S_STOP_REQUEST = 4     # STOP_* below (coordinator)
     S_PID = 5
     # cumulative counters (shard)
-    S_SENT = 6             # requests written to a socket, or failed while connecting for one
+    S_SENT = 6             # requests: written to a socket, or failed connecting to the target
     S_COMPLETED = 7        # requests finished: OK + ERRORS
     S_OK = 8               # 2xx responses
     S_ERRORS = 9           # failed requests, all kinds (E_* below)
     S_BYTES_OUT = 10
     S_BYTES_IN = 11
     S_LATE = 12            # open model: sends that found no free connection on their tick
-    S_DUE = 13             # open model: sends whose intended time has come
+    S_DUE = 13             # sends whose intended time came inside the run (at the end:
+                           # S_SENT + S_DROPPED)
     S_CONNECTS = 14        # connections established
     S_CONN_OPEN = 15       # connections open now
     S_INFLIGHT = 16        # requests sent and not finished
-    S_DROPPED = 17         # open model: due sends never issued (queue full or run stopped)
-    S_ABANDONED = 18       # in flight when the drain grace ran out
+    S_DROPPED = 17         # due sends that never reached a socket (by reason: S_DROP_REASONS)
+    S_ABANDONED = 18       # in flight when an interrupted run's grace ran out
     S_HEARTBEAT_NS = 19    # last housekeeping pass (shows a wedged shard)
-    S_END_NS = 20          # when this shard stopped sending
+    S_END_NS = 20          # when this shard's sending ended: the duration's end, the stop, or
+                           # (a request budget) its last write
     S_PARSE_FAILURES = 21  # internal: exceptions swallowed in protocol callbacks
     S_CPU_USER_NS = 22     # the shard's own CPU time from its start instant to its end
     S_CPU_SYS_NS = 23
@@ -56,6 +58,14 @@ cdef enum:
     N_ERROR_KINDS = 16
     S_STATUS = 64          # 600 slots, one per status code 0..599 (600+ counted at 0)
     N_STATUS = 600
+    # accounting block (shard)
+    S_DROP_REASONS = 704   # N_DROP_REASONS slots, indexed by D_*: S_DROPPED by reason
+    N_DROP_REASONS = 8
+    S_CONNECT_ATTEMPTS = 712   # connects begun, pre-warm included
+    S_QUEUED = 713         # open model, gauge: due sends waiting for a connection now
+    S_LAST_DONE_NS = 714   # when the last request completed (ok or error)
+    S_CONNECT_FAIL_KINDS = 720   # N_ERROR_KINDS slots: failed connects by E_* kind...
+    S_PREWARM_FAIL_KINDS = 736   # ...and those of them made before the start (no request)
     # snapshots (_snapshot.pxi); in a snapshot image the INDEX/TAKEN/FINAL slots describe it
     S_SNAP_SEQ = 1000      # 2 slots, one per image: a sequence lock, odd while the shard writes it
     S_SNAP_INDEX = 1002    # image: k, the state at the common start + k s
@@ -89,6 +99,12 @@ cdef enum:
     E_OTHER = 8
     E_FD_LIMIT = 9         # the client ran out of file descriptors (EMFILE/ENFILE): not the target's
 
+    # why a due send never reached a socket
+    D_CONNECTION_CAP = 0   # its deadline passed in the queue, every allowed connection busy
+    D_DEADLINE = 1         # its deadline passed in the queue, the pool still opening
+    D_QUEUE_FULL = 2       # the queue of waiting sends was full
+    D_RUN_ENDED = 3        # still waiting (or not yet reached) when the run ended or stopped
+
     # histograms, in recording units of microseconds
     H_LATENCY = 0          # from intended send time (coordinated-omission corrected)
     H_LATENCY_UNCORRECTED = 1  # from actual send time
@@ -118,6 +134,7 @@ cdef enum:
 
 ERROR_KINDS = ("connect_refused", "connect", "reset", "timeout", "tls", "protocol", "closed",
                "status", "other", "fd_limit")
+DROP_REASONS = ("connection_cap", "deadline", "queue_full", "run_ended")
 HISTOGRAMS = ("latency", "latency_uncorrected", "send_lag", "failure_latency", "all_latency")
 STATES = ("init", "ready", "running", "draining", "done", "failed")
 
@@ -131,6 +148,9 @@ SLOTS = dict(
     users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_rps_bits=S_RATE_CHANGE_RPS_BITS,
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
     late_at_cap=S_LATE_AT_CAP, stray_closes=S_STRAY_CLOSES,
+    drop_reasons=S_DROP_REASONS, connect_attempts=S_CONNECT_ATTEMPTS, queued=S_QUEUED,
+    last_done_ns=S_LAST_DONE_NS, connect_fail_kinds=S_CONNECT_FAIL_KINDS,
+    prewarm_fail_kinds=S_PREWARM_FAIL_KINDS,
     snap_seq=S_SNAP_SEQ, snap_index=S_SNAP_INDEX, snap_taken_ns=S_SNAP_TAKEN_NS,
     snap_final=S_SNAP_FINAL, snap_next=S_SNAP_NEXT,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,

@@ -29,12 +29,13 @@ from .config import ConfigError, RunConfig, build_request, raise_fd_limit, split
 from .hdr import Histogram
 from .results import ResultsWriter, _LAG_FIELDS
 from .shm import Reading, ShardMemory, new_run_id
-from .summary import build_summary, scenario_histograms
+from .summary import build_summary, interval_saturation, scenario_histograms
 
 STATE = _core.STATE
 STOP = _core.STOP
 HISTOGRAMS = _core.HISTOGRAMS
 ERROR_KINDS = _core.ERROR_KINDS
+DROP_REASONS = _core.DROP_REASONS
 START_DELAY_NS = 30_000_000        # from "all shards ready" to the common start instant
 POLL_S = 0.02
 INTERVAL_NS = 1_000_000_000        # the shards' snapshots: at the common start + k s
@@ -111,7 +112,10 @@ def shard_connections(cfg: RunConfig, n: int, i: int) -> tuple[int, int]:
     if not cfg.open_model:
         return conns, conns       # the closed model never opens more than it runs
     total = cfg.max_connections or max(DEFAULT_MAX_CONNECTIONS, cfg.connections or 0)
-    return conns, max(split(total, n, i), 1, conns)
+    cap = max(split(total, n, i), 1)
+    if cfg.connections is None:
+        conns = min(conns, cap)   # the default pre-opened pool stays within the cap
+    return conns, max(cap, conns)
 
 
 def check_fd_limits(cfg: RunConfig, companions: int = 0) -> list[str]:
@@ -211,7 +215,12 @@ def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
         p += f"  lag p99 {row['send_lag_ms_p99']:.3f}ms"
     if row["late"]:
         p += f"  late {row['late']}"
-    return p + f"  conns {row['conn_open']}"
+    if row.get("dropped"):
+        p += f"  dropped {row['dropped']}"
+    p += f"  conns {row['conn_open']}"
+    if row.get("saturated"):
+        p += f"  SATURATED: {row['saturation']}"
+    return p
 
 
 class Coordinator:
@@ -230,6 +239,8 @@ class Coordinator:
         self.shards: list[Shard] = []
         self.interrupted: int | None = None
         self.aborted: str | None = None
+        # interval rows flagged saturated while the run went on
+        self.saturated_intervals = {"count": 0, "first_t_s": None, "reasons": []}
         self._signals_seen = 0
         self.notes: list[str] = []           # how the run was set up, for the summary
         self.workers_requested = config.workers
@@ -418,6 +429,14 @@ class Coordinator:
                     merged_hist[name] = h.copy()
         merged = finish_row(merged_counts, merged_hist, span_s)
         self._cut_k, self._cut_ns = k, to_ns
+        if merged["saturated"]:
+            sat = self.saturated_intervals
+            sat["count"] += 1
+            if sat["first_t_s"] is None:
+                sat["first_t_s"] = merged["t_s"]
+            for reason in merged["saturation"].split(", "):
+                if reason not in sat["reasons"]:
+                    sat["reasons"].append(reason)
         writer.intervals([merged], shard_rows, scenario_rows)
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["latency"])
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"],
@@ -465,9 +484,13 @@ class Coordinator:
         for hs in per_shard:
             for name, h in hs.items():
                 merged[name] += h
+        # the send window ends where the shards' sending did (the duration's end, the stop, or
+        # a spent budget's last write); the run window at the later of that and the last
+        # completion, so that responses after the end count over the time they took
         ends = [r["end_ns"] for r in readings if r["end_ns"] > 0]
-        end_ns = max(ends) if ends else time.monotonic_ns()
-        duration_s = (end_ns - start_ns) / 1e9 if start_ns is not None else 0.0
+        send_end_ns = max(ends) if ends else time.monotonic_ns()
+        run_end_ns = max([send_end_ns] + [r["last_done_ns"] for r in readings])
+        started = start_ns is not None
         shards = [{"index": s.index, "pid": s.proc.pid, "exit_code": s.proc.returncode,
                    "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"]}
                   for s, r in zip(self.shards, readings)]
@@ -479,10 +502,11 @@ class Coordinator:
                 merged[f"scenario_all:{sc.name}"] = h_all
         interrupted = signal.Signals(self.interrupted).name if self.interrupted else None
         summary = build_summary(self.config, readings, merged,
-                                duration_s=duration_s, shards=shards,
-                                interrupted=interrupted, aborted=self.aborted,
-                                started=start_ns is not None,
-                                workers_requested=self.workers_requested, notes=self.notes)
+                                send_window_s=(send_end_ns - start_ns) / 1e9 if started else 0.0,
+                                run_window_s=(run_end_ns - start_ns) / 1e9 if started else 0.0,
+                                shards=shards, interrupted=interrupted, aborted=self.aborted,
+                                started=started, workers_requested=self.workers_requested,
+                                notes=self.notes, saturated_intervals=self.saturated_intervals)
         for c in self.companions:
             c.stop()
             summary[c.name] = c.finish()
@@ -558,7 +582,8 @@ class Coordinator:
 
 
 # -- interval rows ---------------------------------------------------------------------------
-_COUNTER_COLUMNS = ("sent", "completed", "ok", "errors", "late", "dropped", "bytes_in", "bytes_out")
+_COUNTER_COLUMNS = ("sent", "completed", "ok", "errors", "late", "dropped", "bytes_in", "bytes_out",
+                    "due", "late_at_cap", "connect_attempts")
 
 
 def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
@@ -569,6 +594,12 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
     row["conn_open"] = cur["conn_open"]
     row["inflight"] = cur["inflight"]
     row["users"] = cur["users"]
+    row["queued"] = cur["queued"]
+    dropped = cur.block("drop_reasons", len(DROP_REASONS)) - prev.block("drop_reasons", len(DROP_REASONS))
+    for i, reason in enumerate(DROP_REASONS):
+        row[f"dropped_{reason}"] = int(dropped[i])
+    row["connect_failures"] = int((cur.block("connect_fail_kinds", len(ERROR_KINDS))
+                                   - prev.block("connect_fail_kinds", len(ERROR_KINDS))).sum())
     errs = cur.errors() - prev.errors()
     for i, kind in enumerate(ERROR_KINDS):
         row[f"errors_{kind}"] = int(errs[i])
@@ -582,7 +613,7 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
 def _add_counts(a: dict, b: dict) -> dict:
     out = dict(a)
     for key, value in b.items():
-        if key in ("t_s", "interval_s", "rate_target", "shard") or key.startswith(("latency_ms", "all_latency_ms", "send_lag_ms", "rps", "sent_rps")):
+        if key in ("t_s", "interval_s", "rate_target", "shard", "saturated", "saturation") or key.startswith(("latency_ms", "all_latency_ms", "send_lag_ms", "rps", "sent_rps")):
             continue
         if key == "status":
             merged = dict(a["status"])
@@ -606,4 +637,7 @@ def finish_row(row: dict, hists: dict, span_s: float) -> dict:
     lag = hists["send_lag"]
     for key, p in zip(_LAG_FIELDS, (50.0, 99.0, 100.0)):
         row[f"send_lag_ms_{key}"] = round(lag.value_at_percentile(p) / 1000, 3) if lag.total else None
+    reasons = interval_saturation(row, lag)   # the second it happens, with why
+    row["saturated"] = bool(reasons)
+    row["saturation"] = ", ".join(reasons) if reasons else None
     return row

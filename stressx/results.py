@@ -1,6 +1,6 @@
 """The results directory of a run, its file formats, and reading it back.
 
-Files (FORMAT_VERSION 3):
+Files (FORMAT_VERSION 4):
 
 - ``manifest.json``        format version, stressx version, host, resolved configuration
 - ``intervals.arrows``     Arrow IPC stream, one row per 1 s interval, all shards merged
@@ -32,11 +32,16 @@ Format versions (manifest.json ``format_version``, the streams' schema metadata
   request; scenario rows p50/p90/p99/max), ``histograms.json`` ``failure_latency``,
   ``all_latency`` and ``scenario_all:NAME``, ``summary.json`` ``failure_latency_ms``,
   ``all_latency_ms`` and ``all_latency_censored`` (also per scenario), and ``all_latency.hlog``.
+- 4: the interval streams gained the accounting columns (``due``, ``queued``, ``late_at_cap``,
+  ``dropped_<reason>``, ``connect_attempts``, ``connect_failures``) and the live saturation
+  flag (``saturated``, ``saturation``); summary.json gained ``due``, ``dropped_reasons``,
+  ``send_window_s``, ``run_window_s``, connect counts, and ``duration_s`` became the run window.
 
 Readers accept every version in READABLE_VERSIONS, upgrading older data on read (version 1:
 ``users`` is null, ``scenario_intervals`` None; before 3: the ``all_latency_ms_*`` columns are
 null, and the summary gains ``all_latency_ms`` where its files settle it, see
-_add_all_latency), and refuse a newer or unknown version with
+_add_all_latency; before 4: the accounting columns and ``saturated`` null), and refuse a newer
+or unknown version with
 FormatVersionError (the CLI: exit 2) rather than misread it. A change to what any file holds
 bumps FORMAT_VERSION.
 """
@@ -62,9 +67,10 @@ from ._version import __version__
 from .censoring import censoring
 from .hdr import H_MAX, H_MIN, Histogram
 
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 ERROR_KINDS = _core.ERROR_KINDS
+DROP_REASONS = _core.DROP_REASONS
 
 LATENCY_LOG = "latency.hlog"
 ALL_LATENCY_LOG = "all_latency.hlog"   # the same for every completed request (format 3)
@@ -93,7 +99,19 @@ def interval_schema(per_shard: bool) -> pa.Schema:
     fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
     fields += [pa.field(f"send_lag_ms_{f}", pa.float64()) for f in _LAG_FIELDS]
     fields += [pa.field(f"all_latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
+    fields += _ACCOUNTING_FIELDS
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
+
+
+#: Interval columns added in format version 4 (an older file reads them as nulls): due sends,
+#: sends waiting for a connection at the interval's end, late sends at --max-connections,
+#: drops by reason, connect attempts and failures, and the live saturation flag with its
+#: reasons ("send lag, connection cap, queue, fd limit").
+_ACCOUNTING_FIELDS = ([pa.field(name, pa.int64()) for name in ("due", "queued", "late_at_cap")]
+                      + [pa.field(f"dropped_{r}", pa.int64()) for r in DROP_REASONS]
+                      + [pa.field("connect_attempts", pa.int64()),
+                         pa.field("connect_failures", pa.int64()),
+                         pa.field("saturated", pa.bool_()), pa.field("saturation", pa.string())])
 
 
 def scenario_interval_schema() -> pa.Schema:

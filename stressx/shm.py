@@ -202,6 +202,11 @@ class Reading:
         base = SLOTS["status"]
         return self.slots[base:base + _core.LAYOUT["n_status"]]
 
+    def block(self, name: str, n: int) -> np.ndarray:
+        """The n slots starting at slot `name` (drop_reasons, connect_fail_kinds...)."""
+        base = SLOTS[name]
+        return self.slots[base:base + n]
+
     def histogram(self, name: str) -> Histogram:
         start = SLOTS["histograms"] + _core.HISTOGRAMS.index(name) * HIST_SLOTS
         return Histogram.from_slots(self.slots[start:start + HIST_SLOTS])

@@ -7,6 +7,11 @@ by default: a timeout there is censored at the deadline, and `all_latency_censor
 many and which percentiles that makes a lower bound. In the open model latencies are measured
 from the intended send time, and the run is flagged `saturated`, with its reasons, whenever
 the client did not keep its schedule.
+
+Accounting (README "What the numbers mean"): `due` = `requests` + `dropped` (a due send that
+never reached a socket is dropped, by reason, and is neither a request nor an error);
+`requests` = `completed` + `abandoned`; `completed` = `ok` + `error_count`. Every rate names
+its window: `sent_rps` = requests / `send_window_s`, `rps` = completed / `run_window_s`.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from .hdr import Histogram
 from .results import FORMAT_VERSION
 
 ERROR_KINDS = _core.ERROR_KINDS
+DROP_REASONS = _core.DROP_REASONS
 LATENCY_KEYS = (("min", None), ("mean", None), ("p50", 50.0), ("p90", 90.0), ("p95", 95.0),
                 ("p99", 99.0), ("p999", 99.9), ("max", None))
 SATURATION_RATE_RATIO = 0.995      # achieved send rate below this share of the target
@@ -43,45 +49,92 @@ def latency_ms(h: Histogram) -> dict | None:
     return out
 
 
+def _late_share(h: Histogram) -> float:
+    """The share of sends later than SATURATION_LATE_MS (h: send lag, microseconds)."""
+    from .hdr import LOWEST_EQUIVALENT
+    late = int(h.counts[LOWEST_EQUIVALENT > SATURATION_LATE_MS * 1000].sum())
+    return late / h.total if h.total else 0.0
+
+
 def lag_ms(h: Histogram) -> dict | None:
     """Send lag percentiles, and the share of sends later than SATURATION_LATE_MS."""
     if h.total == 0:
         return None
-    from .hdr import LOWEST_EQUIVALENT
-    late = int(h.counts[LOWEST_EQUIVALENT > SATURATION_LATE_MS * 1000].sum())
     return {"p50": round(h.value_at_percentile(50) / 1000, 3),
             "p99": round(h.value_at_percentile(99) / 1000, 3),
             "max": round(h.max / 1000, 3),
-            f"share_over_{SATURATION_LATE_MS:g}ms": round(late / h.total, 6)}
+            f"share_over_{SATURATION_LATE_MS:g}ms": round(_late_share(h), 6)}
+
+
+def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
+    """Why the client fell behind its schedule during one interval (open model; empty: it
+    did not), in short words for the progress line and the interval rows: 'send lag' (the
+    scheduler itself ran late), 'connection cap' (sends waited with every allowed connection
+    busy), 'queue' (sends waited for a connection: a backlog, or deadlines passed in it),
+    'fd limit' (connects failed for want of file descriptors)."""
+    if row.get("rate_target") is None:
+        return []
+    due = row.get("due") or 0
+    share = SATURATION_LATE_SHARE * due
+    out = []
+    if lag is not None and lag.total and (
+            lag.value_at_percentile(50) / 1000 > SATURATION_LAG_P50_MS
+            or _late_share(lag) > SATURATION_LATE_SHARE):
+        out.append("send lag")
+    if row.get("dropped_connection_cap") or (row.get("late_at_cap") or 0) > max(share, 1):
+        out.append("connection cap")
+    if (row.get("dropped_deadline") or row.get("dropped_queue_full")
+            or (row.get("queued") or 0) > max(share, 1)):
+        out.append("queue")
+    if row.get("errors_fd_limit"):
+        out.append("fd limit")
+    return out
 
 
 def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
-                  duration_s: float, shards: list[dict], interrupted: str | None,
-                  aborted: str | None, started: bool = True, workers_requested: int | None = None,
-                  notes: list[str] = ()) -> dict:
-    """`started` False: the run was stopped before its common start instant (nothing was
-    sent); `notes` are one-line remarks on how the run was set up (fewer workers than asked)."""
+                  send_window_s: float, run_window_s: float, shards: list[dict],
+                  interrupted: str | None, aborted: str | None, started: bool = True,
+                  workers_requested: int | None = None, notes: list[str] = (),
+                  saturated_intervals: dict | None = None) -> dict:
+    """`send_window_s`: from the start to the end of sending (the duration's end, the stop, or
+    a spent budget's last write); `run_window_s`: from the start to the later of that and the
+    last completion. `started` False: the run was stopped before its common start instant
+    (nothing was sent); `notes` are one-line remarks on how the run was set up (fewer workers
+    than asked). `saturated_intervals`: {count, first_t_s, reasons} of the interval rows
+    flagged while the run went on."""
     def total(name):
         return sum(r[name] for r in readings)
+
+    def by_kind(slot):
+        out = {}
+        for i, kind in enumerate(ERROR_KINDS):
+            n = sum(int(r.block(slot, len(ERROR_KINDS))[i]) for r in readings)
+            if n:
+                out[kind] = n
+        return out
 
     errors = {}
     for i, kind in enumerate(ERROR_KINDS):
         n = sum(int(r.errors()[i]) for r in readings)
         if n:
             errors[kind] = n
+    dropped_reasons = {reason: sum(int(r.block("drop_reasons", len(DROP_REASONS))[i])
+                                   for r in readings)
+                       for i, reason in enumerate(DROP_REASONS)}
+    connect_failures = by_kind("connect_fail_kinds")
     status = {}
     for r in readings:
         for code in r.status().nonzero()[0]:
             status[str(code)] = status.get(str(code), 0) + int(r.status()[code])
     sent, completed = total("sent"), total("completed")
-    duration_s = max(duration_s, 1e-9)
+    send_window_s = max(send_window_s, 1e-9)
+    run_window_s = max(run_window_s, send_window_s)
     send_lag = lag_ms(histograms["send_lag"]) if config.open_model else None
     rate_target = None
     if config.open_model:
-        planned = config.planned_seconds()
-        window = min(duration_s, planned) if planned else duration_s
-        # from the shape, which also carries live changes (adaptive ramps, safety back-off)
-        rate_target = round(config.shape.integral(window) / window, 3)
+        # over the send window, from the shape, which also carries live changes (adaptive
+        # ramps, safety back-off)
+        rate_target = round(config.shape.integral(send_window_s) / send_window_s, 3)
     summary = {
         "format_version": FORMAT_VERSION,
         "stressx_version": __version__,
@@ -91,18 +144,21 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "workers": config.workers,
         "workers_requested": workers_requested if workers_requested is not None else config.workers,
         "connections": config.connections,
+        "due": total("due"),
         "requests": sent,
         "completed": completed,
         "ok": total("ok"),
         "error_count": total("errors"),
         "errors": errors,
         "status": dict(sorted(status.items())),
-        "duration_s": round(duration_s, 6),
+        "duration_s": round(run_window_s, 6),
+        "send_window_s": round(send_window_s, 6),
+        "run_window_s": round(run_window_s, 6),
         "rate_target": rate_target,
         "shape": config.shape.describe() if config.shape else (
             config.users_shape.describe() if config.users_shape else None),
-        "rps": round(completed / duration_s, 3),
-        "sent_rps": round(sent / duration_s, 3),
+        "rps": round(completed / run_window_s, 3),
+        "sent_rps": round(sent / send_window_s, 3),
         "latency_ms": latency_ms(histograms["latency"]),
         "latency_uncorrected_ms": latency_ms(histograms["latency_uncorrected"]),
         "failure_latency_ms": latency_ms(histograms["failure_latency"]),
@@ -115,11 +171,16 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "late": total("late"),
         "late_at_max_connections": total("late_at_cap"),
         "dropped": total("dropped"),
+        "dropped_reasons": dropped_reasons,
         "abandoned": total("abandoned"),
         "bytes_in": total("bytes_in"),
         "bytes_out": total("bytes_out"),
+        "connect_attempts": total("connect_attempts"),
         "connections_opened": total("connects"),
         "connections_closed_stray": total("stray_closes"),
+        "connect_failures": sum(connect_failures.values()),
+        "connect_failures_by_kind": connect_failures,
+        "prewarm_connect_failures": by_kind("prewarm_fail_kinds"),
         "client_cpu_s": round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e9, 6),
         "client_cpu_us_per_request": (round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e3 / sent, 3)
                                       if sent else None),
@@ -135,7 +196,11 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     reasons = saturation_reasons(summary) if started else []
     summary["saturated"] = bool(reasons)
     summary["saturation"] = {"reasons": reasons, "target_rate": rate_target,
-                             "achieved_rate": summary["sent_rps"]} if config.open_model or reasons else None
+                             "achieved_rate": summary["sent_rps"],
+                             "issued_rate": round(_issued(summary) / send_window_s, 3),
+                             "intervals": saturated_intervals or {"count": 0, "first_t_s": None,
+                                                                  "reasons": []},
+                             } if config.open_model or reasons else None
     return summary
 
 
@@ -176,6 +241,15 @@ def scenario_summaries(config, readings: list, histograms: dict[str, Histogram])
     return out
 
 
+def _issued(s: dict) -> int:
+    """Sends the client issued in the send window: written, or waiting for a connection when
+    sending ended. Those still waiting are dropped ('run_ended') and show in `dropped`, but a
+    queue at the very end is the target's slowness as often as the client's, so it does not
+    by itself make a run saturated; a client at its connection cap, behind its schedule or
+    dropping sends during the run does."""
+    return s["requests"] + (s.get("dropped_reasons") or {}).get("run_ended", 0)
+
+
 def saturation_reasons(s: dict) -> list[str]:
     """Why the client failed to deliver the requested schedule (empty: it did). Running out of
     file descriptors is the client's limit in either model; the rest judge the open model."""
@@ -191,10 +265,22 @@ def saturation_reasons(s: dict) -> list[str]:
     at_cap = s["late_at_max_connections"]
     if at_cap and at_cap > SATURATION_LATE_SHARE * max(s["requests"], 1):
         reasons.append(f"{at_cap} sends waited because all --max-connections were busy")
-    if s["dropped"]:
-        reasons.append(f"{s['dropped']} due sends were never issued (no free connection)")
-    if s["sent_rps"] < SATURATION_RATE_RATIO * target:
-        reasons.append(f"achieved {s['sent_rps']:.1f}/s of the {target:g}/s asked")
+    dropped = s.get("dropped_reasons") or {}
+    if dropped.get("connection_cap"):
+        reasons.append(f"{dropped['connection_cap']} sends dropped: their deadline passed waiting "
+                       f"for a connection, all --max-connections busy (connection cap)")
+    if dropped.get("deadline"):
+        reasons.append(f"{dropped['deadline']} sends dropped: their deadline passed waiting for "
+                       f"a connection to open (queue)")
+    if dropped.get("queue_full"):
+        reasons.append(f"{dropped['queue_full']} sends dropped: the queue of sends waiting for "
+                       f"a connection was full (queue)")
+    window = s.get("send_window_s", s["duration_s"])
+    issued = _issued(s) / window if window else 0.0
+    if issued < SATURATION_RATE_RATIO * target:
+        reasons.append(f"achieved {issued:.1f}/s of the {target:g}/s asked (sends issued over the "
+                       f"{window:g} s send window: written, or still waiting for a connection "
+                       f"when it ended; {s['sent_rps']:.1f}/s written)")
     lag = s["send_lag_ms"]
     if lag and lag["p50"] > SATURATION_LAG_P50_MS:
         reasons.append(f"scheduler lag p50 {lag['p50']} ms: sends typically went out behind schedule")

@@ -10,6 +10,8 @@ Grammar (one expression)::
             rps                                         completed requests/s, UNIT /s optional
             status_5xx status_4xx ... status_NNN        count, or UNIT % of completed requests
             baseline_violations                         count, or UNIT % of completed requests
+            saturated                                   1 if the client did not keep its
+                                                        schedule (open model), else 0
     OP      <  <=  >  >=  ==  !=
 
 A latency threshold judges every completed request by default (`all_latency_ms`: successes,
@@ -56,7 +58,7 @@ _ACCEPTED = ("accepted: '[scenario:][ok:]METRIC OP NUMBER[UNIT]' with METRIC one
              "p50 p90 p95 p99 p999 max mean (ms, s, us; all requests, or ok: successes only), "
              "error_rate (% or a fraction), "
              "rps, status_5xx/status_4xx/status_NNN (count or %), baseline_violations "
-             "(count or %), and OP one of < <= > >= == !=; e.g. 'p99<200ms', "
+             "(count or %), saturated (0 or 1), and OP one of < <= > >= == !=; e.g. 'p99<200ms', "
              "'error_rate<1%', 'checkout:p95<=1s', 'ok:p99<50ms'")
 _EXPR = re.compile(r"""^\s*
     (?:(?P<scope>[A-Za-z_][\w.\-]*)\s*:\s*)?
@@ -68,10 +70,12 @@ _EXPR = re.compile(r"""^\s*
 
 #: Built-in success criteria sets (`--criteria NAME`).
 CRITERIA = {
-    # the gate the issue asks for: few errors, seconds-scale tails, no server errors
-    "ci": ("error_rate < 1%", "p95 < 2s", "p99 < 5s", "status_5xx == 0"),
+    # the gate the issue asks for: few errors, seconds-scale tails, no server errors, and a
+    # client that kept its schedule (a saturated run measured the client, not the target)
+    "ci": ("error_rate < 1%", "p95 < 2s", "p99 < 5s", "status_5xx == 0", "saturated == 0"),
     # an interactive service's budget: tenfold stricter on errors, sub-second tails
-    "strict": ("error_rate < 0.1%", "p95 < 500ms", "p99 < 1s", "p999 < 2s", "status_5xx == 0"),
+    "strict": ("error_rate < 0.1%", "p95 < 500ms", "p99 < 1s", "p999 < 2s", "status_5xx == 0",
+               "saturated == 0"),
     # the target answers at all: something completed, most of it succeeded, nothing hung
     "smoke": ("rps > 0", "error_rate < 5%", "p99 < 10s"),
 }
@@ -167,6 +171,11 @@ def parse_threshold(text: str, option: str = "--threshold", source: str | None =
     elif metric == "rps":
         if unit not in (None, "/s"):
             raise bad(f"rps is completed requests per second: give a number (optionally /s), not {unit!r}")
+    elif metric == "saturated":
+        if unit is not None:
+            raise bad(f"saturated is 0 or 1 (the client kept its schedule or not), not {unit!r}")
+        if scope:
+            raise bad("saturated is a property of the whole run, not of a scenario")
     elif metric == "baseline_violations" or _status_codes(metric) is not None:
         if unit == "%":
             value, relative = value / 100.0, True
@@ -295,6 +304,10 @@ def measure(th: Threshold, summary: dict) -> tuple[float | None, str]:
             return float(data["rps"]), ""
         duration = summary.get("duration_s")
         return (completed / duration, "") if duration else (None, "no run duration")
+    if th.kind == "saturated":
+        if "saturated" not in summary:
+            return None, "the run did not record whether the client was saturated"
+        return float(bool(summary["saturated"])), ""
     if th.kind == "status":
         status = data.get("status")
         if status is None:
@@ -424,8 +437,9 @@ def _window_latency(th: Threshold, timed: list[dict]) -> tuple[float | None, str
 
 
 def windowable(th: Threshold) -> bool:
-    """Interval rows hold run totals only: no scenarios, no expected-latency bands."""
-    return th.scenario is None and th.metric != "baseline_violations"
+    """Interval rows hold run totals only: no scenarios, no expected-latency bands. Saturation
+    is judged on the whole run: a 1 s row flags a passing hiccup too (the rows still show it)."""
+    return th.scenario is None and th.metric not in ("baseline_violations", "saturated")
 
 
 def window_value(th: Threshold, rows: list[dict]) -> tuple[float | None, str]:

@@ -99,11 +99,15 @@ def test_open_model_request_budget(counted, tmp_path):
 
 def test_latency_is_measured_from_the_intended_time(tmp_path):
     """A target that takes 50 ms with too few connections allowed: requests queue, and the
-    corrected latency grows with the queue while the uncorrected one stays near 50 ms."""
+    corrected latency grows with the queue while the uncorrected one stays near 50 ms. Sending
+    stops with the duration: what was still queued then never reached a socket (dropped)."""
     with TargetThread(delay_ms=50) as slow:
         r = stressx.run(slow.url, rate=100, duration="1s", workers=1, connections=1,
                         max_connections=2, out=tmp_path)
-    assert r.requests == 100 and r.late > 50           # 2 connections carry ~40 req/s
+    assert r.due == 100 and r.late > 50                # 2 connections carry ~40 req/s
+    assert 25 <= r.requests <= 41 and r.requests + r.dropped == 100
+    assert r.dropped_reasons["run_ended"] == r.dropped
+    assert r.completed == r.requests == r.ok
     assert r.latency_uncorrected_ms["p50"] < 80
     assert r.latency_ms["max"] > 500                    # the queue built up for a second
     assert r.saturated and r.saturation["reasons"]
@@ -114,11 +118,14 @@ def test_results_directory(counted, tmp_path):
     assert counted.counts.requests == r.requests == 600
     res = stressx.load_results(tmp_path)
     assert res.summary == r.summary     # what the run returned is what it wrote
-    assert res.manifest["format_version"] == 3 and res.manifest["config"]["rate"] == 300
+    assert res.manifest["format_version"] == 4 and res.manifest["config"]["rate"] == 300
     assert res.manifest["host"]["cpu_count"] == os.cpu_count()
     iv = res.intervals
     assert sum(iv.column("sent").to_pylist()) == r.requests
     assert sum(iv.column("ok").to_pylist()) == r.ok
+    assert sum(iv.column("due").to_pylist()) == r.due == 600
+    assert sum(iv.column("connect_attempts").to_pylist()) <= r.connect_attempts  # + pre-warm
+    assert iv.column("saturation").type == "string" and iv.column("saturated").type == "bool"
     assert iv.num_rows >= 2
     shard_iv = res.shard_intervals
     assert set(shard_iv.column("shard").to_pylist()) == {0, 1}

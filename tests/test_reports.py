@@ -88,10 +88,11 @@ def test_markdown_golden(run_dir):
     lines = md.splitlines()
     assert lines[0] == "## ❌ stressx: thresholds FAILED"
     assert "open model, 200 req/s target, 2 worker(s), 4.00 s" in lines[2]
-    assert "### Thresholds: 4 passed, 1 failed" in lines
+    assert "### Thresholds: 5 passed, 1 failed" in lines
     for row in ["| ✅ | `error_rate < 1%` | 0.25% | criteria ci |",
                 "| ✅ | `p95 < 2 s` | 4.787 ms | criteria ci |",
                 "| ✅ | `status_5xx == 0` | 0 | criteria ci |",
+                "| ✅ | `saturated == 0` | 0 | criteria ci |",
                 "| ❌ | `p99 < 5 ms` | 5.099 ms | --threshold |",
                 "|  | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |",
                 "| ok, from intended send | 4.330 | 4.613 | 4.607 | 4.747 | 4.787 | 5.099 | 7.703 | 8.499 |",
@@ -404,11 +405,11 @@ def test_junit_validates_against_the_schema(tmp_path):
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert list(suites) == ["stressx.thresholds", "stressx.scenarios", "stressx.run"]
     th = suites["stressx.thresholds"]
-    assert (th.get("tests"), th.get("failures")) == ("7", "2")
+    assert (th.get("tests"), th.get("failures")) == ("8", "2")
     names = [c.get("name") for c in th.findall("testcase")]
-    assert names == ["error_rate < 1%", "p95 < 2 s", "p99 < 5 s", "status_5xx == 0", "p99 < 5 ms",
-                     "checkout: p99 < 5 ms", "browse: p99 < 6 ms"]
-    failure = th.findall("testcase")[4].find("failure")
+    assert names == ["error_rate < 1%", "p95 < 2 s", "p99 < 5 s", "status_5xx == 0",
+                     "saturated == 0", "p99 < 5 ms", "checkout: p99 < 5 ms", "browse: p99 < 6 ms"]
+    failure = th.findall("testcase")[5].find("failure")
     assert failure.get("message") == "p99 < 5 ms: FAILED (actual 5.099 ms)"
     sc = {c.get("name"): c for c in suites["stressx.scenarios"].findall("testcase")}
     assert list(sc) == ["browse", "checkout", "search"]
@@ -416,14 +417,14 @@ def test_junit_validates_against_the_schema(tmp_path):
     assert "requests 250, ok 248, errors 2 (0.80%)" in sc["checkout"].find("system-out").text
     run = suites["stressx.run"].find("testcase")
     assert run.find("failure").get("message").startswith("INTERRUPTED by SIGTERM")
-    assert (root.get("tests"), root.get("failures")) == ("11", "4")
+    assert (root.get("tests"), root.get("failures")) == ("12", "4")
 
 
 def test_junit_of_a_clean_run_has_no_failure(run_dir):
     xml = report.REPORTERS["junit"].render(judged(run_dir, criteria="ci"))
     xmlschema.XMLSchema(str(XSD)).validate(xml)
     root = ET.fromstring(xml)
-    assert root.get("failures") == "0" and root.get("tests") == "5"
+    assert root.get("failures") == "0" and root.get("tests") == "6"
 
 
 # -- the `stressx report` command --------------------------------------------------------------
@@ -449,7 +450,7 @@ def test_report_command_rebuilds_everything(run_dir):
 def test_report_command_can_judge_thresholds_later(run_dir):
     res = CliRunner().invoke(cli(), ["report", str(run_dir), "-f", "md", "--criteria", "ci"])
     assert res.exit_code == 0, res.output
-    assert "4 passed, 0 failed" in res.output
+    assert "5 passed, 0 failed" in res.output
     assert "✅ stressx: thresholds passed" in (run_dir / "report.md").read_text()
     res = CliRunner().invoke(cli(), ["report", str(run_dir), "-f", "md", "--threshold", "p99<5ms"])
     assert res.exit_code == 3 and "FAIL  p99 < 5 ms" in res.output

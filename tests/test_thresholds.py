@@ -32,6 +32,7 @@ PARSE = [
     ("baseline_violations < 10",  "baseline_violations", "<", 10.0,    False,   None),
     ("checkout:p99<200ms",        "p99",               "<",  200.0,    False,   "checkout"),
     (" api-v2 : error_rate<1% ",  "error_rate",        "<",  0.01,     False,   "api-v2"),
+    ("saturated == 0",            "saturated",         "==", 0.0,      False,   None),
 ]
 
 
@@ -67,6 +68,8 @@ MALFORMED = [
     ("status_6xx == 0", "unknown status metric 'status_6xx'"),
     ("status_5xx == 0s", "status_5xx is a count"),
     ("baseline_violations < 1s", "baseline_violations is a count"),
+    ("saturated == 0%", "saturated is 0 or 1"),
+    ("checkout:saturated == 0", "property of the whole run"),
     ("p99 < 200ms and p50 < 10ms", "not a threshold expression"),
     ("", "not a threshold expression"),
 ]
@@ -176,9 +179,15 @@ def test_scenario_scoped_and_baseline_violation_thresholds():
 
 def test_criteria_sets():
     ci = T.criteria("ci")
-    assert [t.text for t in ci] == ["error_rate < 1%", "p95 < 2 s", "p99 < 5 s", "status_5xx == 0"]
+    assert [t.text for t in ci] == ["error_rate < 1%", "p95 < 2 s", "p99 < 5 s", "status_5xx == 0",
+                                    "saturated == 0"]
     assert all(t.source == "criteria ci" for t in ci)
     assert all(r.passed for r in T.evaluate(ci, summary()))
+    # a run whose client could not keep its schedule measured the client: ci fails it
+    failed = [r for r in T.evaluate(ci, dict(summary(), saturated=True)) if not r.passed]
+    assert [r.text for r in failed] == ["saturated == 0"] and failed[0].actual == 1.0
+    assert [r.passed for r in T.evaluate(T.criteria("strict"), dict(summary(), saturated=True))
+            if r.metric == "saturated"] == [False]
     # strict wants an error rate under 0.1%: run_v1's 2 timeouts in 800 fail it
     strict = {r.text: r.passed for r in T.evaluate(T.criteria("strict"), summary())}
     assert strict["error_rate < 0.1%"] is False and strict["p99 < 1 s"] is True
@@ -199,7 +208,7 @@ def test_verdicts_round_trip_through_thresholds_json(tmp_path):
     assert data["passed"] is False and data["criteria"] == "ci"
     back = T.load(tmp_path)
     assert [t["text"] for t in back] == ["error_rate < 1%", "p95 < 2 s", "p99 < 5 s",
-                                         "status_5xx == 0", "p99 < 5 ms"]
+                                         "status_5xx == 0", "saturated == 0", "p99 < 5 ms"]
     assert back[-1]["actual"] == 5.099 and back[-1]["passed"] is False
     assert T.load(tmp_path / "nothing-here") == []
 
@@ -268,8 +277,10 @@ def test_window_latency_is_exact_from_the_intervals_histograms():
 
 def test_window_judges_only_full_windows_and_aborts_on_the_first_failure():
     w = T.WindowThresholds([T.parse_threshold("p99 < 10ms"), T.parse_threshold("error_rate < 1%"),
-                            T.parse_threshold("checkout:p99 < 1s")], window_s=3, abort_on_fail=True)
-    assert w.skipped == ["checkout:p99 < 1s"]                  # rows carry no scenarios
+                            T.parse_threshold("checkout:p99 < 1s"), T.parse_threshold("saturated == 0")],
+                           window_s=3, abort_on_fail=True)
+    # rows carry no scenarios; saturation is judged on the whole run, not a 1 s hiccup
+    assert w.skipped == ["checkout:p99 < 1s", "saturated == 0"]
     assert w.on_interval(1.0, row(1.0, p99=50.0)) is None       # 1 s of a 3 s window: not judged
     assert w.on_interval(2.001, row(2.001, p99=4.0)) is None
     assert w.evaluations == 0

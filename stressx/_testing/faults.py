@@ -26,6 +26,8 @@ how the load generator classifies that failure:
                section) is ``head_bytes`` long (default 90,000).
 - ``endlessheader``: a status line, then header lines forever (4 KiB every
                5 ms, capped at 64 MiB) until the client closes.
+- ``delay``:   the ``ok`` responder, each answer ``delay_s`` after its request
+               arrived (a slow target with unlimited concurrency).
 
 Every server counts what it receives: ``requests``, ``accepted`` connections
 and ``reused`` (requests that arrived on a connection that had already
@@ -45,7 +47,8 @@ import threading
 from typing import Any, Awaitable, Callable, Optional
 
 MODES = ("stall", "garbage", "reset", "close", "ok", "eof", "head", "headbody", "informational",
-         "nocontent", "upgrade", "stray", "double", "straylate", "bigheader", "endlessheader")
+         "nocontent", "upgrade", "stray", "double", "straylate", "bigheader", "endlessheader",
+         "delay")
 GARBAGE = b"\x00\xffNOT HTTP\r\n\r\n"
 PARTIAL = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -140,6 +143,8 @@ class _FaultProtocol(asyncio.Protocol):
         later = asyncio.get_running_loop().call_later
         if mode == "ok":
             t.write(OK_RESPONSE)
+        elif mode == "delay":
+            later(server.delay_s, self.write, OK_RESPONSE)
         elif mode == "garbage":
             t.write(GARBAGE)
         elif mode == "close":
@@ -195,13 +200,14 @@ class FaultServer:
     """Async fault server: ``await FaultServer(mode).start()`` then ``await stop()``."""
 
     def __init__(self, mode: str, host: str = "127.0.0.1", port: int = 0, *,
-                 head_bytes: int = BIG_HEAD_BYTES) -> None:
+                 head_bytes: int = BIG_HEAD_BYTES, delay_s: float = 1.0) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown fault mode {mode!r}; expected one of {MODES}")
         require_loopback(host)
         self.mode, self.host, self.port = mode, host, port
         self.head_bytes = head_bytes     # bigheader: the response head's length
         big_head_response(head_bytes)    # validate now, not per request
+        self.delay_s = delay_s           # delay: how long each answer takes
         self.connections: set = set()
         self.requests = 0                # requests received (a complete request head each)
         self.accepted = 0                # connections accepted

@@ -87,9 +87,12 @@ def alerts(s: dict) -> list[str]:
     if s.get("insecure"):
         out.append("INSECURE: TLS certificate verification was off (--insecure)")
     if s.get("dropped"):
-        out.append(f"DROPPED: {s['dropped']} due sends were never issued")
+        reasons = ", ".join(f"{k.replace('_', ' ')} {n}"
+                            for k, n in (s.get("dropped_reasons") or {}).items() if n)
+        out.append(f"DROPPED: {s['dropped']} due sends never reached a socket"
+                   + (f" ({reasons})" if reasons else ""))
     if s.get("abandoned"):
-        out.append(f"ABANDONED: {s['abandoned']} requests were still in flight when the run ended")
+        out.append(f"ABANDONED: {s['abandoned']} requests were still in flight when the run was stopped")
     return out
 
 

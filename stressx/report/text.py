@@ -27,8 +27,21 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
              f"  {model}, {s['workers']} worker(s), {s['duration_s']:.2f} s"]
     lines.append(f"  requests {s['requests']}  completed {s['completed']}  ok {s['ok']}  "
                  f"errors {s['error_count']}  abandoned {s['abandoned']}")
-    rate = f"  throughput {s['rps']:.1f} req/s completed, {s['sent_rps']:.1f} req/s sent"
-    lines.append(rate)
+    if s.get("dropped"):
+        reasons = s.get("dropped_reasons") or {}
+        lines.append(f"  due {s.get('due')}  dropped {s['dropped']} (never reached a socket: "
+                     + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reasons.items() if n) + ")")
+    if "send_window_s" in s:
+        lines.append(f"  throughput {s['rps']:.1f} req/s completed over {s['run_window_s']:.2f} s, "
+                     f"{s['sent_rps']:.1f} req/s sent over {s['send_window_s']:.2f} s")
+    else:   # a summary from before the windows were named
+        lines.append(f"  throughput {s['rps']:.1f} req/s completed, {s['sent_rps']:.1f} req/s sent")
+    if s.get("connect_failures"):
+        kinds = "  ".join(f"{k} x{n}" for k, n in s["connect_failures_by_kind"].items())
+        pre = s.get("prewarm_connect_failures") or {}
+        lines.append(f"  connects: {s['connect_attempts']} attempts, {s['connections_opened']} opened, "
+                     f"{s['connect_failures']} failed: {kinds}"
+                     + (f" (before the start: {sum(pre.values())})" if pre else ""))
     corrected = "ok latency ms (from intended send)" if s["rate_target"] else "ok latency ms"
     lines += _latency_rows(corrected, s["latency_ms"])
     if s["rate_target"]:
