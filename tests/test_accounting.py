@@ -155,7 +155,7 @@ def test_client_overload_is_saturated_while_it_happens(tmp_path):
         wall = time.monotonic() - t0
         served = t.requests
     adds_up(r, served)
-    assert r.due == 200_000 and r.requests < 40_000
+    assert r.due == 200_000 and r.requests < r.due / 2     # what one shard got written
     assert r.send_window_s == 2.0 and r.sent_rps == pytest.approx(r.requests / 2.0, abs=0.01)
     assert r.saturated and any("achieved" in why for why in r.saturation["reasons"])
     assert r.latency_ms["max"] <= 1000
