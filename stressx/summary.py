@@ -278,8 +278,8 @@ def saturation_reasons(s: dict) -> list[str]:
     window = s.get("send_window_s", s["duration_s"])
     issued = _issued(s) / window if window else 0.0
     if issued < SATURATION_RATE_RATIO * target:
-        reasons.append(f"achieved {issued:.1f}/s of the {target:g}/s asked (sends issued over the "
-                       f"{window:g} s send window: written, or still waiting for a connection "
+        reasons.append(f"the client issued {issued:.1f}/s of the {target:g}/s asked over the "
+                       f"{window:g} s send window (written, or still waiting for a connection "
                        f"when it ended; {s['sent_rps']:.1f}/s written)")
     lag = s["send_lag_ms"]
     if lag and lag["p50"] > SATURATION_LAG_P50_MS:
