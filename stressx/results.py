@@ -192,8 +192,16 @@ class ResultsWriter:
     """Writes one run's results directory as the run goes on."""
 
     def __init__(self, out_dir: str | os.PathLike, scenarios: bool = False):
+        from .config import ConfigError
         self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.dir, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            # before any shard starts: a run whose results cannot be kept sends nothing
+            raise ConfigError("--out", f"cannot write the results directory {str(out_dir)!r}: "
+                              f"{exc.strerror or exc}") from None
         self._streams = {}
         schemas = {"intervals": interval_schema(False), "shard_intervals": interval_schema(True)}
         if scenarios:

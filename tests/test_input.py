@@ -328,3 +328,18 @@ def test_request_target(text, out):
 def test_request_target_refuses(text):
     with pytest.raises(ConfigError, match="^x: "):
         request_target(text, "x")
+
+
+def test_results_directory_that_cannot_be_written_exits_2_and_sends_nothing(tmp_path):
+    """An output directory that cannot be created is bad input: one line naming --out, exit 2,
+    nothing sent (it used to be a FileNotFoundError traceback, exit 1)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with Recorder() as server:
+        r = run_cli("run", f"http://127.0.0.1:{server.port}/", "--rate", "10", "-d", "1s",
+                    "--out", blocker / "sub")
+        assert server.connections == 0
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stressx: error: --out: "), r.stderr
+    assert str(blocker / "sub") in lines[0]
