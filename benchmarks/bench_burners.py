@@ -273,7 +273,7 @@ def main() -> None:
         ap.error("--seconds must be at least 4 (2 s settle + 2 windows)")
     ensure_tools()
     ensure_stressx()
-    from stressx.burners.base import parse_bytes
+    from stressx.units import parse_bytes
     from stressx.burners.io import IoBurner
     bars = []
 

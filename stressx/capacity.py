@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, parse_rate
+from .errors import ConfigError
+from .units import parse_rate
 from .thresholds import evaluate, parse_threshold
 
 

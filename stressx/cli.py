@@ -33,8 +33,8 @@ from . import cli_burn, cli_explore, cli_reports, shapes
 from ._version import __version__
 from .cli_common import (DURATION_HELP, EXIT_CODES, RATE_HELP, _err, _option, load_options,
                          run_command, run_plan)
-from .config import ConfigError
-from .coordinator import EXIT_USAGE
+from .errors import ConfigError
+from .errors import EXIT_USAGE
 
 EXIT_SIGINT = 130
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 
 from .burners import session as _session
-from .config import ConfigError, parse_duration
-from .coordinator import EXIT_USAGE
+from .errors import ConfigError
+from .units import parse_duration
+from .errors import EXIT_USAGE
 from .report.host import format_host_section
 
 BURN_HELP = ("Host load beside the requests (repeatable): cpu=50% (per core, every core), "

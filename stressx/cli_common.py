@@ -15,9 +15,9 @@ from click.core import ParameterSource
 from . import cli_burn, cli_reports
 from . import plan as _plan
 from . import shapes
-from .config import ConfigError
-from .coordinator import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
-                          Coordinator, StartupError, check_fd_limits, effective_workers)
+from .errors import ConfigError
+from .coordinator import Coordinator, check_fd_limits, effective_workers
+from .errors import EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, StartupError
 from .report.text import format_summary
 
 EXIT_CODES = """\b

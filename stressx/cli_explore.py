@@ -15,9 +15,9 @@ from . import plan as _plan
 from . import shapes
 from .cli_common import (DURATION_HELP, EXIT_CODES, _echo_err, _err, _option, check_resources,
                          default_out_dir, load_options, run_plan, settings_for)
-from .config import ConfigError
-from .coordinator import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
-                          Coordinator, StartupError)
+from .errors import ConfigError
+from .coordinator import Coordinator
+from .errors import EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, StartupError
 
 
 def register(main: click.Group) -> None:
@@ -103,7 +103,7 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
 def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     """Throughput, latency and errors per instance count, with scaling efficiency (throughput
     per instance relative to the smallest level)."""
-    from .config import parse_rate
+    from .units import parse_rate
     from .scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
     try:
         levels = parse_levels(instances)
@@ -146,7 +146,7 @@ def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, back
     degrade, recording each decision with its reason (summary 'adaptive')."""
     from .adaptive import AdaptiveRamp
     from .capacity import parse_error_rate
-    from .config import parse_duration, parse_rate
+    from .units import parse_duration, parse_rate
     from .thresholds import parse_threshold
     ctx = click.get_current_context()
     try:
@@ -213,13 +213,13 @@ def interactive(target_default):
     except ConfigError as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
-    from .config import usable_cpus
+    from .system import usable_cpus
     workers = click.prompt("Workers (shard processes)", default=str(usable_cpus()))
     command = "phases --preset progressive" if pattern == "progressive" else pattern
     args = [f"stressx {command}", shlex.quote(url)]
     for name, value in params.items():
         if name == "ramp_down" and pattern == "ramp":
-            if shapes._flag(value, "--ramp-down"):
+            if shapes.parse_flag(value, "--ramp-down"):
                 args.append("--ramp-down")
             continue
         args += [shapes.flag_name(name), shlex.quote(str(value))]

@@ -21,9 +21,13 @@ import click
 from . import compare as _compare
 from . import report as _report
 from . import thresholds as _thresholds
-from .config import ConfigError, parse_duration
-from .results import range_figures
-from .coordinator import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, Companion
+from .errors import ConfigError
+from .units import parse_duration
+from .summary import range_figures
+from .coordinator import Companion
+from .errors import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE
+from .report.comparison import FORMATTERS as COMPARISON_FORMATTERS
+from .report.comparison import format_text as format_comparison
 from .report.text import format_thresholds
 from .results import FormatVersionError
 
@@ -139,7 +143,7 @@ def after_run(summary: dict, out_dir, *, echo=click.echo, **options) -> int:
     if verdicts:
         echo(format_thresholds(verdicts))
     if comparison is not None:
-        echo(_compare.format_text(comparison))
+        echo(format_comparison(comparison))
     return exit_code(summary, verdicts, comparison)
 
 
@@ -294,7 +298,7 @@ def format_range(run_dir: Path, f: dict) -> str:
 @click.argument("current", type=click.Path(file_okay=False))
 @click.option("--threshold", default=f"{_compare.DEFAULT_REGRESSION_PCT:g}%", show_default=True,
               help="The change (in %) beyond which a worse metric is a regression.")
-@click.option("--format", "-f", "fmt", type=click.Choice(list(_compare.FORMATTERS)),
+@click.option("--format", "-f", "fmt", type=click.Choice(list(COMPARISON_FORMATTERS)),
               default="text", show_default=True)
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
 def compare_command(baseline, current, threshold, fmt, out):
@@ -309,7 +313,7 @@ def compare_command(baseline, current, threshold, fmt, out):
     except (OSError, ValueError) as exc:
         _err(f"cannot read results: {exc}")
         sys.exit(EXIT_USAGE)
-    text = _compare.FORMATTERS[fmt](comparison)
+    text = COMPARISON_FORMATTERS[fmt](comparison)
     if out:
         Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         click.echo(f"{fmt}: {out}")

@@ -25,9 +25,11 @@ from pathlib import Path
 
 from . import _core
 from ._spawn import child_argv
-from .config import ConfigError, RunConfig, build_request, raise_fd_limit, split
+from .config import RunConfig, build_request, split
+from .errors import EXIT_ABORTED, EXIT_OK, SIGNAL_EXIT, ConfigError, StartupError
+from .system import raise_fd_limit
 from .hdr import Histogram
-from .results import ResultsWriter, _LAG_FIELDS
+from .results import LAG_FIELDS, ResultsWriter
 from .shm import Reading, ShardMemory, new_run_id
 from .summary import build_summary, interval_saturation, scenario_histograms
 
@@ -46,10 +48,6 @@ COORDINATOR_FD_PER_SHARD = 2       # its segment's mapping (mmap keeps a dup), s
 COORDINATOR_FD_PER_COMPANION = 4   # burner processes' pipes, the host sampler's /proc reads
 COORDINATOR_FD_MARGIN = 32         # results streams and JSON files, imports
 DEFAULT_MAX_CONNECTIONS = 1024     # open model: total cap when --max-connections is not given
-
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_THRESHOLDS, EXIT_ABORTED = 0, 1, 2, 3, 4
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
 
 def default_open_pool(shard_rate: float) -> int:
     """Connections a shard opens before an open-model start when none are given: enough that
@@ -82,10 +80,6 @@ class Abort:
     (EXIT_THRESHOLDS for a failed sliding-window threshold, EXIT_ABORTED for a safety stop)."""
     reason: str
     exit_code: int
-
-
-class StartupError(RuntimeError):
-    """A shard could not start; the run sent nothing."""
 
 
 def effective_workers(cfg: RunConfig) -> tuple[int, str | None]:
@@ -269,7 +263,7 @@ class Coordinator:
                 # the shards inherited our priority; from here on they come first (the
                 # coordinator only reads shared memory once a second). Not in library use:
                 # a thread's nice value cannot be taken back, and it is the caller's thread.
-                from .hostmetrics import yield_cpu
+                from .system import yield_cpu
                 yield_cpu(5)
             start_ns = self.start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
@@ -635,7 +629,7 @@ def finish_row(row: dict, hists: dict, span_s: float) -> dict:
             row[f"{prefix}_{key}"] = round(lat.value_at_percentile(p) / 1000, 3) if lat.total else None
         row[f"{prefix}_mean"] = round(lat.mean() / 1000, 3) if lat.total else None
     lag = hists["send_lag"]
-    for key, p in zip(_LAG_FIELDS, (50.0, 99.0, 100.0)):
+    for key, p in zip(LAG_FIELDS, (50.0, 99.0, 100.0)):
         row[f"send_lag_ms_{key}"] = round(lag.value_at_percentile(p) / 1000, 3) if lag.total else None
     reasons = interval_saturation(row, lag)   # the second it happens, with why
     row["saturated"] = bool(reasons)

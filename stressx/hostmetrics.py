@@ -51,6 +51,7 @@ import pyarrow as pa
 from . import _core
 from .coordinator import Companion
 from .results import FORMAT_VERSION, read_intervals
+from .system import yield_cpu
 
 HOST_FILE = "host.arrows"
 SAMPLE_INTERVAL_S = 0.1
@@ -127,16 +128,6 @@ def _stats(values: list[float]) -> dict | None:
 
 
 SAMPLER_NICE = 5     # this thread yields to the load shards when they share a core
-
-
-def yield_cpu(nice: int) -> None:
-    """Lower the calling thread's (only) CPU priority to at least `nice` (Linux nice values are
-    per thread), so the shards preempt it at once when a core is contended."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, max(nice, os.getpriority(os.PRIO_PROCESS, tid))))
-    except (OSError, AttributeError):
-        pass
 
 
 class HostSampler(Companion):

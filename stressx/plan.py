@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import shapes
-from .config import ConfigError, RunConfig, resolve, yaml_error
+from .config import RunConfig, resolve
+from .errors import ConfigError, yaml_error
 from .profiles import profile_settings
 
 # settings a run takes (flag spelling: --max-connections for max_connections)

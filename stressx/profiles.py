@@ -29,7 +29,7 @@ PROFILES = {
 
 def profile_settings(name: str) -> dict:
     """The settings of a profile (without its description)."""
-    from .config import ConfigError
+    from .errors import ConfigError
     if name not in PROFILES:
         import difflib
         close = difflib.get_close_matches(name, list(PROFILES), n=1)

@@ -82,7 +82,7 @@ LATENCY_LOG_MAX_VALUE_UNIT_RATIO = 1000.0
 _LATENCY_LOG_LEGEND = '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"'
 
 _LATENCY_FIELDS = ["min", "mean", "p50", "p90", "p99", "p999", "max"]
-_LAG_FIELDS = ["p50", "p99", "max"]
+LAG_FIELDS = ["p50", "p99", "max"]
 
 
 def interval_schema(per_shard: bool) -> pa.Schema:
@@ -97,7 +97,7 @@ def interval_schema(per_shard: bool) -> pa.Schema:
     fields.append(pa.field("status", pa.map_(pa.int16(), pa.int64())))
     fields += [pa.field("rps", pa.float64()), pa.field("sent_rps", pa.float64())]
     fields += [pa.field(f"latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
-    fields += [pa.field(f"send_lag_ms_{f}", pa.float64()) for f in _LAG_FIELDS]
+    fields += [pa.field(f"send_lag_ms_{f}", pa.float64()) for f in LAG_FIELDS]
     fields += [pa.field(f"all_latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
     fields += _ACCOUNTING_FIELDS
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
@@ -182,7 +182,7 @@ def host_info() -> dict:
     }
 
 
-def _write_json(path: Path, data) -> None:
+def write_json(path: Path, data) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)  # a reader never sees half a file
@@ -245,7 +245,7 @@ class ResultsWriter:
         f.flush()
 
     def manifest(self, config_json: dict, extra: dict | None = None) -> None:
-        _write_json(self.dir / "manifest.json", {
+        write_json(self.dir / "manifest.json", {
             "format_version": FORMAT_VERSION,
             "stressx_version": __version__,
             "created_unix": time.time(),
@@ -264,7 +264,7 @@ class ResultsWriter:
                 sink.flush()
 
     def histograms(self, merged: dict[str, Histogram], shards: list[dict[str, Histogram]]) -> None:
-        _write_json(self.dir / "histograms.json", {
+        write_json(self.dir / "histograms.json", {
             "format_version": FORMAT_VERSION,
             "encoding": "HdrHistogram V2 compressed, base64",
             "unit": "microseconds",
@@ -273,7 +273,7 @@ class ResultsWriter:
         })
 
     def summary(self, summary: dict) -> None:
-        _write_json(self.dir / "summary.json", summary)
+        write_json(self.dir / "summary.json", summary)
 
     def close(self) -> None:
         for f in self._hlogs.values():
@@ -415,71 +415,6 @@ def load_results(path: str | os.PathLike) -> Results:
     return Results(p, summary, manifest, read_intervals(p / "intervals.arrows"),
                    read_intervals(p / "shard_intervals.arrows"), hist,
                    read_intervals(scenarios) if scenarios.exists() else None, version)
-
-
-def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = math.inf) -> dict:
-    """A run's figures over the intervals lying within [from_s, to_s] (seconds after its start
-    instant): counts from intervals.arrows, latency percentiles EXACT from the same intervals'
-    histograms in latency.hlog (merged bucket by bucket, the maths of the whole-run summary).
-    Summary-shaped, so thresholds.evaluate() judges it; the all-requests latency comes from
-    all_latency.hlog (absent before format 3: then only when nothing failed). ValueError when
-    the run has no latency.hlog (older versions) or no interval lies in the range."""
-    from .summary import latency_ms   # summary imports this module
-    p = Path(path)
-    log = p / LATENCY_LOG
-    if not log.exists():
-        raise ValueError(f"{p} has no {LATENCY_LOG} (runs of older stressx versions did not "
-                         f"write one): exact percentiles over a time range need it")
-    merged, used, first, last = Histogram.empty(), [], None, None
-    for iv in read_latency_log(log):
-        first = iv.start_s if first is None else first
-        last = iv.end_s
-        if iv.start_s >= from_s - 1e-3 and iv.end_s <= to_s + 1e-3:
-            merged += iv.histogram
-            used.append((iv.start_s, iv.end_s))
-    asked = f"{from_s:g} s .. " + ("the end" if math.isinf(to_s) else f"{to_s:g} s")
-    if not used:
-        covers = "no interval" if first is None else f"{first:g} s .. {last:g} s"
-        raise ValueError(f"no whole interval of {log} lies within {asked} (the log covers {covers})")
-    lo, hi = used[0][0], used[-1][1]
-    rows = [r for r in read_intervals(p / "intervals.arrows").to_pylist()
-            if r["t_s"] - r["interval_s"] >= lo - 1e-3 and r["t_s"] <= hi + 1e-3]
-    duration = max(hi - lo, 1e-9)
-    totals = {k: sum(r[k] for r in rows) for k in ("sent", "completed", "ok", "errors")}
-    errors = {kind: n for kind in ERROR_KINDS
-              if (n := sum(r.get(f"errors_{kind}") or 0 for r in rows))}
-    status: dict[str, int] = {}
-    for r in rows:
-        for code, n in (r["status"] or []):
-            status[str(code)] = status.get(str(code), 0) + n
-    all_merged, all_used = (latency_over(p / ALL_LATENCY_LOG, from_s, to_s)
-                            if (p / ALL_LATENCY_LOG).exists() else (None, []))
-    out_all = {}
-    if all_used:
-        manifest = json.loads((p / "manifest.json").read_text())
-        timeout_s = (manifest.get("config") or {}).get("timeout")
-        out_all = {"all_latency_ms": latency_ms(all_merged),
-                   "all_latency_censored": censoring(all_merged.total, errors.get("timeout", 0),
-                                                     float(timeout_s) * 1000.0 if timeout_s else None)}
-    elif totals["errors"] == 0:
-        out_all = {"all_latency_ms": latency_ms(merged), "all_latency_censored": None}
-    return {
-        "range_s": [round(lo, 3), round(hi, 3)],
-        "asked": asked,
-        "intervals": len(used),
-        "duration_s": round(duration, 6),
-        "requests": totals["sent"],
-        "completed": totals["completed"],
-        "ok": totals["ok"],
-        "error_count": totals["errors"],
-        "errors": errors,
-        "status": dict(sorted(status.items())),
-        "rps": round(totals["completed"] / duration, 3),
-        "sent_rps": round(totals["sent"] / duration, 3),
-        "latency_ms": latency_ms(merged),
-        **out_all,
-        "latency_basis": f"exact: the {len(used)} intervals' histograms of {LATENCY_LOG}, merged",
-    }
 
 
 def _add_all_latency(summary: dict, hist: dict, manifest: dict) -> None:

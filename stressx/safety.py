@@ -41,9 +41,11 @@ from dataclasses import dataclass
 
 import psutil
 
-from .burners.base import format_bytes, parse_bytes
-from .config import ConfigError, parse_duration
-from .coordinator import EXIT_ABORTED, Abort, Companion
+from .units import format_bytes, parse_bytes
+from .errors import ConfigError
+from .units import parse_duration
+from .coordinator import Abort, Companion
+from .errors import EXIT_ABORTED
 
 ACTIONS = ("warn", "backoff", "stop")
 HOST_METRICS = ("cpu", "mem", "swap", "temp")

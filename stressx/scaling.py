@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
 
 SCALE_CMD_TIMEOUT_S = 600
 

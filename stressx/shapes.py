@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .config import ConfigError
+from .errors import ConfigError
+from .units import parse_duration, parse_rate
 
 INF = math.inf
 
@@ -269,12 +270,10 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
 
 # -- patterns by name: what the pattern commands and config files build ------------------------
 def _rate(v, option):
-    from .config import parse_rate
     return parse_rate(v, option)
 
 
 def _dur(v, option):
-    from .config import parse_duration
     return parse_duration(v, option)
 
 
@@ -292,7 +291,8 @@ def _rate0(v, option):
     return _rate(v, option)
 
 
-def _flag(v, option):
+def parse_flag(v, option):
+    """A boolean pattern parameter: true/false, yes/no, on/off, 1/0."""
     if isinstance(v, bool):
         return v
     if str(v).lower() in ("1", "true", "yes", "on"):
@@ -350,7 +350,7 @@ def _shape_list(v, option):
 PATTERNS = {
     "steady": (steady, [("rps", _rate, True, None), ("duration", _dur, True, None)]),
     "ramp": (ramp, [("min_rps", _rate0, True, None), ("max_rps", _rate, True, None),
-                    ("duration", _dur, True, None), ("ramp_down", _flag, False, False)]),
+                    ("duration", _dur, True, None), ("ramp_down", parse_flag, False, False)]),
     "burst": (burst, [("baseline_rps", _rate0, True, None), ("burst_rps", _rate, True, None),
                       ("duration", _dur, True, None), ("burst_duration", _dur, True, None),
                       ("burst_interval", _dur, True, None)]),

@@ -27,7 +27,7 @@ import sys
 import uvloop
 
 from . import _core
-from .config import raise_fd_limit
+from .system import raise_fd_limit
 from .shm import ShardMemory
 
 STATE = _core.STATE

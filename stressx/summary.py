@@ -15,11 +15,17 @@ its window: `sent_rps` = requests / `send_window_s`, `rps` = completed / `run_wi
 """
 from __future__ import annotations
 
+import json
+import math
+import os
+from pathlib import Path
+
 from . import _core
 from ._version import __version__
 from .censoring import censoring
 from .hdr import Histogram
-from .results import FORMAT_VERSION
+from .results import (ALL_LATENCY_LOG, FORMAT_VERSION, LATENCY_LOG, latency_over, read_intervals,
+                      read_latency_log)
 
 ERROR_KINDS = _core.ERROR_KINDS
 DROP_REASONS = _core.DROP_REASONS
@@ -47,6 +53,22 @@ def latency_ms(h: Histogram) -> dict | None:
             us = h.value_at_percentile(p)
         out[key] = round(us / 1000.0, 3)
     return out
+
+
+def error_rate(s: dict) -> float | None:
+    """Errors over completed requests (a fraction); None when nothing completed."""
+    completed = s.get("completed")
+    if completed is None:
+        completed = (s.get("ok") or 0) + count_of(s.get("error_count", s.get("errors")))
+    errors = s["error_count"] if "error_count" in s else count_of(s.get("errors"))
+    return errors / completed if completed else None
+
+
+def count_of(v) -> int:
+    """A count given as a number or as counts by kind (a dict)."""
+    if isinstance(v, dict):
+        return sum(int(n) for n in v.values())
+    return int(v or 0)
 
 
 def _late_share(h: Histogram) -> float:
@@ -288,3 +310,67 @@ def saturation_reasons(s: dict) -> list[str]:
     if share and share > SATURATION_LATE_SHARE:
         reasons.append(f"{share:.1%} of sends went out more than {SATURATION_LATE_MS:g} ms late")
     return reasons
+
+
+def range_figures(path: str | os.PathLike, from_s: float = 0.0, to_s: float = math.inf) -> dict:
+    """A run's figures over the intervals lying within [from_s, to_s] (seconds after its start
+    instant): counts from intervals.arrows, latency percentiles EXACT from the same intervals'
+    histograms in latency.hlog (merged bucket by bucket, the maths of the whole-run summary).
+    Summary-shaped, so thresholds.evaluate() judges it; the all-requests latency comes from
+    all_latency.hlog (absent before format 3: then only when nothing failed). ValueError when
+    the run has no latency.hlog (older versions) or no interval lies in the range."""
+    p = Path(path)
+    log = p / LATENCY_LOG
+    if not log.exists():
+        raise ValueError(f"{p} has no {LATENCY_LOG} (runs of older stressx versions did not "
+                         f"write one): exact percentiles over a time range need it")
+    merged, used, first, last = Histogram.empty(), [], None, None
+    for iv in read_latency_log(log):
+        first = iv.start_s if first is None else first
+        last = iv.end_s
+        if iv.start_s >= from_s - 1e-3 and iv.end_s <= to_s + 1e-3:
+            merged += iv.histogram
+            used.append((iv.start_s, iv.end_s))
+    asked = f"{from_s:g} s .. " + ("the end" if math.isinf(to_s) else f"{to_s:g} s")
+    if not used:
+        covers = "no interval" if first is None else f"{first:g} s .. {last:g} s"
+        raise ValueError(f"no whole interval of {log} lies within {asked} (the log covers {covers})")
+    lo, hi = used[0][0], used[-1][1]
+    rows = [r for r in read_intervals(p / "intervals.arrows").to_pylist()
+            if r["t_s"] - r["interval_s"] >= lo - 1e-3 and r["t_s"] <= hi + 1e-3]
+    duration = max(hi - lo, 1e-9)
+    totals = {k: sum(r[k] for r in rows) for k in ("sent", "completed", "ok", "errors")}
+    errors = {kind: n for kind in ERROR_KINDS
+              if (n := sum(r.get(f"errors_{kind}") or 0 for r in rows))}
+    status: dict[str, int] = {}
+    for r in rows:
+        for code, n in (r["status"] or []):
+            status[str(code)] = status.get(str(code), 0) + n
+    all_merged, all_used = (latency_over(p / ALL_LATENCY_LOG, from_s, to_s)
+                            if (p / ALL_LATENCY_LOG).exists() else (None, []))
+    out_all = {}
+    if all_used:
+        manifest = json.loads((p / "manifest.json").read_text())
+        timeout_s = (manifest.get("config") or {}).get("timeout")
+        out_all = {"all_latency_ms": latency_ms(all_merged),
+                   "all_latency_censored": censoring(all_merged.total, errors.get("timeout", 0),
+                                                     float(timeout_s) * 1000.0 if timeout_s else None)}
+    elif totals["errors"] == 0:
+        out_all = {"all_latency_ms": latency_ms(merged), "all_latency_censored": None}
+    return {
+        "range_s": [round(lo, 3), round(hi, 3)],
+        "asked": asked,
+        "intervals": len(used),
+        "duration_s": round(duration, 6),
+        "requests": totals["sent"],
+        "completed": totals["completed"],
+        "ok": totals["ok"],
+        "error_count": totals["errors"],
+        "errors": errors,
+        "status": dict(sorted(status.items())),
+        "rps": round(totals["completed"] / duration, 3),
+        "sent_rps": round(totals["sent"] / duration, 3),
+        "latency_ms": latency_ms(merged),
+        **out_all,
+        "latency_basis": f"exact: the {len(used)} intervals' histograms of {LATENCY_LOG}, merged",
+    }

@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from .censoring import censored_key, decide
-from .config import ConfigError
-from .coordinator import EXIT_THRESHOLDS, Abort, Companion
+from .errors import ConfigError
+from .coordinator import Abort, Companion
+from .errors import EXIT_THRESHOLDS
 from .hdr import Histogram
 
 THRESHOLDS_FILE = "thresholds.json"

@@ -28,8 +28,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import (ConfigError, check_header, check_method, request_target, split_url,
-                     text_bytes, yaml_error)
+from .errors import ConfigError, yaml_error
+from .units import check_header, check_method, request_target, split_url, text_bytes
 
 SCENARIO_KEYS = {"name", "method", "path", "url", "headers", "body", "body_file", "weight",
                  "expect_status", "baseline_min_ms", "baseline_max_ms", "description"}

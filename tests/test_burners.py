@@ -13,10 +13,11 @@ import pytest
 
 from stressx import _core
 from stressx.burners import BURNERS, make_spec, parse_spec
-from stressx.burners.base import Steps, parse_bytes
+from stressx.burners.base import Steps
+from stressx.units import parse_bytes
 from stressx.burners.group import BurnerGroup
 from stressx.burners.memory import meminfo
-from stressx.config import ConfigError
+from stressx.errors import ConfigError
 
 GiB = 1 << 30
 

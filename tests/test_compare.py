@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 from report_fixtures import SCENARIOS, copy_run, edit_summary, summary, with_scenarios
 from stressx import cli_reports, compare as C, report
-from stressx.config import ConfigError
+from stressx.report import comparison
+from stressx.errors import ConfigError
 from stressx.results import load_results
 
 
@@ -111,17 +112,17 @@ def test_differences_in_configuration_are_reported(tmp_path):
 
 def test_output_formats(tmp_path):
     c = C.compare(load_results(copy_run(tmp_path, "base")), load_results(regressed(tmp_path)))
-    text = C.format_text(c)
+    text = comparison.format_text(c)
     assert "Compared with baseline" in text and "(regression threshold 15%)" in text
     line = next(l for l in text.splitlines() if l.strip().startswith("p99 ms"))
     assert line.split() == ["p99", "ms", "5.099", "7.649", "+50.0%", "REGRESSION"]
     assert "3 regression(s): throughput, error rate, p99" in text
-    md = C.format_markdown(c)
+    md = comparison.format_markdown(c)
     assert md.startswith("## ❌ Compared with baseline")
     assert "| p99 (ms) | 5.099 | 7.649 | +50.0% | ❌ regression |" in md.splitlines()
     assert "| throughput (req/s) | 200.2 | 140.2 | -30.0% | ❌ regression |" in md.splitlines()
     assert "| p50 (ms) | 4.607 | 4.607 | +0.0% |  |" in md.splitlines()
-    html = C.format_html(c)
+    html = comparison.format_html(c)
     assert html.startswith("<!DOCTYPE html>")
     assert ('<tr class="fail"><td>p99 (ms)</td><td>5.099</td><td>7.649</td><td>+50.0%</td>'
             '<td class="t">REGRESSION</td></tr>') in html

@@ -1,7 +1,9 @@
 """Option parsing and validation: every bad value names its option."""
 import pytest
 
-from stressx.config import ConfigError, build_request, parse_duration, parse_rate, resolve
+from stressx.config import build_request, resolve
+from stressx.errors import ConfigError
+from stressx.units import parse_duration, parse_rate
 
 
 @pytest.mark.parametrize("text,seconds", [

@@ -202,7 +202,8 @@ def test_failures_are_timed_and_timeouts_censored_at_the_deadline(tmp_path):
     assert max(row["latency_ms_max"] or 0 for row in iv) < 1000.0
     assert sum(row["completed"] for row in iv) == 100
     # the interval logs: the successes' and every request's; ranges judge all requests
-    from stressx.results import range_figures, read_latency_log
+    from stressx.results import read_latency_log
+    from stressx.summary import range_figures
     assert sum(i.histogram.total for i in read_latency_log(tmp_path / "latency.hlog")) == 95
     assert sum(i.histogram.total for i in read_latency_log(tmp_path / "all_latency.hlog")) == 100
     whole = range_figures(tmp_path)

@@ -13,7 +13,9 @@ import os
 import pytest
 import stressx
 from stressx._testing.faults import OK_RESPONSE, LoopThread
-from stressx.config import ConfigError, ascii_host, build_request, request_target, resolve
+from stressx.config import build_request, resolve
+from stressx.errors import ConfigError
+from stressx.units import ascii_host, request_target
 from stressx.workload import Scenario, Workload
 
 from conftest import run_cli

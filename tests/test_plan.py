@@ -5,7 +5,7 @@ import time
 
 import pytest
 from stressx import plan
-from stressx.config import ConfigError
+from stressx.errors import ConfigError
 
 from conftest import run_cli
 

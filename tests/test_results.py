@@ -146,7 +146,7 @@ def test_cli_refuses_a_newer_or_unknown_version_with_exit_2(tmp_path, version):
 
 def test_baselines_refuse_a_newer_version(tmp_path, monkeypatch):
     from stressx.compare import resolve_baseline, save_baseline
-    from stressx.config import ConfigError
+    from stressx.errors import ConfigError
     monkeypatch.setenv("STRESSX_BASELINES", str(tmp_path / "baselines"))
     d = _v1_copy(tmp_path, version=99)
     with pytest.raises(ConfigError, match="--baseline.*format version 99"):

@@ -8,7 +8,7 @@ import stressx
 from stressx._testing.target import TargetThread
 from stressx.burners import make_spec
 from stressx.burners.session import run_burn
-from stressx.config import ConfigError
+from stressx.errors import ConfigError
 from stressx.hostmetrics import read_host
 from stressx.safety import parse_limit
 

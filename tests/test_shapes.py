@@ -5,7 +5,7 @@ import math
 import pytest
 from stressx import shapes
 from stressx._core import Schedule
-from stressx.config import ConfigError
+from stressx.errors import ConfigError
 
 CASES = [
     # shape, t, rate(t), integral(t)

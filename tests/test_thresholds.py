@@ -6,8 +6,8 @@ import pytest
 from report_fixtures import RUN_V1, SCENARIOS, copy_run, summary
 from stressx import cli_reports, thresholds as T
 from stressx._testing.target import TargetThread
-from stressx.config import ConfigError
-from stressx.coordinator import EXIT_THRESHOLDS
+from stressx.errors import ConfigError
+from stressx.errors import EXIT_THRESHOLDS
 
 # -- parsing -----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import stressx
 from stressx._testing.target import TargetThread
-from stressx.config import ConfigError
+from stressx.errors import ConfigError
 from stressx.workload import BUILTIN_DIR, list_workloads, load_workload, parse_workload
 
 from conftest import run_cli

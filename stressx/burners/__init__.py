@@ -20,7 +20,7 @@ from 10% to 80% over a minute.
 """
 from __future__ import annotations
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .base import BurnerSpec, Constant, FromShape, Function, Steps, as_schedule
 from .cpu import CpuBurner
 from .io import IoBurner

@@ -1,7 +1,7 @@
 """Entry point of one burner process: ``python -m stressx.burners`` with its job on stdin."""
 import sys
 
-from .base import main
+from .process import main
 
 if __name__ == "__main__":
     sys.exit(main())

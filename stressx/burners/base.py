@@ -1,5 +1,5 @@
-"""What every burner shares: level schedules, the spec a user writes, the control block the
-parent and a burner process share, and the burner process's period loop.
+"""What every burner shares: level schedules, the spec a user writes, and the control block the
+parent and a burner process share (the burner process's period loop is in process.py).
 
 A burner is a dedicated process (``python -m stressx.burners``), never a thread of a load shard:
 busy work or page faults beside a shard's event loop would distort its latencies.
@@ -32,18 +32,13 @@ thread evaluates each spec's schedule every 50 ms); a burner reads it once per p
 from __future__ import annotations
 
 import bisect
-import json
 import mmap
 import os
-import re
-import signal
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
-from .. import _core
-from ..config import ConfigError, parse_duration
+from ..errors import ConfigError
+from ..units import parse_duration
 
 PERIOD_NS = 100_000_000          # every burner works in 100 ms periods
 CONTROL_SIZE = 4096
@@ -180,32 +175,6 @@ def as_schedule(value):
 def schedule_peak(schedule) -> float | None:
     peak = getattr(schedule, "peak", None)
     return peak() if peak else None
-
-
-# -- sizes and rates -------------------------------------------------------------------------
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-
-
-def parse_bytes(text: str) -> int:
-    """Bytes from '2G', '512M', '1.5GiB' (binary: K, M, G, T, KiB...) or '100MB', '1GB'
-    (decimal: KB, MB, GB, TB), or a plain number of bytes. ValueError if not a size."""
-    m = _SIZE.match(str(text))
-    if not m:
-        raise ValueError(f"not a size: {text!r}")
-    number, prefix, suffix = float(m.group(1)), m.group(2).lower(), m.group(3).lower()
-    if prefix and suffix == "b":          # KB, MB, GB: decimal, as disks and dd count
-        return int(number * 1000 ** _POWERS[prefix])
-    if not prefix and suffix not in ("", "b"):
-        raise ValueError(f"not a size: {text!r}")
-    return int(number * 1024 ** _POWERS[prefix])  # K, M, G, KiB, MiB: binary, as free(1)
-
-
-def format_bytes(n: float) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n:.0f} B"
 
 
 # -- the spec --------------------------------------------------------------------------------
@@ -382,82 +351,6 @@ class Control:
             self.mm.close()
             os.close(self.fd)
             self.mm = None
-
-
-# -- the burner process ----------------------------------------------------------------------
-class _Stop(Exception):
-    pass
-
-
-def sleep_until(when_ns: int, ctl: Control, parent_pid: int) -> None:
-    """Sleep to an absolute instant, waking early only for a stop request or a signal."""
-    while True:
-        now = time.monotonic_ns()
-        if now >= when_ns:
-            return
-        if ctl.get("stop") or os.getppid() != parent_pid:
-            raise _Stop
-        # slices of <= 50 ms so a stop request is seen quickly even mid-sleep
-        _core.sleep_until_ns(min(when_ns, now + 50_000_000))
-
-
-def run_burner(job: dict) -> int:
-    """The body of ``python -m stressx.burners``: attach, set up, wait for the start instant,
-    run 100 ms periods until told to stop (or the parent dies), tear down."""
-    from . import BURNERS
-
-    parent_pid = job["parent_pid"]
-    _core.set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != parent_pid:
-        return 1                     # the parent died before we could ask to follow it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent decides how runs stop
-
-    def on_term(signum, frame):
-        raise _Stop
-    signal.signal(signal.SIGTERM, on_term)
-    _core.set_timer_slack_ns(1)      # wake at period boundaries, not 50 us later
-    ctl = Control(job["fd"])
-    ctl.set("pid", os.getpid())
-    burner = BURNERS[job["kind"]](ctl, job["options"])
-    burner.worker = job.get("worker", 0)
-    try:
-        burner.setup()
-        ctl.set("state", STATE["ready"])
-        while ctl.get("start_ns") == 0:
-            if ctl.get("stop") or os.getppid() != parent_pid:
-                raise _Stop
-            time.sleep(0.001)
-        start_ns = ctl.get("start_ns")
-        sleep_until(start_ns, ctl, parent_pid)
-        ctl.set("state", STATE["running"])
-        burner.start(start_ns)
-        k = 0
-        while True:
-            if ctl.get("stop") or os.getppid() != parent_pid:
-                break
-            now = time.monotonic_ns()
-            t0 = start_ns + k * PERIOD_NS
-            if now >= t0 + PERIOD_NS:    # a whole period late (starved): skip, don't burst
-                k = (now - start_ns) // PERIOD_NS
-                t0 = start_ns + k * PERIOD_NS
-            ctl.set("heartbeat_ns", now)
-            burner.period(t0, t0 + PERIOD_NS, ctl.get("level"))
-            k += 1
-            sleep_until(start_ns + k * PERIOD_NS, ctl, parent_pid)
-    except _Stop:
-        pass
-    except BaseException as exc:
-        ctl.set("state", STATE["failed"])
-        print(f"stressx burner {job['name']}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        burner.teardown()
-        return 1
-    burner.teardown()
-    ctl.set("state", STATE["done"])
-    return 0
-
-
-def main() -> int:
-    return run_burner(json.loads(sys.stdin.read()))
 
 
 def clamp(x: float, lo: float, hi: float) -> float:

@@ -24,7 +24,7 @@ import os
 import re
 
 from .. import _core
-from ..config import ConfigError
+from ..errors import ConfigError
 from .base import LIMIT_BEHIND, PERIOD_NS, Burner, BurnerSpec, clamp, schedule_peak
 
 _LEVEL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*(?:x\s*(\d+))?\s*$", re.I)

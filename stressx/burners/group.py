@@ -19,7 +19,8 @@ import threading
 import time
 
 from .._spawn import child_argv
-from ..coordinator import EXIT_ABORTED, Abort, Companion
+from ..coordinator import Abort, Companion
+from ..errors import EXIT_ABORTED
 from .base import (PERIOD_NS, STATE, BurnerSpec, Control, clamp, limit_names, schedule_peak)
 
 CONTROL_INTERVAL_S = 0.05

@@ -29,9 +29,9 @@ import re
 import tempfile
 import time
 
-from ..config import ConfigError
-from .base import (LIMIT_BEHIND, LIMIT_IO_FLOOR, PERIOD_NS, Burner, BurnerSpec, format_bytes,
-                   parse_bytes, schedule_peak)
+from ..errors import ConfigError
+from ..units import format_bytes, parse_bytes
+from .base import (LIMIT_BEHIND, LIMIT_IO_FLOOR, PERIOD_NS, Burner, BurnerSpec, schedule_peak)
 
 CHUNK = 1 << 20
 MIN_FILE = 64 << 20

@@ -27,9 +27,9 @@ import mmap
 import os
 
 from .. import _core
-from ..config import ConfigError
-from .base import (LIMIT_CAP, LIMIT_MEM_RESERVE, PERIOD_NS, Burner, BurnerSpec, clamp,
-                   format_bytes, parse_bytes, schedule_peak)
+from ..errors import ConfigError
+from ..units import format_bytes, parse_bytes
+from .base import (LIMIT_CAP, LIMIT_MEM_RESERVE, PERIOD_NS, Burner, BurnerSpec, clamp, schedule_peak)
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 DEFAULT_CAP_SHARE = 0.80           # of MemAvailable when the spec is read

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from .._version import __version__
-from ..config import ConfigError
-from ..coordinator import EXIT_ABORTED, EXIT_OK, SIGNAL_EXIT, START_DELAY_NS
-from ..results import FORMAT_VERSION, _write_json, host_info
+from ..errors import ConfigError
+from ..coordinator import START_DELAY_NS
+from ..errors import EXIT_ABORTED, EXIT_OK, SIGNAL_EXIT
+from ..results import FORMAT_VERSION, write_json, host_info
 from . import parse_spec
 from .group import BurnerGroup
 
@@ -112,7 +113,7 @@ def run_burn(specs, *, duration_s: float, out_dir, limits=(), echo=None,
     comps = companions(specs, limits, echo)
     group, sampler = comps[0], comps[1]
     safety = comps[2] if len(comps) > 2 else None
-    _write_json(out / "manifest.json", {
+    write_json(out / "manifest.json", {
         "format_version": FORMAT_VERSION, "stressx_version": __version__,
         "created_unix": time.time(), "host": host_info(), "command": "burn",
         "config": {"burn": [s.to_json() for s in specs], "duration_s": duration_s,
@@ -182,5 +183,5 @@ def run_burn(specs, *, duration_s: float, out_dir, limits=(), echo=None,
     else:
         code = EXIT_OK
     summary["exit_code"] = code
-    _write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
     return summary

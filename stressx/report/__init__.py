@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import thresholds as _thresholds
 from ..compare import COMPARISON_FILE
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..results import Results, load_results, read_intervals
 from . import html_report, json_report, junit, markdown
 from .figures import interval_rows

@@ -2,6 +2,8 @@
 JSON and JUnit outputs of one run never disagree."""
 from __future__ import annotations
 
+from ..summary import count_of
+
 import math
 
 #: (summary key, column title) of the latency tables, in order.
@@ -20,21 +22,6 @@ def model_line(s: dict) -> str:
     if s.get("shape") and not str(s["shape"]).startswith("steady"):
         model += f" (mean), shape {s['shape']}"
     return f"{model}, {s.get('workers')} worker(s), {s.get('duration_s', 0):.2f} s"
-
-
-def error_rate(s: dict) -> float | None:
-    """Errors over completed requests (a fraction); None when nothing completed."""
-    completed = s.get("completed")
-    if completed is None:
-        completed = (s.get("ok") or 0) + _count(s.get("error_count", s.get("errors")))
-    errors = s["error_count"] if "error_count" in s else _count(s.get("errors"))
-    return errors / completed if completed else None
-
-
-def _count(v) -> int:
-    if isinstance(v, dict):
-        return sum(int(n) for n in v.values())
-    return int(v or 0)
 
 
 def pct(x: float | None, digits: int = 2) -> str:
@@ -109,7 +96,7 @@ def scenario_rows(s: dict) -> list[dict]:
     for name, sc in (s.get("scenarios") or {}).items():
         requests = int(sc.get("requests") or 0)
         ok = int(sc.get("ok") or 0)
-        errors = _count(sc.get("errors"))
+        errors = count_of(sc.get("errors"))
         completed = int(sc.get("completed") or (ok + errors) or requests)
         lat = sc.get("latency_ms") or {}
         all_lat = sc.get("all_latency_ms") or {}
@@ -123,8 +110,8 @@ def scenario_rows(s: dict) -> list[dict]:
             "max": lat.get("max"),
             "all_p99": all_lat.get("p99"),
             "all_p99_censored": "p99" in ((sc.get("all_latency_censored") or {}).get("keys") or ()),
-            "baseline_violations": None if violations is None else _count(violations),
-            "violation_rate": (_count(violations) / completed
+            "baseline_violations": None if violations is None else count_of(violations),
+            "violation_rate": (count_of(violations) / completed
                                if violations is not None and completed else None),
         })
     return rows

@@ -3,7 +3,7 @@ events. Shared by the load-run summary and `stressx burn`."""
 from __future__ import annotations
 
 from ..burners import describe
-from ..burners.base import format_bytes
+from ..units import format_bytes
 
 
 def _level(kind: str, value) -> str:

@@ -6,6 +6,7 @@ errors, per-scenario table and the baseline comparison when there is one.
 from __future__ import annotations
 
 from .._version import __version__
+from ..summary import error_rate
 from . import figures as F
 
 FILENAME = "report.md"
@@ -65,7 +66,7 @@ def render(data) -> str:
     out += table(["requests", "completed", "ok", "errors", "error rate", "completed req/s",
                   "sent req/s", "target req/s"],
                  [[s.get("requests"), s.get("completed"), s.get("ok"), s.get("error_count"),
-                   F.pct(F.error_rate(s)), f"{s.get('rps', 0):.1f}", f"{s.get('sent_rps', 0):.1f}",
+                   F.pct(error_rate(s)), f"{s.get('rps', 0):.1f}", f"{s.get('sent_rps', 0):.1f}",
                    target]], "rrrrrrrr")
     out.append("")
 
@@ -99,7 +100,7 @@ def render(data) -> str:
         out.append("")
 
     if data.comparison:
-        from ..compare import format_markdown
+        from .comparison import format_markdown
         out += format_markdown(data.comparison, heading="###").rstrip("\n").split("\n")
         out.append("")
 
