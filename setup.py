@@ -1,13 +1,13 @@
-"""Builds the one compiled extension, stressx._core; everything else is in pyproject.toml."""
+"""Builds the one compiled extension, stressx.engine._core; everything else is in pyproject.toml."""
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 extensions = [
     Extension(
-        "stressx._core",
-        ["stressx/_core.pyx"],
+        "stressx.engine._core",
+        ["stressx/engine/_core.pyx"],
         extra_compile_args=["-O3", "-ffp-contract=off"],   # no fused multiply-add: the schedule
-        # must round exactly as its Python twin (stressx/schedule.py) does
+        # must round exactly as its Python twin (stressx/load/schedule.py) does
     )
 ]
 

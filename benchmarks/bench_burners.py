@@ -68,12 +68,12 @@ def ensure_tools() -> None:
 
 def ensure_stressx() -> None:
     try:
-        from stressx import _core  # noqa: F401
+        from stressx.engine import _core  # noqa: F401
         if hasattr(_core, "burn_cpu"):
             return
     except ImportError:
         pass
-    log("building stressx._core (python setup.py build_ext --inplace)")
+    log("building stressx.engine._core (python setup.py build_ext --inplace)")
     subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=REPO, check=True)
     os.execv(sys.executable, [sys.executable, *sys.argv])   # re-import the fresh extension
 
@@ -89,7 +89,7 @@ def tree(pid: int) -> list[int]:
 
 
 def cpu_ns(pids) -> int:
-    from stressx import _core
+    from stressx.engine import _core
     return sum(max(0, _core.process_cpu_ns_of(p)) for p in pids)
 
 
@@ -126,7 +126,7 @@ def watch(pids_of, start_ns: int, seconds: float, device=None) -> list[tuple]:
     and is idle after it (at levels up to 85%); a sample taken a few ms late in the idle phase
     reads the same CPU time, whereas one on the busy edge would move busy time between
     windows and measure the sampler's own jitter. stress-ng's phase is unrelated to the grid."""
-    from stressx.burners.io import device_bytes
+    from stressx.hostload.burners.io import device_bytes
     out = []
     k = 0
     while True:
@@ -160,8 +160,8 @@ def cpu_figures(samples, level: float) -> dict:
 
 
 def run_cpu(level: int, seconds: float) -> tuple[dict, dict]:
-    from stressx.burners import make_spec
-    from stressx.burners.group import BurnerGroup
+    from stressx.hostload.burners import make_spec
+    from stressx.hostload.burners.group import BurnerGroup
 
     proc = subprocess.Popen(["stress-ng", "--cpu", "1", "--cpu-load", str(level),
                              "--timeout", f"{int(seconds) + 2}s", "--quiet"])
@@ -189,15 +189,15 @@ def mem_figures(samples, target: int) -> dict:
 
 
 def warm(size: int) -> None:
-    from stressx import _core
+    from stressx.engine import _core
     m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     _core.touch_pages(m, 0, size, mmap.PAGESIZE, 1)
     m.close()
 
 
 def run_mem(size: int, seconds: float) -> tuple[dict, dict]:
-    from stressx.burners import make_spec
-    from stressx.burners.group import BurnerGroup
+    from stressx.hostload.burners import make_spec
+    from stressx.hostload.burners.group import BurnerGroup
 
     start = time.monotonic_ns()
     proc = subprocess.Popen(["stress-ng", "--vm", "1", "--vm-bytes", str(size),
@@ -226,9 +226,9 @@ def io_figures(samples) -> dict:
 
 
 def run_io(rate: float, seconds: float, path: str) -> tuple[dict, dict]:
-    from stressx.burners import parse_spec
-    from stressx.burners.group import BurnerGroup
-    from stressx.burners.io import device_stat_path
+    from stressx.hostload.burners import parse_spec
+    from stressx.hostload.burners.group import BurnerGroup
+    from stressx.hostload.burners.io import device_stat_path
 
     device = device_stat_path(path)
     tmp = tempfile.mkdtemp(prefix="bench-burners-", dir=path)
@@ -274,7 +274,7 @@ def main() -> None:
     ensure_tools()
     ensure_stressx()
     from stressx.units import parse_bytes
-    from stressx.burners.io import IoBurner
+    from stressx.hostload.burners.io import IoBurner
     bars = []
 
     if not args.skip_cpu:

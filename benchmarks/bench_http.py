@@ -198,7 +198,7 @@ def ensure_stressx() -> None:
     """Make sure the compiled core imports; build it in place once if not. The lead may be
     rebuilding concurrently, so a failed build is retried after a short wait."""
     use_checkout()
-    check = [sys.executable, "-c", "import stressx._core, stressx.cli"]
+    check = [sys.executable, "-c", "import stressx.engine._core, stressx.cli"]
     if subprocess.run(check, capture_output=True, cwd="/", timeout=120).returncode == 0:
         return
     for attempt in range(4):

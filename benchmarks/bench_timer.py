@@ -19,7 +19,7 @@ import time
 
 import uvloop
 
-from stressx import _core
+from stressx.engine import _core
 
 
 async def measure(period_us: int, wakes: int) -> tuple[float, float, float]:

@@ -19,17 +19,17 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"run": "api", "run_async": "api", "Result": "api", "load_results": "results",
-         "ConfigError": "config"}
+_LAZY = {"run": "api", "run_async": "api", "Result": "api", "load_results": "results.files",
+         "ConfigError": "errors"}
 
 
 def require_core():
     """Import the compiled core, with a clear message when it is missing."""
     try:
-        from . import _core
+        from .engine import _core
     except ImportError as exc:  # pragma: no cover - exercised only on a broken install
         raise ImportError(
-            f"stressx: the compiled extension stressx._core failed to import ({exc}). "
+            f"stressx: the compiled extension stressx.engine._core failed to import ({exc}). "
             "stressx has no pure-Python fallback: a slow client would under-deliver load and "
             "blame the target. Reinstall with `pip install .` (needs a C compiler and Python "
             "headers)."

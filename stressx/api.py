@@ -6,8 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import config as _config
-from .coordinator import Coordinator
+from .engine.coordinator import Coordinator
+from .load import config as _config
 
 
 class Result:
@@ -33,7 +33,7 @@ class Result:
     def check(self, *expressions: str, criteria: str | None = None) -> list:
         """Judge threshold expressions ('p99<200ms', 'error_rate<1%', 'search:p95<50ms') or a
         named criteria set against this run: a list of thresholds.ThresholdResult."""
-        from .thresholds import evaluate, resolve
+        from .judge.thresholds import evaluate, resolve
         return evaluate(resolve(expressions, criteria, option="check"), self.summary)
 
     def assert_thresholds(self, *expressions: str, criteria: str | None = None) -> None:
@@ -65,7 +65,7 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     take the --burn / --safety texts ('cpu=50%', 'mem>90%:stop'); `companions` adds coordinator
     companions (thresholds.WindowThresholds, adaptive.AdaptiveRamp...). Every run samples host
     metrics. Raises ConfigError (a ValueError) for a bad option."""
-    from .burners.session import companions_for
+    from .hostload.burners.session import companions_for
     options.setdefault("progress", False)
     cfg = _config.resolve(url, **options)
     companions = companions_for(burn, safety, config=cfg, echo=echo) + list(companions)

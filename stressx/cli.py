@@ -29,12 +29,12 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0] if sys.argv else "") =
 
 import click  # noqa: E402
 
-from . import cli_burn, cli_explore, cli_reports, shapes
+from . import cli_burn, cli_explore, cli_reports
 from ._version import __version__
 from .cli_common import (DURATION_HELP, EXIT_CODES, RATE_HELP, _err, _option, load_options,
                          run_command, run_plan)
-from .errors import ConfigError
-from .errors import EXIT_USAGE
+from .errors import EXIT_USAGE, ConfigError
+from .load import shapes
 
 EXIT_SIGINT = 130
 
@@ -187,7 +187,7 @@ def serve(host, port, delay, status, size, concurrency):
 def list_scenarios(directory):
     """List the workloads in DIRECTORY with their scenarios and weights; by default those a
     --workload NAME can name: ./workloads/ and the built-ins (a local file wins)."""
-    from .workload import WORKLOADS_DIR, list_workloads
+    from .load.workload import WORKLOADS_DIR, list_workloads
     try:
         workloads = list_workloads(directory)
     except ConfigError as exc:
@@ -211,7 +211,7 @@ def list_scenarios(directory):
 @main.command("list-profiles")
 def list_profiles():
     """List the named profiles and what each runs."""
-    from .profiles import PROFILES
+    from .load.profiles import PROFILES
     for name, p in PROFILES.items():
         params = ", ".join(f"{k}={v}" for k, v in p.items() if k != "description")
         click.echo(f"{name:<16} {p['description']}\n{'':<16} {params}")

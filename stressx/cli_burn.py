@@ -14,11 +14,10 @@ from pathlib import Path
 
 import click
 
-from .burners import session as _session
-from .errors import ConfigError
-from .units import parse_duration
-from .errors import EXIT_USAGE
+from .errors import EXIT_USAGE, ConfigError
+from .hostload.burners import session as _session
 from .report.host import format_host_section
+from .units import parse_duration
 
 BURN_HELP = ("Host load beside the requests (repeatable): cpu=50% (per core, every core), "
              "cpu=50%x2, mem=2G | mem=25%, io=50MB/s[,path=DIR,read,floor=10G]; steps: "
@@ -81,14 +80,14 @@ def format_burn_summary(s: dict, out_dir: str | None = None) -> str:
 def burn_command(specs, duration, safety, out, as_json, quiet, dry_run=False) -> int:
     """`stressx burn`: validate, run the burners alone, print; returns the exit code. A dry
     run prints the burners and limits it would run, as JSON, and starts nothing."""
-    from .burners.session import run_burn
+    from .hostload.burners.session import run_burn
 
     try:
         if not specs:
             raise ConfigError("SPEC", "give at least one burner, e.g. cpu=50% mem=2G io=50MB/s")
         parsed = _session.parse_specs(specs)
         duration_s = parse_duration(duration)
-        from .safety import parse_limit
+        from .judge.safety import parse_limit
         limits = [parse_limit(text) for text in safety]
     except ConfigError as exc:
         _err(str(exc))

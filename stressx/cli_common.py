@@ -13,11 +13,10 @@ import click
 from click.core import ParameterSource
 
 from . import cli_burn, cli_reports
-from . import plan as _plan
-from . import shapes
-from .errors import ConfigError
-from .coordinator import Coordinator, check_fd_limits, effective_workers
-from .errors import EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, StartupError
+from .engine.coordinator import Coordinator, check_fd_limits, effective_workers
+from .errors import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
+                     ConfigError, StartupError)
+from .load import plan as _plan, shapes
 from .report.text import format_summary
 
 EXIT_CODES = """\b

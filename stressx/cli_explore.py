@@ -11,13 +11,12 @@ from pathlib import Path
 
 import click
 
-from . import plan as _plan
-from . import shapes
 from .cli_common import (DURATION_HELP, EXIT_CODES, _echo_err, _err, _option, check_resources,
                          default_out_dir, load_options, run_plan, settings_for)
-from .errors import ConfigError
-from .coordinator import Coordinator
-from .errors import EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, StartupError
+from .engine.coordinator import Coordinator
+from .errors import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
+                     ConfigError, StartupError)
+from .load import plan as _plan, shapes
 
 
 def register(main: click.Group) -> None:
@@ -65,7 +64,7 @@ def _dry_run(plan: dict, config) -> None:
 def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision, max_probes, **params):
     """Find the highest rate the target sustains within the SLO: double the rate until a probe
     fails, then bisect. Reports the rate found and each probe's evidence."""
-    from .capacity import plan, search
+    from .explore.capacity import plan, search
     try:
         run, base, output, config = _steady_runner(click.get_current_context(), params, probe_duration)
         args = dict(slo=list(slo), max_error_rate=max_error_rate, start=start_rps,
@@ -103,8 +102,8 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
 def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     """Throughput, latency and errors per instance count, with scaling efficiency (throughput
     per instance relative to the smallest level)."""
+    from .explore.scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
     from .units import parse_rate
-    from .scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
     try:
         levels = parse_levels(instances)
         per = parse_rate(rps_per_instance, "--rps-per-instance")
@@ -144,10 +143,10 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
 def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, backoff, cooldown, **params):
     """A ramp that raises the rate while latency and errors hold and backs off when they
     degrade, recording each decision with its reason (summary 'adaptive')."""
-    from .adaptive import AdaptiveRamp
-    from .capacity import parse_error_rate
+    from .explore.adaptive import AdaptiveRamp
+    from .explore.capacity import parse_error_rate
+    from .judge.thresholds import parse_threshold
     from .units import parse_duration, parse_rate
-    from .thresholds import parse_threshold
     ctx = click.get_current_context()
     try:
         settings, origins, output = settings_for(ctx, params)
@@ -187,7 +186,7 @@ def interactive(target_default):
     import shlex
 
     import yaml
-    from .config import parse_target
+    from .load.config import parse_target
     while True:
         url = click.prompt("Target URL", default=target_default)
         try:

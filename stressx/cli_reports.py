@@ -18,18 +18,15 @@ from pathlib import Path
 
 import click
 
-from . import compare as _compare
 from . import report as _report
-from . import thresholds as _thresholds
-from .errors import ConfigError
-from .units import parse_duration
-from .summary import range_figures
-from .coordinator import Companion
-from .errors import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE
-from .report.comparison import FORMATTERS as COMPARISON_FORMATTERS
-from .report.comparison import format_text as format_comparison
+from .engine.coordinator import Companion
+from .errors import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, ConfigError
+from .judge import compare as _compare, thresholds as _thresholds
+from .report.comparison import FORMATTERS as COMPARISON_FORMATTERS, format_text as format_comparison
 from .report.text import format_thresholds
-from .results import FormatVersionError
+from .results.files import FormatVersionError
+from .results.summary import range_figures
+from .units import parse_duration
 
 RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                     "baseline", "regression_threshold")

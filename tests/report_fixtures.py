@@ -64,5 +64,5 @@ def with_scenarios(tmp_path: Path, name: str = "scenarios") -> Path:
 
 def summary() -> dict:
     """run_v1's summary as a reader sees it (load_results: with the all-requests latency)."""
-    from stressx.results import load_results
+    from stressx.results.files import load_results
     return load_results(RUN_V1).summary

@@ -6,10 +6,10 @@ import time
 
 import pytest
 import stressx
-from stressx import _core
+from stressx.engine import _core
 from stressx._testing.faults import FaultServerThread, free_port
 from stressx._testing.target import TargetThread
-from stressx.coordinator import Abort, Companion, _progress_line
+from stressx.engine.coordinator import Abort, Companion, _progress_line
 
 
 def adds_up(r, received=None):

@@ -11,12 +11,12 @@ import time
 import psutil
 import pytest
 
-from stressx import _core
-from stressx.burners import BURNERS, make_spec, parse_spec
-from stressx.burners.base import Steps
+from stressx.engine import _core
+from stressx.hostload.burners import BURNERS, make_spec, parse_spec
+from stressx.hostload.burners.base import Steps
 from stressx.units import parse_bytes
-from stressx.burners.group import BurnerGroup
-from stressx.burners.memory import meminfo
+from stressx.hostload.burners.group import BurnerGroup
+from stressx.hostload.burners.memory import meminfo
 from stressx.errors import ConfigError
 
 GiB = 1 << 30
@@ -182,14 +182,14 @@ def test_io_burner_rate_and_no_files(tmp_path):
 # -- the coordinator stopped or killed ---------------------------------------------------------
 def _start_burn(tmp_path, *specs, duration="30s"):
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "stressx.cli_burn", "burn", *specs,
+    proc = subprocess.Popen([sys.executable, "-m", "stressx.cli", "burn", *specs,
                              "--duration", duration, "--out", str(out), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     burners = []
     while time.monotonic() < deadline:
         burners = [c for c in psutil.Process(proc.pid).children()
-                   if "stressx.burners" in " ".join(c.cmdline())]
+                   if "stressx.hostload.burners" in " ".join(c.cmdline())]
         if len(burners) == len(specs) and (out / "host.arrows").exists() \
                 and (out / "host.arrows").stat().st_size > 2000:   # running and sampled
             return proc, burners, out
@@ -228,7 +228,7 @@ def test_sigkill_of_the_coordinator_leaves_nothing(tmp_path):
     proc.communicate(timeout=10)
     assert _all_gone(burners), [b.pid for b in burners if b.is_running()]
     assert os.listdir(io_dir) == []
-    from stressx.hostmetrics import read_host
+    from stressx.hostload.hostmetrics import read_host
     assert read_host(out).num_rows >= 5          # flushed as it went: readable after the kill
 
 
@@ -244,7 +244,7 @@ def test_a_dead_burner_is_reported_and_stops_the_run(tmp_path):
 
 
 def test_burn_command_bad_spec_exits_2(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "stressx.cli_burn", "burn", "cpu=50%x1", "mem=900T",
+    r = subprocess.run([sys.executable, "-m", "stressx.cli", "burn", "cpu=50%x1", "mem=900T",
                         "--duration", "1s", "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
@@ -254,7 +254,7 @@ def test_burn_command_bad_spec_exits_2(tmp_path):
 
 
 def test_levels_can_follow_a_load_shape():
-    from stressx import shapes
+    from stressx.load import shapes
     spec = make_spec("cpu", shapes.ramp(0.1, 0.5, 4.0), workers=1)
     assert [round(spec.schedule.level_at(t), 6) for t in (0, 2, 3)] == [0.1, 0.3, 0.4]
     with pytest.raises(ConfigError, match="0..100%"):
@@ -262,9 +262,9 @@ def test_levels_can_follow_a_load_shape():
 
 
 def test_follow_scales_a_level_with_the_run_shape():
-    from stressx import shapes
+    from stressx.load import shapes
     from stressx.cli_burn import companions_for
-    from stressx.config import resolve
+    from stressx.load.config import resolve
     cfg = resolve("http://127.0.0.1:9/", shape=shapes.ramp(100, 200, 10.0))   # a real run's config
     group = companions_for(burn=["cpu=80%x1,follow"], config=cfg)[0]
     sched = group.handles[0].spec.schedule
@@ -295,7 +295,7 @@ def test_load_run_coordinator_stopped_or_killed_leaves_no_burner(target, tmp_pat
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     burners = [c for c in psutil.Process(proc.pid).children()
-               if "stressx.burners" in " ".join(c.cmdline())]
+               if "stressx.hostload.burners" in " ".join(c.cmdline())]
     assert len(burners) == 2
     proc.send_signal(sig)
     proc.communicate(timeout=15)

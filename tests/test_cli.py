@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 from stressx._testing.target import TargetThread
-from stressx.results import read_intervals
+from stressx.results.files import read_intervals
 
 from conftest import run_cli, shm_segments
 
@@ -53,7 +53,7 @@ def test_run_json(tmp_path):
     s = json.loads(r.stdout)
     # a closed-model run of 50 requests: the figures that are known, as the server counted them
     assert served == 50
-    from stressx.results import FORMAT_VERSION
+    from stressx.results.files import FORMAT_VERSION
     assert (s["format_version"], s["model"], s["requests"], s["ok"], s["errors"], s["status"]) == (
         FORMAT_VERSION, "closed", 50, 50, {}, {"200": 50})
     assert s["rate_target"] is None and s["send_lag_ms"] is None and s["saturated"] is False
@@ -96,7 +96,7 @@ def _shard_pids(p, workers):
     """The coordinator's shard processes; exactly `workers` of them, or the checks that they
     are gone later would pass on an empty list."""
     pids = [c.pid for c in psutil.Process(p.pid).children()
-            if "stressx.shard" in " ".join(c.cmdline())]
+            if "stressx.engine.shard" in " ".join(c.cmdline())]
     assert len(pids) == workers, pids
     return pids
 

@@ -6,10 +6,11 @@ import click
 import pytest
 from click.testing import CliRunner
 from report_fixtures import SCENARIOS, copy_run, edit_summary, summary, with_scenarios
-from stressx import cli_reports, compare as C, report
+from stressx import cli_reports, report
+from stressx.judge import compare as C
 from stressx.report import comparison
 from stressx.errors import ConfigError
-from stressx.results import load_results
+from stressx.results.files import load_results
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""stressx/_core.pyi describes the compiled extension as built: the same public names, members,
+"""stressx/engine/_core.pyi describes the compiled extension as built: the same public names, members,
 parameters and (where a tiny call can show them) return and attribute types.
 
 A stub that drifts from the extension misleads every type checker and reader; the extension is
@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 import stressx
-from stressx import _core
+from stressx.engine import _core
 
 PKG = Path(stressx.__file__).resolve().parent
-STUB = ast.parse((PKG / "_core.pyi").read_text())
+CORE = PKG / "engine"                  # the compiled core: _core.pyx, its .pxi files, _core.pyi
+STUB = ast.parse((CORE / "_core.pyi").read_text())
 
 
 # -- the stub, read with ast -------------------------------------------------------------------
@@ -130,7 +131,7 @@ def test_parameters_match(qualname, obj):
     assert stub_params(_stub_function(qualname), method) == runtime
 
 
-PXI = "\n".join(p.read_text() for p in sorted(PKG.glob("_*.pxi")))
+PXI = "\n".join(p.read_text() for p in sorted(CORE.glob("_*.pxi")))
 
 
 def pxi_constructor(cls: str) -> list[tuple]:
@@ -172,7 +173,7 @@ def test_constructor_parameters_match_the_source(cls):
 PROBE = r"""
 import json, os, sys
 import numpy as np
-from stressx import _core
+from stressx.engine import _core
 
 def kind(v, homogeneous=False):
     if v is None: return "None"
@@ -230,7 +231,7 @@ probe("Schedule.rate_at", lambda: s.rate_at(0.5))
 probe("Schedule.integral", lambda: s.integral(1.0))
 probe("Schedule.change_rate", lambda: s.change_rate(1.0, 5.0))
 
-from stressx.shm import ShardMemory, new_run_id
+from stressx.engine.shm import ShardMemory, new_run_id
 mem = ShardMemory.create(new_run_id(), 0, 1)
 mem.unlink()
 dest = np.empty(mem.live, dtype=np.int64)
@@ -283,4 +284,4 @@ def test_every_module_function_is_probed(observed):
 
 def test_py_typed_ships_next_to_the_package():
     assert (PKG / "py.typed").is_file()
-    assert (PKG / "_core.pyi").is_file()
+    assert (CORE / "_core.pyi").is_file()

@@ -7,7 +7,7 @@ import stressx
 import trustme
 from hdrh.histogram import HdrHistogram
 from stressx._testing.target import TargetThread
-from stressx.hdr import Histogram
+from stressx.results.hdr import Histogram
 
 from conftest import shm_segments
 
@@ -60,7 +60,7 @@ def test_scheduler_lag_of_a_frozen_shard(counted, tmp_path):
         while counted.counts.requests < 100 and time.monotonic() < deadline:
             time.sleep(0.005)
         (shard,) = [c for c in psutil.Process().children()
-                    if "stressx.shard" in " ".join(c.cmdline())]
+                    if "stressx.engine.shard" in " ".join(c.cmdline())]
         t0 = time.monotonic()
         shard.send_signal(signal.SIGSTOP)
         time.sleep(0.3)

@@ -11,10 +11,10 @@ import json
 
 import pytest
 import stressx
-from stressx import thresholds as T
+from stressx.judge import thresholds as T
 from stressx._testing.faults import LoopThread, format_url
-from stressx.censoring import censoring, decide, rank, sentence
-from stressx.hdr import Histogram
+from stressx.results.censoring import censoring, decide, rank, sentence
+from stressx.results.hdr import Histogram
 
 from conftest import run_cli
 
@@ -202,8 +202,8 @@ def test_failures_are_timed_and_timeouts_censored_at_the_deadline(tmp_path):
     assert max(row["latency_ms_max"] or 0 for row in iv) < 1000.0
     assert sum(row["completed"] for row in iv) == 100
     # the interval logs: the successes' and every request's; ranges judge all requests
-    from stressx.results import read_latency_log
-    from stressx.summary import range_figures
+    from stressx.results.files import read_latency_log
+    from stressx.results.summary import range_figures
     assert sum(i.histogram.total for i in read_latency_log(tmp_path / "latency.hlog")) == 95
     assert sum(i.histogram.total for i in read_latency_log(tmp_path / "all_latency.hlog")) == 100
     whole = range_figures(tmp_path)

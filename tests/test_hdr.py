@@ -1,4 +1,4 @@
-"""stressx.hdr against the reference ``hdrhistogram`` package (import name ``hdrh``).
+"""stressx.results.hdr against the reference ``hdrhistogram`` package (import name ``hdrh``).
 
 The reference histogram uses the same parameters (1, 3_600_000_000, 3 significant figures), so
 indices, bucket values, percentiles and means are compared exactly. Known, intended differences:
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from stressx import _core, hdr
+from stressx.engine import _core
+from stressx.results import hdr
 
 Histogram = hdr.Histogram
 PERCENTILES = [0.0, 1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999, 100.0]

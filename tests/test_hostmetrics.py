@@ -6,9 +6,9 @@ import threading
 import pytest
 
 import stressx
-from stressx.burners import make_spec
-from stressx.burners.session import run_burn
-from stressx.hostmetrics import HOST_FILE, host_schema, read_host
+from stressx.hostload.burners import make_spec
+from stressx.hostload.burners.session import run_burn
+from stressx.hostload.hostmetrics import HOST_FILE, host_schema, read_host
 
 
 def _meminfo_bytes(key: str) -> int:

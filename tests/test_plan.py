@@ -4,7 +4,7 @@ import os
 import time
 
 import pytest
-from stressx import plan
+from stressx.load import plan
 from stressx.errors import ConfigError
 
 from conftest import run_cli

@@ -17,9 +17,10 @@ import pytest
 import xmlschema
 from click.testing import CliRunner
 from report_fixtures import RUN_V1, copy_run, edit_summary, with_scenarios
-from stressx import cli_reports, report, thresholds as T
+from stressx import cli_reports, report
+from stressx.judge import thresholds as T
 from stressx.report.text import format_summary, format_thresholds
-from stressx.results import load_results
+from stressx.results.files import load_results
 
 XSD = Path(__file__).parent / "fixtures" / "junit.xsd"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -174,7 +175,7 @@ def test_html_renders_host_metrics_only_when_present(run_dir):
     # the host sampler's output (hostmetrics.py): 100 ms samples in host.arrows, extremes and
     # per-burner verdicts under summary["host"]; written with the sampler's own schema, so a
     # renamed column cannot leave this test reading a file the sampler never writes
-    from stressx.hostmetrics import host_schema
+    from stressx.hostload.hostmetrics import host_schema
     samples = [{"t_s": 0.05 + i / 10, "interval_s": 0.1, "cpu_pct": 30.0 + i,
                 "mem_used_pct": 41.0, "shards_cpu_pct": 12.5, "burners_cpu_pct": None}
                for i in range(40)]

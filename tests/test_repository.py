@@ -83,10 +83,11 @@ def test_package_data_ships_the_stub_py_typed_and_workloads():
     if not pyproject.is_file():
         pytest.skip("not a source checkout")
     import tomllib
-    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["stressx"]
+    package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     pkg = ROOT / "stressx"
-    shipped = {p for pattern in patterns for p in pkg.glob(pattern) if p.is_file()}
-    needed = {pkg / "py.typed", pkg / "_core.pyi"}
-    needed |= {p for p in (pkg / "workloads").rglob("*") if p.is_file()}
+    shipped = {p for package, patterns in package_data.items() for pattern in patterns
+               for p in (ROOT / package.replace(".", "/")).glob(pattern) if p.is_file()}
+    needed = {pkg / "py.typed", pkg / "engine" / "_core.pyi"}
+    needed |= {p for p in (pkg / "load" / "workloads").rglob("*") if p.is_file()}
     assert len(needed) > 4
     assert sorted(map(str, needed - shipped)) == []

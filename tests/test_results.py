@@ -3,9 +3,9 @@ import json
 
 import pyarrow as pa
 import pytest
-from stressx import _core
-from stressx.hdr import Histogram
-from stressx.results import ResultsWriter, interval_schema, load_results, read_intervals
+from stressx.engine import _core
+from stressx.results.hdr import Histogram
+from stressx.results.files import ResultsWriter, interval_schema, load_results, read_intervals
 
 
 def _row(t, sent):
@@ -86,7 +86,7 @@ def _v1_copy(tmp_path, version=_AS_IS):
 
 
 def test_writer_and_schemas_say_the_current_version():
-    from stressx.results import FORMAT_VERSION, READABLE_VERSIONS, scenario_interval_schema
+    from stressx.results.files import FORMAT_VERSION, READABLE_VERSIONS, scenario_interval_schema
     assert FORMAT_VERSION == 4 and READABLE_VERSIONS == (1, 2, 3, 4)
     for schema in (interval_schema(False), interval_schema(True), scenario_interval_schema()):
         assert schema.metadata[b"stressx_format_version"] == b"4"
@@ -123,7 +123,7 @@ def test_report_and_compare_read_version_1(tmp_path):
 
 
 def test_a_newer_directory_is_refused(tmp_path):
-    from stressx.results import FormatVersionError
+    from stressx.results.files import FormatVersionError
     d = _v1_copy(tmp_path, version=99)
     with pytest.raises(FormatVersionError, match=r"results format version 99 is newer") as info:
         load_results(d)
@@ -145,7 +145,7 @@ def test_cli_refuses_a_newer_or_unknown_version_with_exit_2(tmp_path, version):
 
 
 def test_baselines_refuse_a_newer_version(tmp_path, monkeypatch):
-    from stressx.compare import resolve_baseline, save_baseline
+    from stressx.judge.compare import resolve_baseline, save_baseline
     from stressx.errors import ConfigError
     monkeypatch.setenv("STRESSX_BASELINES", str(tmp_path / "baselines"))
     d = _v1_copy(tmp_path, version=99)
@@ -158,9 +158,9 @@ def test_baselines_refuse_a_newer_version(tmp_path, monkeypatch):
 
 
 def test_a_newer_stream_is_refused(tmp_path):
-    from stressx.hostmetrics import read_host
-    from stressx.results import FormatVersionError
-    from stressx.results import FORMAT_VERSION
+    from stressx.hostload.hostmetrics import read_host
+    from stressx.results.files import FormatVersionError
+    from stressx.results.files import FORMAT_VERSION
     newer = str(FORMAT_VERSION + 1)
     schema = interval_schema(False).with_metadata({"stressx_format_version": newer})
     path = tmp_path / "host.arrows"

@@ -18,7 +18,7 @@ import pytest
 import stressx
 from stressx._testing.target import TargetThread
 from stressx.system import cgroup_cpu_limit, parse_cpu_max, usable_cpus
-from stressx.coordinator import Companion
+from stressx.engine.coordinator import Companion
 
 from conftest import RUN_TIMEOUT_S, run_cli, shm_segments
 

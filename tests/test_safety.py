@@ -6,11 +6,11 @@ import pytest
 
 import stressx
 from stressx._testing.target import TargetThread
-from stressx.burners import make_spec
-from stressx.burners.session import run_burn
+from stressx.hostload.burners import make_spec
+from stressx.hostload.burners.session import run_burn
 from stressx.errors import ConfigError
-from stressx.hostmetrics import read_host
-from stressx.safety import parse_limit
+from stressx.hostload.hostmetrics import read_host
+from stressx.judge.safety import parse_limit
 
 
 @pytest.mark.parametrize("text,metric,threshold,unit,action", [

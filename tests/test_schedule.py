@@ -1,7 +1,7 @@
 """The open-model schedule: pure arithmetic, checked with tables (no clock, no sleeping)."""
 import pytest
 
-from stressx._core import Schedule
+from stressx.engine._core import Schedule
 
 MS = 1_000_000
 

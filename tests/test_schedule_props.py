@@ -1,5 +1,5 @@
 """The send schedule under random shapes and random live rate changes (hypothesis), checked
-against its Python twin (stressx.schedule) to the nanosecond, plus the cases that broke:
+against its Python twin (stressx.load.schedule) to the nanosecond, plus the cases that broke:
 a ramp from 0 req/s, a change inside a ramp, a pause (rate 0) and rates below 1/s."""
 import math
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stressx import schedule as twin
-from stressx import shapes
-from stressx._core import Schedule
+from stressx.load import schedule as twin
+from stressx.load import shapes
+from stressx.engine._core import Schedule
 
 NEVER = 2**63 - 1
 S = 1_000_000_000

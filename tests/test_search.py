@@ -4,12 +4,12 @@ import json
 
 import pytest
 import stressx
-from stressx import shapes
+from stressx.load import shapes
 from stressx._testing.target import TargetThread
-from stressx.adaptive import AdaptiveRamp
-from stressx.capacity import Probe, next_rate
-from stressx.scaling import efficiency_table
-from stressx.thresholds import parse_threshold
+from stressx.explore.adaptive import AdaptiveRamp
+from stressx.explore.capacity import Probe, next_rate
+from stressx.explore.scaling import efficiency_table
+from stressx.judge.thresholds import parse_threshold
 
 from conftest import run_cli
 

@@ -3,8 +3,8 @@ them exactly."""
 import math
 
 import pytest
-from stressx import shapes
-from stressx._core import Schedule
+from stressx.load import shapes
+from stressx.engine._core import Schedule
 from stressx.errors import ConfigError
 
 CASES = [
@@ -89,7 +89,7 @@ def test_bad_shapes_name_the_option(make, option):
 
 
 def test_progressive_phase_weights_drive_following_burners():
-    from stressx.burners.base import FollowShape
+    from stressx.hostload.burners.base import FollowShape
     p = shapes.build("progressive", {"max_rps": 100, "ramp_up": 0, "phases": [
         {"name": "light", "cpu_weight": 0.5}, {"name": "heavy", "io_weight": 0}]})
     cpu, io = FollowShape(p, 0.8, "cpu"), FollowShape(p, 1e6, "io")

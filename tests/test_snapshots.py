@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import stressx
-from stressx import _core
-from stressx.hdr import Histogram
-from stressx.results import read_latency_log
-from stressx.shm import SCENARIOS_BASE, SCENARIO, ShardMemory, new_run_id
+from stressx.engine import _core
+from stressx.results.hdr import Histogram
+from stressx.results.files import read_latency_log
+from stressx.engine.shm import SCENARIOS_BASE, SCENARIO, ShardMemory, new_run_id
 from stressx._testing.faults import LoopThread
 
 SLOTS = _core.SLOTS
@@ -72,7 +72,7 @@ def test_reader_never_sees_a_torn_snapshot_while_the_shard_writes_at_full_speed(
                 continue
             if got == 0:
                 continue
-            r = stressx.shm.Reading(dest)
+            r = stressx.engine.shm.Reading(dest)
             assert whole(r) == [], f"snapshot {r.index} torn: {whole(r)}"
             good += 1
             indices.append(r.index)
@@ -102,16 +102,16 @@ def test_torn_copies_are_detected(segment):
             writer = _stress(segment, 20_000, 50)
         b = int(np.random.randint(2))
         image = segment.slots[live * (1 + b):live * (2 + b)]
-        naive_torn += bool(whole(stressx.shm.Reading(image.copy())))
+        naive_torn += bool(whole(stressx.engine.shm.Reading(image.copy())))
         got = _core.read_snapshot(segment.slots, b, dest)
         if got < 0:
             locked_torn += 1
         elif got > 0:
-            assert whole(stressx.shm.Reading(dest)) == []
+            assert whole(stressx.engine.shm.Reading(dest)) == []
     writer.join(30)
     assert naive_torn and locked_torn, (naive_torn, locked_torn)
     assert _core.read_snapshot(segment.slots, b, dest) > 0          # once the writer stopped
-    assert whole(stressx.shm.Reading(dest)) == []
+    assert whole(stressx.engine.shm.Reading(dest)) == []
 
 
 def test_snapshot_is_the_live_state(segment):
@@ -130,7 +130,7 @@ def test_snapshot_is_the_live_state(segment):
         dest = np.empty(live, dtype=np.int64)
         b = 0 if _core.snapshot_seqs(segment.slots)[0] > _core.snapshot_seqs(segment.slots)[1] else 1
         assert _core.read_snapshot(segment.slots, b, dest) > 0
-        r = stressx.shm.Reading(dest)
+        r = stressx.engine.shm.Reading(dest)
         assert r.index == k and not r.final
         expect = segment.slots[:live].copy()
         expect[meta] = dest[meta]
@@ -272,7 +272,7 @@ def test_a_dead_shard_stands_on_whole_counts(segment):
     whole, its last snapshot when it died halfway through counting a request."""
     import subprocess
     import sys
-    from stressx.coordinator import Shard
+    from stressx.engine.coordinator import Shard
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _core.snapshot_stress(segment.slots, 2, 100)           # snapshots 1 and 2, live == 2
@@ -295,8 +295,8 @@ def test_next_cut_waits_for_every_shard_and_passes_over_a_lost_snapshot():
     """Interval k is cut once every shard's snapshot k is in (a finished shard's final one
     stands for every later k); a snapshot lost for good (its image overwritten before it was
     read) is passed over, so one row spans two seconds instead of one being made up."""
-    from stressx.coordinator import Coordinator, Shard
-    from stressx.shm import Reading
+    from stressx.engine.coordinator import Coordinator, Shard
+    from stressx.engine.shm import Reading
 
     def snap(k, final=False):
         r = Reading.zero(1)

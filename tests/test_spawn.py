@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import stressx
-from stressx._spawn import PACKAGE_DIR, child_argv
+from stressx.engine.spawn import PACKAGE_DIR, child_argv
 
 TIMEOUT_S = 60
 
@@ -20,11 +20,12 @@ def decoy_cwd(tmp_path):
     folder that is not the imported package (here it refuses to import), plus modules named
     like standard ones a child imports (a user's ./bisect.py or ./tempfile.py)."""
     cwd = tmp_path / "cwd"
-    (cwd / "stressx" / "burners").mkdir(parents=True)
+    (cwd / "stressx" / "engine").mkdir(parents=True)
+    (cwd / "stressx" / "hostload" / "burners").mkdir(parents=True)
     boom = "raise ImportError('decoy imported from the working directory')\n"
     (cwd / "stressx" / "__init__.py").write_text(boom)
-    (cwd / "stressx" / "shard.py").write_text(boom)
-    (cwd / "stressx" / "burners" / "__init__.py").write_text(boom)
+    (cwd / "stressx" / "engine" / "shard.py").write_text(boom)
+    (cwd / "stressx" / "hostload" / "burners" / "__init__.py").write_text(boom)
     for name in ("bisect", "tempfile", "uvloop"):
         (cwd / f"{name}.py").write_text(boom)
     return cwd
@@ -37,9 +38,9 @@ def _cli(*args, cwd):
 
 
 def test_argv_runs_without_the_working_directory_on_sys_path():
-    argv = child_argv("stressx.shard")
+    argv = child_argv("stressx.engine.shard")
     assert argv[0] == sys.executable and argv[1] == "-P"
-    assert PACKAGE_DIR in argv and "stressx.shard" in argv     # ps/psutil still find the shards
+    assert PACKAGE_DIR in argv and "stressx.engine.shard" in argv     # ps/psutil still find the shards
     assert PACKAGE_DIR == stressx.__path__[0]
     with pytest.raises(ValueError):
         child_argv("os")
@@ -64,12 +65,12 @@ def test_burners_from_a_directory_with_decoys(tmp_path, decoy_cwd):
 
 def test_burner_boot_stays_light(decoy_cwd):
     """Burners skip stressx/__init__.py (the engine, numpy, pyarrow) but import the parent's
-    stressx.burners."""
+    stressx.hostload.burners."""
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
-    r = subprocess.run(child_argv("stressx.burners", light=True), input="{}", cwd=decoy_cwd,
+    r = subprocess.run(child_argv("stressx.hostload.burners", light=True), input="{}", cwd=decoy_cwd,
                        env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "stressx.burners.base" in imported, r.stderr
-    assert not {"numpy", "pyarrow", "stressx.coordinator", "stressx.api"} & imported
+    assert "stressx.hostload.burners.base" in imported, r.stderr
+    assert not {"numpy", "pyarrow", "stressx.engine.coordinator", "stressx.api"} & imported
     assert "decoy" not in r.stderr

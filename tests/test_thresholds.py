@@ -4,7 +4,8 @@ import json
 
 import pytest
 from report_fixtures import RUN_V1, SCENARIOS, copy_run, summary
-from stressx import cli_reports, thresholds as T
+from stressx import cli_reports
+from stressx.judge import thresholds as T
 from stressx._testing.target import TargetThread
 from stressx.errors import ConfigError
 from stressx.errors import EXIT_THRESHOLDS
@@ -249,7 +250,7 @@ def test_window_latency_is_exact_from_the_intervals_histograms():
     figure is that of the merged histogram, equal to the histogram of every value recorded in
     the window, not a bound from the intervals' percentiles."""
     import numpy as np
-    from stressx.hdr import Histogram
+    from stressx.results.hdr import Histogram
     rng = np.random.default_rng(7)
     samples = [rng.lognormal(8, s, size=n).astype(np.int64)
                for s, n in ((0.3, 900), (1.5, 100), (0.5, 2000))]

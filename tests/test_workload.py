@@ -6,7 +6,7 @@ import pytest
 import stressx
 from stressx._testing.target import TargetThread
 from stressx.errors import ConfigError
-from stressx.workload import BUILTIN_DIR, list_workloads, load_workload, parse_workload
+from stressx.load.workload import BUILTIN_DIR, list_workloads, load_workload, parse_workload
 
 from conftest import run_cli
 

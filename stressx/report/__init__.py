@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import thresholds as _thresholds
-from ..compare import COMPARISON_FILE
 from ..errors import ConfigError
-from ..results import Results, load_results, read_intervals
+from ..judge import thresholds as _thresholds
+from ..judge.compare import COMPARISON_FILE
+from ..results.files import Results, load_results, read_intervals
 from . import html_report, json_report, junit, markdown
 from .figures import interval_rows
 

@@ -2,7 +2,7 @@
 JSON and JUnit outputs of one run never disagree."""
 from __future__ import annotations
 
-from ..summary import count_of
+from ..results.summary import count_of
 
 import math
 
@@ -146,7 +146,7 @@ def percentile_curve(hist, points: int = 120) -> list[tuple[float, float, float]
 
 def threshold_rows(thresholds: list[dict]) -> list[dict]:
     """Stored verdicts as table rows: passed, text, actual (in the threshold's unit), from."""
-    from ..thresholds import Threshold, format_value
+    from ..judge.thresholds import Threshold, format_value
     rows = []
     for t in thresholds:
         th = Threshold(t["expression"], t["metric"], t["op"], t["limit"], t["relative"],

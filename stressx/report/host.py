@@ -2,7 +2,7 @@
 events. Shared by the load-run summary and `stressx burn`."""
 from __future__ import annotations
 
-from ..burners import describe
+from ..hostload.burners import describe
 from ..units import format_bytes
 
 

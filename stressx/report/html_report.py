@@ -13,7 +13,7 @@ import json
 import time
 from html import escape
 
-from ..summary import error_rate
+from ..results.summary import error_rate
 from . import figures as F
 from .comparison import html_section
 from .page import page, table

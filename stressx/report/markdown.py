@@ -6,7 +6,7 @@ errors, per-scenario table and the baseline comparison when there is one.
 from __future__ import annotations
 
 from .._version import __version__
-from ..summary import error_rate
+from ..results.summary import error_rate
 from . import figures as F
 
 FILENAME = "report.md"

@@ -1,0 +1,231 @@
+"""Shared memory between the coordinator and one shard.
+
+Each shard owns one segment: a file in /dev/shm holding a flat int64 array whose slot layout is
+defined (and versioned) in ``_layout.pxi`` and exported as ``_core.SLOTS``. The shard is the only
+writer of its counters and histograms; the coordinator writes a few control slots (the common
+start instant, stop requests, live rate changes) and otherwise only reads. It never copies the
+live slots of a running shard (a copy of memory being written can be torn): the shard publishes
+consistent snapshots of them at the common start + k s into two images behind the live slots,
+under sequence locks (``_snapshot.pxi``), and the coordinator copies those (~1.3 MiB a second for
+one scenario). Nothing per request crosses a pipe.
+
+The coordinator unlinks each segment's name as soon as its shard has mapped it: the memory lives
+on while either process holds a mapping, and nothing is left in /dev/shm whatever way the
+processes end.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import secrets
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..results.hdr import Histogram
+from . import _core
+
+SLOTS = _core.SLOTS
+HIST_SLOTS = _core.HDR_PARAMS["slots"]
+N_HISTOGRAMS = _core.LAYOUT["n_histograms"]
+SCENARIO = _core.SCENARIO_SLOTS
+SCENARIOS_BASE = SLOTS["histograms"] + N_HISTOGRAMS * HIST_SLOTS
+SCENARIO_BLOCK = SCENARIO["block"]
+if SCENARIO_BLOCK != SCENARIO["header"] + 2 * HIST_SLOTS or SCENARIO["all_histogram"] != SCENARIO["header"] + HIST_SLOTS:
+    raise ImportError("stressx.engine._core: scenario block layout does not match the histogram size")
+
+
+SNAPSHOT_BUFFERS = _core.LAYOUT["snapshot_buffers"]
+SNAPSHOT_READ_ATTEMPTS = 20     # a torn read is retried (the shard writes an image in ~10-100 us)
+
+
+def live_slots(n_scenarios: int) -> int:
+    """Slots of the live area (and of each snapshot image)."""
+    return SCENARIOS_BASE + n_scenarios * SCENARIO_BLOCK
+
+
+def segment_slots(n_scenarios: int) -> int:
+    """Slots of a whole segment: the live area, then the snapshot images."""
+    return live_slots(n_scenarios) * (1 + SNAPSHOT_BUFFERS)
+
+
+SHM_DIR = "/dev/shm"
+INT64_MAX = np.iinfo(np.int64).max
+
+
+class ShardMemory:
+    """One shard's mapped segment; `slots` is a writable numpy int64 view of it."""
+
+    def __init__(self, path: str, fd: int, created: bool, size: int | None = None):
+        self.path = path
+        self._mmap = mmap.mmap(fd, size or os.fstat(fd).st_size)
+        os.close(fd)
+        self.slots = np.frombuffer(self._mmap, dtype=np.int64)
+        self._linked = created
+        self._seen = [0] * SNAPSHOT_BUFFERS    # sequence numbers of the images already read
+
+    @classmethod
+    def create(cls, run_id: str, index: int, n_scenarios: int = 1) -> "ShardMemory":
+        path = os.path.join(SHM_DIR, f"stressx-{run_id}-{index}")
+        size = segment_slots(n_scenarios) * 8
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, size)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        mem = cls(path, fd, created=True, size=size)
+        s = mem.slots
+        s[SLOTS["magic"]] = _core.LAYOUT["magic"]
+        s[SLOTS["version"]] = _core.LAYOUT["version"]
+        s[SLOTS["n_scenarios"]] = n_scenarios
+        for h in range(N_HISTOGRAMS):
+            s[SLOTS["histograms"] + h * HIST_SLOTS + 1] = INT64_MAX  # min of an empty histogram
+        for i in range(n_scenarios):
+            for off in (SCENARIO["header"], SCENARIO["all_histogram"]):
+                s[SCENARIOS_BASE + i * SCENARIO_BLOCK + off + 1] = INT64_MAX
+        return mem
+
+    @classmethod
+    def attach(cls, path: str) -> "ShardMemory":
+        mem = cls(path, os.open(path, os.O_RDWR), created=False)
+        if mem.slots[SLOTS["magic"]] != _core.LAYOUT["magic"]:
+            raise ValueError(f"{path}: not a stressx shard segment")
+        if mem.slots[SLOTS["version"]] != _core.LAYOUT["version"]:
+            raise ValueError(f"{path}: layout version {mem.slots[SLOTS['version']]}, "
+                             f"this stressx reads {_core.LAYOUT['version']}")
+        return mem
+
+    def unlink(self) -> None:
+        """Remove the name; the mapping stays valid."""
+        if self._linked:
+            self._linked = False
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def get(self, name: str) -> int:
+        return int(self.slots[SLOTS[name]])
+
+    def set(self, name: str, value: int) -> None:
+        self.slots[SLOTS[name]] = value
+
+    @property
+    def live(self) -> int:
+        return live_slots(self.get("n_scenarios"))
+
+    def read(self) -> "Reading":
+        """A plain copy of the live slots: consistent only when the shard is not writing (it
+        has exited, or not started); while it runs, read its snapshots()."""
+        return Reading(self.slots[:self.live].copy())
+
+    def snapshots(self) -> list["Reading"]:
+        """The complete snapshots the shard published since the last call (at most one per
+        image), oldest first. An image being written is retried a few times, then left for the
+        next call."""
+        out = []
+        for b, seq in enumerate(_core.snapshot_seqs(self.slots)):
+            if seq == self._seen[b] or seq == 0:
+                continue
+            for attempt in range(SNAPSHOT_READ_ATTEMPTS):
+                dest = np.empty(self.live, dtype=np.int64)
+                got = _core.read_snapshot(self.slots, b, dest)
+                if got > 0:
+                    self._seen[b] = got
+                    out.append(Reading(dest))
+                    break
+                time.sleep(0.0001 * (attempt + 1))
+        return sorted(out, key=lambda r: r.index)
+
+    def close(self) -> None:
+        self.unlink()
+        self.slots = None
+        try:
+            self._mmap.close()
+        except BufferError:
+            pass  # a numpy view is still alive somewhere; the GC will unmap it
+
+
+def new_run_id() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class Reading:
+    """A copy of one shard's segment at one instant, with named accessors."""
+
+    slots: np.ndarray
+
+    def __getitem__(self, name: str) -> int:
+        return int(self.slots[SLOTS[name]])
+
+    @classmethod
+    def zero(cls, n_scenarios: int) -> "Reading":
+        """The state at the start instant: nothing is counted before it."""
+        return cls(np.zeros(live_slots(n_scenarios), dtype=np.int64))
+
+    # a snapshot's own description (see _snapshot.pxi)
+    @property
+    def index(self) -> int:
+        """k: the state at the common start + k s (a final snapshot: the shard's end, which
+        stands for every later k)."""
+        return self["snap_index"]
+
+    @property
+    def taken_ns(self) -> int:
+        return self["snap_taken_ns"]
+
+    @property
+    def final(self) -> bool:
+        return bool(self["snap_final"])
+
+    def whole(self) -> bool:
+        """Do its counts agree (completed = ok + errors, every histogram's count = the sum of
+        its buckets, one latency per ok)? Snapshots always do; a copy of live slots that were
+        being written may not."""
+        if self["completed"] != self["ok"] + self["errors"]:
+            return False
+        hists = [self.histogram(name) for name in _core.HISTOGRAMS]
+        hists += [self.scenario_histogram(i) for i in range(self.n_scenarios)]
+        if any(h.total != int(h.counts.sum()) for h in hists):
+            return False
+        return hists[0].total == self["ok"]
+
+    def errors(self) -> np.ndarray:
+        base = SLOTS["error_kinds"]
+        return self.slots[base:base + len(_core.ERROR_KINDS)]
+
+    def status(self) -> np.ndarray:
+        base = SLOTS["status"]
+        return self.slots[base:base + _core.LAYOUT["n_status"]]
+
+    def block(self, name: str, n: int) -> np.ndarray:
+        """The n slots starting at slot `name` (drop_reasons, connect_fail_kinds...)."""
+        base = SLOTS[name]
+        return self.slots[base:base + n]
+
+    def histogram(self, name: str) -> Histogram:
+        start = SLOTS["histograms"] + _core.HISTOGRAMS.index(name) * HIST_SLOTS
+        return Histogram.from_slots(self.slots[start:start + HIST_SLOTS])
+
+    @property
+    def n_scenarios(self) -> int:
+        return self["n_scenarios"]
+
+    def scenario(self, i: int) -> dict:
+        """Scenario i's counters (and error kinds array under 'errors_by_kind')."""
+        base = SCENARIOS_BASE + i * SCENARIO_BLOCK
+        out = {name: int(self.slots[base + off]) for name, off in SCENARIO.items()
+               if name not in ("error_kinds", "header", "all_histogram", "block")}
+        k = base + SCENARIO["error_kinds"]
+        out["errors_by_kind"] = self.slots[k:k + len(_core.ERROR_KINDS)]
+        return out
+
+    def scenario_histogram(self, i: int, which: str = "latency") -> Histogram:
+        """Scenario i's `latency` (successes) or `all_latency` (every completed request)."""
+        off = {"latency": SCENARIO["header"], "all_latency": SCENARIO["all_histogram"]}[which]
+        start = SCENARIOS_BASE + i * SCENARIO_BLOCK + off
+        return Histogram.from_slots(self.slots[start:start + HIST_SLOTS])
