@@ -263,7 +263,7 @@ def test_levels_can_follow_a_load_shape():
 
 def test_follow_scales_a_level_with_the_run_shape():
     from stressx.load import shapes
-    from stressx.cli_burn import companions_for
+    from stressx.cli.burn import companions_for
     from stressx.load.config import resolve
     cfg = resolve("http://127.0.0.1:9/", shape=shapes.ramp(100, 200, 10.0))   # a real run's config
     group = companions_for(burn=["cpu=80%x1,follow"], config=cfg)[0]

@@ -6,7 +6,8 @@ import click
 import pytest
 from click.testing import CliRunner
 from report_fixtures import SCENARIOS, copy_run, edit_summary, summary, with_scenarios
-from stressx import cli_reports, report
+from stressx import report
+from stressx.cli import reports as cli_reports
 from stressx.judge import compare as C
 from stressx.report import comparison
 from stressx.errors import ConfigError

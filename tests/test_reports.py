@@ -17,7 +17,8 @@ import pytest
 import xmlschema
 from click.testing import CliRunner
 from report_fixtures import RUN_V1, copy_run, edit_summary, with_scenarios
-from stressx import cli_reports, report
+from stressx import report
+from stressx.cli import reports as cli_reports
 from stressx.judge import thresholds as T
 from stressx.report.text import format_summary, format_thresholds
 from stressx.results.files import load_results

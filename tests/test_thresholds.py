@@ -4,7 +4,7 @@ import json
 
 import pytest
 from report_fixtures import RUN_V1, SCENARIOS, copy_run, summary
-from stressx import cli_reports
+from stressx.cli import reports as cli_reports
 from stressx.judge import thresholds as T
 from stressx._testing.target import TargetThread
 from stressx.errors import ConfigError

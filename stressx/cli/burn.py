@@ -14,10 +14,11 @@ from pathlib import Path
 
 import click
 
-from .errors import EXIT_USAGE, ConfigError
-from .hostload.burners import session as _session
-from .report.host import format_host_section
-from .units import parse_duration
+from ..errors import EXIT_USAGE, ConfigError
+from ..hostload.burners import session as _session
+from ..report.host import format_host_section
+from ..units import parse_duration
+from .common import echo_err, err
 
 BURN_HELP = ("Host load beside the requests (repeatable): cpu=50% (per core, every core), "
              "cpu=50%x2, mem=2G | mem=25%, io=50MB/s[,path=DIR,read,floor=10G]; steps: "
@@ -32,14 +33,6 @@ Exit codes:
   4    stopped early: a safety stop, or a burner died
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM
 """
-
-
-def _err(message: str) -> None:
-    click.echo(f"stressx: error: {message}", err=True)
-
-
-def _echo_err(line: str) -> None:
-    click.echo(line, err=True)
 
 
 BURNER_OPTION_NAMES = ("burn", "safety")
@@ -57,9 +50,9 @@ def pop_burner_options(options: dict) -> dict:
     return {name: tuple(options.pop(name) or ()) for name in BURNER_OPTION_NAMES if name in options}
 
 
-def companions_for(burn=(), safety=(), config=None, echo=_echo_err) -> list:
+def companions_for(burn=(), safety=(), config=None, echo=echo_err) -> list:
     """The companions of one run from --burn specs and --safety limits (see
-    stressx.burners.session.companions_for); ConfigError naming the bad token."""
+    stressx.hostload.burners.session.companions_for); ConfigError naming the bad token."""
     return _session.companions_for(burn, safety, config=config, echo=echo)
 
 
@@ -80,17 +73,17 @@ def format_burn_summary(s: dict, out_dir: str | None = None) -> str:
 def burn_command(specs, duration, safety, out, as_json, quiet, dry_run=False) -> int:
     """`stressx burn`: validate, run the burners alone, print; returns the exit code. A dry
     run prints the burners and limits it would run, as JSON, and starts nothing."""
-    from .hostload.burners.session import run_burn
+    from ..hostload.burners.session import run_burn
 
     try:
         if not specs:
             raise ConfigError("SPEC", "give at least one burner, e.g. cpu=50% mem=2G io=50MB/s")
         parsed = _session.parse_specs(specs)
         duration_s = parse_duration(duration)
-        from .judge.safety import parse_limit
+        from ..judge.safety import parse_limit
         limits = [parse_limit(text) for text in safety]
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     out_dir = Path(out) if out else Path("stressx-results") / ("burn-" + time.strftime("%Y%m%d-%H%M%S"))
     if dry_run:
@@ -100,7 +93,7 @@ def burn_command(specs, duration, safety, out, as_json, quiet, dry_run=False) ->
                               indent=2, default=str))
         return 0
     summary = run_burn(parsed, duration_s=duration_s, out_dir=out_dir, limits=limits,
-                       echo=_echo_err, progress=not quiet)
+                       echo=echo_err, progress=not quiet)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -130,9 +123,3 @@ def register(main) -> None:
         Each burner is its own process; host metrics are sampled every 100 ms into
         host.arrows; the summary compares achieved and requested levels."""
         sys.exit(burn_command(specs, duration, safety, out, as_json, quiet, dry_run))
-
-
-if __name__ == "__main__":      # `python -m stressx.cli_burn burn ...` until cli.py registers it
-    from .cli import main as _main
-    register(_main)
-    _main()

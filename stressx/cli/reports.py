@@ -18,23 +18,20 @@ from pathlib import Path
 
 import click
 
-from . import report as _report
-from .engine.coordinator import Companion
-from .errors import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, ConfigError
-from .judge import compare as _compare, thresholds as _thresholds
-from .report.comparison import FORMATTERS as COMPARISON_FORMATTERS, format_text as format_comparison
-from .report.text import format_thresholds
-from .results.files import FormatVersionError
-from .results.summary import range_figures
-from .units import parse_duration
+from .. import report as _report
+from ..engine.coordinator import Companion
+from ..errors import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, ConfigError
+from ..judge import compare as _compare, thresholds as _thresholds
+from ..report.comparison import FORMATTERS as COMPARISON_FORMATTERS, format_text as format_comparison
+from ..report.text import format_thresholds
+from ..results.files import FormatVersionError
+from ..results.summary import range_figures
+from ..units import parse_duration
+from .common import err
 
 RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                     "baseline", "regression_threshold")
 _INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
-
-def _err(message: str) -> None:
-    click.echo(f"stressx: error: {message}", err=True)
 
 
 def run_options(f):
@@ -204,10 +201,10 @@ def report_command(results_dir, formats, out, threshold, criteria, from_, to):
             _range_reports(runs, span, ths, out)
         loaded = [(p, _report.load(p)) for p in runs]
     except (ConfigError, FormatVersionError) as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
     except (OSError, ValueError) as exc:
-        _err(f"RESULTS_DIR: cannot read {results_dir}: {exc}")
+        err(f"RESULTS_DIR: cannot read {results_dir}: {exc}")
         sys.exit(EXIT_USAGE)
     code = EXIT_OK
     for run_dir, data in loaded:
@@ -247,7 +244,7 @@ def _range_reports(runs: list[Path], span: tuple[float, float], ths, out) -> Non
         try:
             figures = range_figures(run_dir, *span)
         except (OSError, ValueError) as exc:
-            _err(f"RESULTS_DIR: {exc}")
+            err(f"RESULTS_DIR: {exc}")
             sys.exit(EXIT_USAGE)
         target_dir = (Path(out) / run_dir.name if len(runs) > 1 else Path(out)) if out else run_dir
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -305,10 +302,10 @@ def compare_command(baseline, current, threshold, fmt, out):
         pct = _compare.parse_percent(threshold)
         comparison = _compare.compare_dirs(baseline, current, pct)
     except (ConfigError, FormatVersionError) as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
     except (OSError, ValueError) as exc:
-        _err(f"cannot read results: {exc}")
+        err(f"cannot read results: {exc}")
         sys.exit(EXIT_USAGE)
     text = COMPARISON_FORMATTERS[fmt](comparison)
     if out:
@@ -333,7 +330,7 @@ def baseline_save(name, results_dir):
     try:
         path = _compare.save_baseline(name, results_dir)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
     click.echo(f"saved baseline {name}: {path}")
 

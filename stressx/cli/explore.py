@@ -1,7 +1,7 @@
 """The exploring commands: capacity search, scaling tests, adaptive ramps, interactive mode.
 
 Each is a sequence of runs (or a steered run) built on the same settings pipeline as
-`stressx run` (cli.py); the control logic lives in capacity.py, scaling.py and adaptive.py.
+`stressx run` (run.py); the control logic lives in stressx.explore (capacity, scaling, adaptive).
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import click
 
-from .cli_common import (DURATION_HELP, EXIT_CODES, _echo_err, _err, _option, check_resources,
-                         default_out_dir, load_options, run_plan, settings_for)
-from .engine.coordinator import Coordinator
-from .errors import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
+from ..engine.coordinator import Coordinator
+from ..errors import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
                      ConfigError, StartupError)
-from .load import plan as _plan, shapes
+from ..load import plan as _plan, shapes
+from .common import DURATION_HELP, EXIT_CODES, default_out_dir, echo_err, err, option
+from .run import check_resources, load_options, run_plan, settings_for
 
 
 def register(main: click.Group) -> None:
@@ -36,7 +36,7 @@ def _steady_runner(ctx: click.Context, params: dict, duration: str):
         return _plan.plan(s, origins, progress=not output["quiet"])[0].config
 
     def run(rate: float, out_dir: Path) -> dict:
-        summary = Coordinator(config(rate), out_dir, echo=_echo_err, yield_cpu=True).run()
+        summary = Coordinator(config(rate), out_dir, echo=echo_err, yield_cpu=True).run()
         if output["as_json"]:
             click.echo(json.dumps(summary, indent=2))
         return summary
@@ -64,7 +64,7 @@ def _dry_run(plan: dict, config) -> None:
 def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision, max_probes, **params):
     """Find the highest rate the target sustains within the SLO: double the rate until a probe
     fails, then bisect. Reports the rate found and each probe's evidence."""
-    from .explore.capacity import plan, search
+    from ..explore.capacity import plan, search
     try:
         run, base, output, config = _steady_runner(click.get_current_context(), params, probe_duration)
         args = dict(slo=list(slo), max_error_rate=max_error_rate, start=start_rps,
@@ -73,12 +73,12 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
         if output["dry_run"]:
             _dry_run(p, config(p["probes_while_passing"][0]["rate"]))
         check_resources(config(p["probes_while_passing"][-1]["rate"]))
-        result = search(run, **args, echo=_echo_err)
+        result = search(run, **args, echo=echo_err)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
     except StartupError as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_INTERNAL)
     found = f"{result.capacity:g} req/s" if result.capacity is not None else "none"
     click.echo(f"stressx capacity: {found} within {', '.join(result.slo)} and errors <= "
@@ -102,8 +102,8 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
 def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     """Throughput, latency and errors per instance count, with scaling efficiency (throughput
     per instance relative to the smallest level)."""
-    from .explore.scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
-    from .units import parse_rate
+    from ..explore.scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
+    from ..units import parse_rate
     try:
         levels = parse_levels(instances)
         per = parse_rate(rps_per_instance, "--rps-per-instance")
@@ -112,15 +112,15 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
             _dry_run(plan(levels, per, base, scale_cmd), config(levels[0] * per))
         for n in levels:         # every level fits the host's limits before the first command
             check_resources(config(n * per))
-        report = run_scaling(levels, per, run, base, scale_cmd, echo=_echo_err)
+        report = run_scaling(levels, per, run, base, scale_cmd, echo=echo_err)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
     except ScaleCommandFailed as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_ABORTED)
     except StartupError as exc:     # as capacity does: a shard that cannot start is exit 1
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_INTERNAL)
     click.echo(format_scaling(report))
     click.echo(f"  results: {base}")
@@ -138,15 +138,15 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
 @click.option("--max-error-rate", default="1%", show_default=True)
 @click.option("--backoff", default=0.5, show_default=True, help="On degradation, multiply the rate by this.")
 @click.option("--cooldown", default="20s", show_default=True, help="Hold this long after backing off.")
-@_option("--duration", "-d", key="duration", help=f"How long to run: {DURATION_HELP}.", required=True)
+@option("--duration", "-d", key="duration", help=f"How long to run: {DURATION_HELP}.", required=True)
 @load_options
 def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, backoff, cooldown, **params):
     """A ramp that raises the rate while latency and errors hold and backs off when they
     degrade, recording each decision with its reason (summary 'adaptive')."""
-    from .explore.adaptive import AdaptiveRamp
-    from .explore.capacity import parse_error_rate
-    from .judge.thresholds import parse_threshold
-    from .units import parse_duration, parse_rate
+    from ..explore.adaptive import AdaptiveRamp
+    from ..explore.capacity import parse_error_rate
+    from ..judge.thresholds import parse_threshold
+    from ..units import parse_duration, parse_rate
     ctx = click.get_current_context()
     try:
         settings, origins, output = settings_for(ctx, params)
@@ -159,7 +159,7 @@ def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, back
         settings["pattern"] = {"type": "steady", "rps": start, "duration": settings.pop("duration")}
         settings.pop("rate", None)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
     extra = {"adaptive": {"start_rps": ramp.rate, "step_rps": ramp.step, "max_rps": ramp.max_rate,
                           "step_every_s": ramp.step_every, "slo": list(slo),
@@ -186,7 +186,7 @@ def interactive(target_default):
     import shlex
 
     import yaml
-    from .load.config import parse_target
+    from ..load.config import parse_target
     while True:
         url = click.prompt("Target URL", default=target_default)
         try:
@@ -210,9 +210,9 @@ def interactive(target_default):
     try:
         shape = shapes.build(pattern, params)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         sys.exit(EXIT_USAGE)
-    from .system import usable_cpus
+    from ..system import usable_cpus
     workers = click.prompt("Workers (shard processes)", default=str(usable_cpus()))
     command = "phases --preset progressive" if pattern == "progressive" else pattern
     args = [f"stressx {command}", shlex.quote(url)]
