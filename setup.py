@@ -11,10 +11,5 @@ extensions = [
     )
 ]
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        language_level=3,
-        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
-    )
-)
+# Cython's directives (language level, bounds checks, C division) are in _core.pyx itself.
+setup(ext_modules=cythonize(extensions))

@@ -12,6 +12,8 @@ from ._version import __version__
 __all__ = [
     # running load
     "run", "run_async", "Result",
+    # shaping it: run(shape=shapes.ramp(100, 2000, 60)) or run(users=shapes.wave(...))
+    "shapes",
     # reading results
     "load_results",
     # errors
@@ -19,8 +21,10 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"run": "api", "run_async": "api", "Result": "api", "load_results": "results.files",
-         "ConfigError": "errors"}
+# name -> (module, attribute; None: the module itself)
+_LAZY = {"run": ("api", "run"), "run_async": ("api", "run_async"), "Result": ("api", "Result"),
+         "shapes": ("load.shapes", None), "load_results": ("results.files", "load_results"),
+         "ConfigError": ("errors", "ConfigError")}
 
 
 def require_core():
@@ -41,7 +45,10 @@ def __getattr__(name):
     if name in _LAZY:
         require_core()
         import importlib
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module, attribute = _LAZY[name]
+        value = importlib.import_module(f".{module}", __name__)
+        if attribute is not None:
+            value = getattr(value, attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'stressx' has no attribute {name!r}")

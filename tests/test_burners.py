@@ -254,7 +254,7 @@ def test_burn_command_bad_spec_exits_2(tmp_path):
 
 
 def test_levels_can_follow_a_load_shape():
-    from stressx.load import shapes
+    from stressx import shapes
     spec = make_spec("cpu", shapes.ramp(0.1, 0.5, 4.0), workers=1)
     assert [round(spec.schedule.level_at(t), 6) for t in (0, 2, 3)] == [0.1, 0.3, 0.4]
     with pytest.raises(ConfigError, match="0..100%"):
@@ -262,7 +262,7 @@ def test_levels_can_follow_a_load_shape():
 
 
 def test_follow_scales_a_level_with_the_run_shape():
-    from stressx.load import shapes
+    from stressx import shapes
     from stressx.cli.burn import companions_for
     from stressx.load.config import resolve
     cfg = resolve("http://127.0.0.1:9/", shape=shapes.ramp(100, 200, 10.0))   # a real run's config

@@ -269,3 +269,27 @@ def test_result_thresholds_for_pytest(target, tmp_path):
         r.assert_thresholds("p50<5ms")
     with pytest.raises(stressx.ConfigError, match="p99<<5ms"):
         r.check("p99<<5ms")
+
+
+@pytest.mark.parametrize("shard_index, shard_count", [(0, 0), (2, 2), (-1, 1)])
+def test_engine_refuses_a_shard_outside_its_count(shard_index, shard_count):
+    """The closed model's users shape divides by the shard count (C division: a zero divisor
+    must be impossible), so the engine refuses a bad index or count when it is made, whatever
+    the model, as the open model's Schedule always did."""
+    import asyncio
+
+    from stressx.engine import _core
+    from stressx.engine.shm import ShardMemory, new_run_id
+    mem = ShardMemory.create(new_run_id(), 0, 1)
+    mem.unlink()
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="out of range"):
+            _core.Engine(mem.slots, loop, "127.0.0.1", 9, shard_index=shard_index,
+                         shard_count=shard_count, connections=1,
+                         users_segments=[("const", 1.0, 1.0, 0.0, 0.0)],
+                         scenarios=[{"request": b"GET / HTTP/1.1\r\n\r\n", "weight": 1.0,
+                                     "expect": [], "band_min_us": -1, "band_max_us": -1}])
+    finally:
+        loop.close()
+        mem.close()

@@ -8,7 +8,7 @@ import time
 
 import stressx
 from stressx.load import schedule as twin
-from stressx.load import shapes
+from stressx import shapes
 from stressx._testing.faults import LoopThread
 from stressx._testing.target import TargetThread
 from stressx.engine.coordinator import Companion

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stressx.load import schedule as twin
-from stressx.load import shapes
+from stressx import shapes
 from stressx.engine._core import Schedule
 
 NEVER = 2**63 - 1

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import stressx
-from stressx.load import shapes
+from stressx import shapes
 from stressx._testing.target import TargetThread
 from stressx.explore.adaptive import AdaptiveRamp
 from stressx.explore.capacity import Probe, next_rate

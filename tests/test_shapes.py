@@ -3,7 +3,7 @@ them exactly."""
 import math
 
 import pytest
-from stressx.load import shapes
+from stressx import shapes
 from stressx.engine._core import Schedule
 from stressx.errors import ConfigError
 

@@ -6,10 +6,7 @@ from posix.time cimport clock_nanosleep, CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME
 from posix.types cimport clockid_t
 from libc.string cimport memset
 
-cdef extern from "<time.h>" nogil:
-    # declared here: Cython's posix/time.pxd names pid_t without cimporting it, which turns
-    # the argument into a Python object
-    int c_clock_getcpuclockid "clock_getcpuclockid" (int pid, clockid_t *clock_id)
+# c_clock_getcpuclockid: declared in _core.pxd
 
 cdef enum:
     BURN_CHUNK_ITERS = 4096     # ~10 us of dependent multiply/xorshift steps between clock reads
@@ -71,6 +68,7 @@ def spin_iterations(int64_t iters):
     _burn_sink = x
 
 
+@cython.cdivision(True)   # NS_PER_S is a constant
 def sleep_until_ns(int64_t when_ns):
     """Sleep until CLOCK_MONOTONIC reaches `when_ns` (absolute, so oversleep never
     accumulates). Returns 0, or EINTR when a signal woke it early (the caller loops)."""

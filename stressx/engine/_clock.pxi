@@ -4,18 +4,7 @@
 from posix.time cimport clock_gettime, timespec, itimerspec, CLOCK_MONOTONIC
 from posix.unistd cimport read as c_read, close as c_close
 
-cdef extern from "sys/timerfd.h" nogil:
-    int timerfd_create(int clockid, int flags)
-    int timerfd_settime(int fd, int flags, const itimerspec *new_value, itimerspec *old_value)
-    int TFD_NONBLOCK
-    int TFD_CLOEXEC
-    int TFD_TIMER_ABSTIME
-
-cdef extern from "sys/prctl.h" nogil:
-    int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
-              unsigned long arg5)
-    int PR_SET_TIMERSLACK
-    int PR_SET_PDEATHSIG
+# timerfd_* and prctl: declared in _core.pxd
 
 cdef enum:
     NS_PER_S = 1000000000
@@ -50,13 +39,12 @@ cdef class Timer:
     timerfd is an hrtimer: the event loop watches its fd like a socket and wakes within
     microseconds of the intended send time, without spinning.
     """
-    cdef readonly int fd
-
     def __cinit__(self):
         self.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
         if self.fd < 0:
             raise OSError("timerfd_create failed")
 
+    @cython.cdivision(True)   # NS_PER_S is a constant
     cdef inline void arm_at(self, int64_t when_ns) noexcept:
         cdef itimerspec spec
         if when_ns < 1:

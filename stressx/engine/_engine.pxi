@@ -6,6 +6,12 @@
 # request (written to a socket, or failed connecting to the target) or is `dropped` with a
 # reason (D_*) when it never reaches a socket. Every request completes (ok or error) or, in a
 # stopped run only, is abandoned. The per-request deadline counts from the intended time.
+#
+# The class (declared in _core.pxd) holds the lifecycle, the three doors, the request mix,
+# settling requests and ending. Its other parts are C functions of the engine (`self`) in
+# their own files, as Cython cannot split a class body: _pool.pxi (the connection pool),
+# _open.pxi (the open model: the schedule, the queue of waiting sends) and _closed.pxi (the
+# closed model: connections that each send the next request as the last one completes).
 
 cdef enum:
     P_SETUP = 0       # pre-opening connections
@@ -14,16 +20,6 @@ cdef enum:
     P_DRAINING = 3    # no new sends; waiting for in-flight requests until the deadline
     P_DONE = 4
     SWEEP_INTERVAL_NS = 10000000
-    RECONNECT_BACKOFF_NS = 10000000
-    PENDING_CAPACITY = 1048576
-    MAX_CONNECTING = 8        # open model: connects in progress at once (no connect storms)
-    GROW_AFTER_NS = 1000000   # open model: a queued send older than this grows the pool;
-                              # younger ones wait for a busy connection to free up, so a
-                              # client short of CPU does not bury itself in connections
-    POLL_BELOW_NS = 50000     # a send due sooner than this is waited for by polling the
-                              # loop (call_soon) instead of sleeping on the timer: a sleep and
-                              # wake-up costs more CPU than that here (~30-60 us in a VM), and
-                              # polling keeps reading responses in between
     DRAIN_MARGIN_NS = 1000000000  # after sending ends, in-flight requests settle by their own
                                   # deadline (the sweep); this only backs that up
     # how sending ended
@@ -44,60 +40,6 @@ cdef class Engine:
     measured from the intended send time. Closed model (rate == 0): `connections` connections
     each send their next request as soon as the previous one finishes.
     """
-    cdef int64_t[::1] mem
-    cdef int64_t *slots
-    cdef int64_t *h_lat
-    cdef int64_t *h_unc
-    cdef int64_t *h_lag
-    cdef int64_t *h_fail
-    cdef int64_t *h_all
-    cdef object loop
-    cdef object host
-    cdef object port
-    cdef object ssl_context
-    cdef object server_hostname
-    # the request mix: one entry per scenario, picked per send by weight
-    cdef list requests              # bytes, built once per run
-    cdef int n_scenarios
-    cdef int64_t *request_lens
-    cdef double *cum_weights        # cumulative, normalised to 1.0
-    cdef char *expect               # n_scenarios x N_STATUS flags: the status counts as ok
-    cdef int64_t *band_min_us       # expected latency band per scenario (-1: none)
-    cdef int64_t *band_max_us
-    cdef int64_t *sc_base           # first slot of scenario 0's block
-    cdef uint64_t rng               # xorshift64* state, seeded per shard
-    cdef readonly bint open_model
-    cdef Schedule schedule          # open model: when each send is due
-    cdef Schedule users             # closed model with a shape: active connections over time
-    cdef int shard_index
-    cdef int shard_count
-    cdef int64_t budget             # closed model: requests this shard may issue (-1: no limit)
-    cdef int64_t issued             # closed model: requests issued so far
-    cdef int64_t duration_ns
-    cdef int64_t timeout_ns
-    cdef int64_t grace_ns           # drain grace after a stop request
-    cdef int connections
-    cdef int max_connections
-    cdef list idle                  # connected, no request: a stack
-    cdef set conns                  # every connection, connecting or connected
-    cdef int64_t start_ns
-    cdef int64_t stop_at_ns
-    cdef int64_t next_i             # open model: index of the next send in the schedule
-    cdef Timer timer
-    cdef Timer snap_timer           # the interval boundaries: start + k s (snapshots)
-    cdef readonly int phase
-    cdef int64_t drain_deadline_ns
-    cdef int64_t waiting_connect    # requests attached to connections still connecting
-    cdef int connecting             # connections still connecting
-    cdef int64_t rate_change_seq    # last live rate change applied
-    cdef int warm_pending
-    cdef object warm_future
-    cdef object done_future
-    cdef int64_t *pending           # open model: intended times waiting for a connection (ring)
-    cdef int64_t pending_head
-    cdef int64_t pending_len
-    cdef readonly bint stopped      # a stop request ended the run (interrupt, abort)
-
     def __cinit__(self):
         self.pending = <int64_t *>malloc(PENDING_CAPACITY * sizeof(int64_t))
         if self.pending == NULL:
@@ -116,6 +58,8 @@ cdef class Engine:
                  int64_t budget=-1, int64_t duration_ns=-1, int64_t timeout_ns=10_000_000_000,
                  int64_t grace_ns=NS_PER_S, int connections=10, int max_connections=1024,
                  segments=None, users_segments=None):
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard_index {shard_index} out of range for {shard_count} shards")
         self.mem = memory
         if self.mem.shape[0] < S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS:
             raise ValueError("shared-memory segment too small for the slot layout")
@@ -155,6 +99,7 @@ cdef class Engine:
         self.phase = P_SETUP
         self.done_future = loop.create_future()
 
+    @cython.cdivision(True)   # total > 0: checked before the division
     cdef void set_scenarios(self, list scenarios, int shard_index) except *:
         """scenarios: dicts with request (bytes), weight, expect (status codes; empty: 2xx),
         band_min_us and band_max_us (-1: no band)."""
@@ -220,7 +165,7 @@ cdef class Engine:
         if self.warm_pending == 0:
             self.warm_future.set_result(None)
         for i in range(self.connections):
-            self.open_conn(0, now, False)
+            open_conn(self, 0, now, False)
         return self.warm_future
 
     def start(self, int64_t start_ns):
@@ -254,20 +199,21 @@ cdef class Engine:
             self.phase = P_RUNNING
             self.slots[S_STATE] = ST_RUNNING
             if self.users is not None:
-                self.connections = self.users_now(now)
+                self.connections = users_now(self, now)
                 self.slots[S_USERS] = self.connections
             if not self.open_model:
                 self.slots[S_USERS] = self.connections
-                self.kick_closed(now)
+                kick_closed(self, now)
         if self.phase != P_RUNNING:
             return
         if self.open_model:
-            self.tick(now)
+            tick(self, now)
         elif now >= self.stop_at_ns:
             self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
         else:
             self.timer.arm_at(self.stop_at_ns)
 
+    @cython.cdivision(True)   # NS_PER_S is a constant
     def on_snapshot(self):
         """An interval boundary: publish snapshot k, the state at start + k s. After a stall
         that passed several boundaries, only the latest is published (the coordinator's row
@@ -290,13 +236,13 @@ cdef class Engine:
         cdef int target
         self.slots[S_HEARTBEAT_NS] = now
         if self.users is not None and self.phase == P_RUNNING:
-            target = self.users_now(now)
+            target = users_now(self, now)
             if target != self.connections:
                 self.connections = target
                 self.slots[S_USERS] = target
-                self.kick_closed(now)
+                kick_closed(self, now)
         if self.open_model:
-            self.apply_rate_change(now)
+            apply_rate_change(self, now)
         if self.phase == P_RUNNING and now >= self.stop_at_ns:
             self.end_sending(now, self.stop_at_ns, END_DURATION, 0)   # the timer ran late
         if stop != STOP_NONE:
@@ -319,23 +265,23 @@ cdef class Engine:
                     # else it lingers: a send that spent its deadline in the queue costs its
                     # verdict, not a connection (no reconnect storm under a backlog)
                 elif conn.state == C_CONNECTING:
-                    self.connect_failed(conn, E_TIMEOUT)
+                    connect_failed(self, conn, E_TIMEOUT)
                     self.finish(conn, now, E_TIMEOUT)
                     self.conns.discard(conn)
                     self.connecting -= 1
                     conn.abort()
-                    self.replace_later()
+                    replace_later(self)
         for conn in (list(self.conns) if self.connecting > 0 else ()):
             # connects opened for queued sends: a stuck one is given up after the timeout
             if (conn.state == C_CONNECTING and not conn.has_request and self.phase >= P_RUNNING
                     and now - conn.opened_ns >= self.timeout_ns):
-                self.connect_failed(conn, E_TIMEOUT)
+                connect_failed(self, conn, E_TIMEOUT)
                 self.conns.discard(conn)
                 self.connecting -= 1
                 conn.abort()
-        self.expire_queued(now)
+        expire_queued(self, now)
         self.slots[S_QUEUED] = self.pending_len
-        self.grow_pool(now)
+        grow_pool(self, now)
         if self.phase == P_DRAINING:
             self.check_done()
         if self.phase == P_DRAINING and now >= self.drain_deadline_ns:
@@ -345,196 +291,17 @@ cdef class Engine:
         if self.phase != P_DONE:
             self.loop.call_later(SWEEP_INTERVAL_NS / 1e9, self.sweep)
 
-    cdef int users_now(self, int64_t now) noexcept:
-        """This shard's share of the shape's user count at `now`."""
-        cdef double t = (now - self.start_ns) / 1e9
-        cdef int total = <int>(self.users.rate_at(t) + 0.5)
-        return total // self.shard_count + (1 if self.shard_index < total % self.shard_count else 0)
-
-    cdef void apply_rate_change(self, int64_t now) noexcept:
-        """The coordinator asked for a new total rate from now on (adaptive ramp, back-off);
-        read under its sequence lock, so the rate and the instant belong together."""
-        cdef int64_t seq, bits, at_ns
-        if not read_rate_change(self.slots, self.rate_change_seq, &seq, &bits, &at_ns):
-            return
-        self.rate_change_seq = seq
-        cdef double rate = sx_bits_double(bits)   # the exact double
-        cdef int64_t at = max(at_ns, now) - self.start_ns
-        try:
-            self.schedule.change_rate(at, rate)
-        except BaseException:
-            return
-        if self.phase == P_RUNNING:
-            self.tick(now)   # sends now due go; the timer follows the new schedule (or a pause)
-
-    # -- open model ------------------------------------------------------------------------
+    # -- called back by the loop (the open model's poll, the closed model's reconnect) --------
     def on_poll(self):
         if self.phase == P_RUNNING:
-            self.tick(now_ns())
-
-    cdef void tick(self, int64_t now) noexcept:
-        """Issue every send that is due, then wait for the next one: on the timer when it is
-        far, by polling the loop when it is near. Sending stops when the duration ends, even
-        with sends the scheduler has not reached yet (end_sending drops them); after the last
-        send the run still lasts its duration."""
-        cdef int64_t due = INT64_MAX
-        cdef bint more = True
-        cdef bint paused = False
-        if now >= self.stop_at_ns:
-            self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
-            return
-        while True:
-            if self.schedule.exhausted(self.next_i):
-                more = False
-                break
-            due = self.schedule.due_ns(self.next_i)
-            if due >= INT64_MAX - self.start_ns:
-                # paused (rate 0) or beyond any clock: wait for a live change (the sweep
-                # applies it and ticks) or the end of the run
-                paused = True
-                break
-            due += self.start_ns
-            if due > now:
-                break
-            self.dispatch(due, now)
-            self.next_i += 1
-        self.slots[S_DUE] = self.next_i
-        self.slots[S_QUEUED] = self.pending_len
-        if self.pending_len:
-            self.grow_pool(now)
-        if not more:
-            if self.stop_at_ns == INT64_MAX or (self.budget >= 0 and self.next_i >= self.budget):
-                self.end_sending(now, now, END_SPENT, 0)
-            else:
-                self.timer.arm_at(self.stop_at_ns)   # the run lasts its duration
-        elif paused:
-            if self.stop_at_ns != INT64_MAX:
-                self.timer.arm_at(self.stop_at_ns)
-        elif due - now < POLL_BELOW_NS:
-            self.loop.call_soon(self.on_poll)
-        else:
-            self.timer.arm_at(due)
-
-    cdef inline void dispatch(self, int64_t intended, int64_t now) noexcept:
-        """Issue one due send. Its scheduler lag (now - intended: how late the engine got to
-        it) is recorded here; any further wait for a connection is the target's (or the
-        connection cap's) doing, shows in the corrected latency and counts as late."""
-        cdef Conn conn
-        hdr_record(self.h_lag, (now - intended) // NS_PER_US)
-        if self.idle:
-            conn = self.idle.pop()
-            conn.send(intended, now)
-            return
-        # no free connection: queue the send (oldest first) and grow the pool
-        self.slots[S_LATE] += 1
-        if len(self.conns) >= self.max_connections:
-            self.slots[S_LATE_AT_CAP] += 1
-        if self.pending_len < PENDING_CAPACITY:
-            self.pending[(self.pending_head + self.pending_len) % PENDING_CAPACITY] = intended
-            self.pending_len += 1
-        else:
-            self.drop(D_QUEUE_FULL, 1)
-        self.grow_pool(now)
-
-    cdef void grow_pool(self, int64_t now) noexcept:
-        """Open connections for queued sends, a few at a time; each takes the queue's head
-        when it connects (or fails it, if the connect fails)."""
-        if self.pending_len == 0:
-            return
-        if self.idle or (len(self.conns) > self.connecting
-                         and now - self.pending[self.pending_head] < GROW_AFTER_NS):
-            return
-        while (self.connecting < MAX_CONNECTING and self.connecting < self.pending_len
-               and len(self.conns) < self.max_connections):
-            self.open_conn(0, now, False)
-
-    cdef int64_t pop_queued(self) noexcept:
-        cdef int64_t intended = self.pending[self.pending_head]
-        self.pending_head = (self.pending_head + 1) % PENDING_CAPACITY
-        self.pending_len -= 1
-        return intended
-
-    cdef void fail_queued(self, int kind, int64_t now) noexcept:
-        """The oldest queued send fails with the connect opened for it: a request that the
-        target refused (or let time out), not a client drop."""
-        cdef int64_t *block = self.scenario(self.pick())
-        cdef int64_t intended = self.pop_queued()
-        self.record_failure(block, self.failure_latency_us(kind, intended, now))
-        self.slots[S_SENT] += 1
-        self.slots[S_COMPLETED] += 1
-        self.slots[S_LAST_DONE_NS] = now
-        self.slots[S_ERRORS] += 1
-        self.slots[S_ERROR_KINDS + kind] += 1
-        block[SC_SENT] += 1
-        block[SC_ERRORS] += 1
-        block[SC_ERROR_KINDS + kind] += 1
-
-    cdef inline void drop(self, int reason, int64_t n) noexcept:
-        """n due sends never reach a socket: neither requests nor errors of the target."""
-        self.slots[S_DROPPED] += n
-        self.slots[S_DROP_REASONS + reason] += n
-
-    cdef void expire_queued(self, int64_t now) noexcept:
-        """Queued sends whose deadline (intended time + timeout) passed before a connection
-        took them are dropped: at the connection cap if every allowed connection is open."""
-        cdef int64_t n = 0
-        while self.pending_len > 0 and now - self.pending[self.pending_head] >= self.timeout_ns:
-            self.pop_queued()
-            n += 1
-        if n:
-            self.drop(D_CONNECTION_CAP if len(self.conns) >= self.max_connections else D_DEADLINE, n)
-
-    # -- closed model ----------------------------------------------------------------------
-    cdef inline bint may_issue(self, int64_t now) noexcept:
-        return (self.phase == P_RUNNING and now < self.stop_at_ns
-                and (self.budget < 0 or self.issued < self.budget))
-
-    cdef inline void issue(self) noexcept:
-        self.issued += 1
-        self.slots[S_DUE] = self.issued
-
-    cdef void kick_closed(self, int64_t now) noexcept:
-        cdef Conn conn
-        cdef int missing
-        while self.idle and self.may_issue(now):
-            conn = self.idle.pop()
-            self.issue()
-            conn.send(now, now)
-        missing = self.connections - len(self.conns)
-        while missing > 0 and self.may_issue(now):
-            self.issue()
-            self.open_conn(now, now, True)
-            missing -= 1
-        self.check_budget(now)
-
-    cdef inline void check_budget(self, int64_t now) noexcept:
-        if not self.open_model and self.budget >= 0 and self.issued >= self.budget:
-            self.end_sending(now, now, END_SPENT, 0)
+            tick(self, now_ns())
 
     def replace_closed(self):
         cdef int64_t now = now_ns()
-        if not self.open_model and self.may_issue(now) and len(self.conns) < self.connections:
-            self.issue()
-            self.open_conn(now, now, True)
-            self.check_budget(now)
-
-    cdef void replace_later(self) noexcept:
-        if not self.open_model and self.phase == P_RUNNING:
-            self.loop.call_later(RECONNECT_BACKOFF_NS / 1e9, self.replace_closed)
-
-    # -- connections -----------------------------------------------------------------------
-    cdef void open_conn(self, int64_t intended, int64_t now, bint with_request) noexcept:
-        cdef Conn conn = Conn(self)
-        conn.opened_ns = now
-        self.slots[S_CONNECT_ATTEMPTS] += 1
-        if with_request:
-            conn.has_request = True
-            conn.intended_ns = intended
-            conn.scenario = self.pick()
-            self.waiting_connect += 1
-        self.conns.add(conn)
-        self.connecting += 1
-        conn.connect_task = self.loop.create_task(self.connect(conn))
+        if not self.open_model and may_issue(self, now) and len(self.conns) < self.connections:
+            issue(self)
+            open_conn(self, now, now, True)
+            check_budget(self, now)
 
     async def connect(self, Conn conn):
         try:
@@ -543,106 +310,15 @@ cdef class Engine:
         except CancelledError:
             return
         except BaseException as exc:
-            self.on_connect_failed(conn, exc)
+            on_connect_failed(self, conn, exc)
 
-    cdef void on_connected(self, Conn conn) noexcept:
-        cdef int64_t now = now_ns()
-        conn.connect_task = None
-        self.connecting -= 1
-        self.slots[S_CONNECTS] += 1
-        self.slots[S_CONN_OPEN] += 1
-        if conn.has_request:
-            self.waiting_connect -= 1
-            if self.phase == P_DRAINING:
-                self.slots[S_END_NS] = now   # a spent budget's last write
-            conn.send_picked(conn.intended_ns, now)
-            return
-        conn.state = C_IDLE
-        if self.phase == P_SETUP:
-            self.idle.append(conn)
-            self.warm_done()
-        else:
-            self.release(conn, now)
+    # -- settling requests -----------------------------------------------------------------
+    cdef inline void drop(self, int reason, int64_t n) noexcept:
+        """n due sends never reach a socket: neither requests nor errors of the target."""
+        self.slots[S_DROPPED] += n
+        self.slots[S_DROP_REASONS + reason] += n
 
-    cdef void connect_failed(self, Conn conn, int kind) noexcept:
-        """Count a failed connect by kind; one begun before the start is a pre-warm one."""
-        self.slots[S_CONNECT_FAIL_KINDS + kind] += 1
-        if self.phase < P_RUNNING or conn.opened_ns < self.start_ns:
-            self.slots[S_PREWARM_FAIL_KINDS + kind] += 1
-
-    cdef void on_connect_failed(self, Conn conn, object exc) noexcept:
-        cdef int kind = classify_exception(exc, True)
-        cdef int64_t now = now_ns()
-        self.conns.discard(conn)
-        self.connecting -= 1
-        self.connect_failed(conn, kind)
-        if self.phase == P_SETUP:
-            conn.state = C_CLOSED
-            self.warm_done()
-            return
-        if conn.has_request:
-            self.finish(conn, now, kind)
-        elif self.pending_len > 0:
-            # the send this connection was opened for fails with it; the next one retries
-            self.expire_queued(now)
-            if self.pending_len > 0:
-                self.fail_queued(kind, now)
-            self.grow_pool(now)
-            if self.phase == P_DRAINING:
-                self.check_done()
-        conn.state = C_CLOSED
-        self.replace_later()
-
-    cdef void warm_done(self) noexcept:
-        self.warm_pending -= 1
-        if self.warm_pending <= 0 and not self.warm_future.done():
-            self.warm_future.set_result(None)
-
-    cdef void on_closed(self, Conn conn) noexcept:
-        cdef int64_t now
-        if conn in self.conns:
-            self.conns.discard(conn)
-            self.slots[S_CONN_OPEN] -= 1
-        try:
-            self.idle.remove(conn)
-        except ValueError:
-            pass
-        if self.phase == P_RUNNING and not self.open_model:
-            now = now_ns()
-            if self.may_issue(now) and len(self.conns) < self.connections:
-                self.issue()
-                self.open_conn(now, now, True)
-                self.check_budget(now)
-        elif self.phase == P_DRAINING:
-            self.check_done()
-
-    cdef inline void release(self, Conn conn, int64_t now) noexcept:
-        """A connection finished its request and can take another."""
-        if self.phase == P_RUNNING and now >= self.stop_at_ns:
-            # the duration is over (its timer has not fired yet): nothing more is written
-            self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
-        conn.state = C_IDLE
-        if self.phase == P_RUNNING or self.phase == P_DRAINING:
-            if self.open_model:
-                # the oldest queued send still inside its deadline takes the connection
-                # (while draining too, after a request budget was spent)
-                if self.pending_len > 0:
-                    self.expire_queued(now)
-                    if self.pending_len > 0:
-                        if self.phase == P_DRAINING:
-                            self.slots[S_END_NS] = now   # a spent budget's last write
-                        conn.send(self.pop_queued(), now)
-                        return
-            elif self.phase == P_RUNNING and len(self.conns) > self.connections:
-                conn.close()      # the users shape went down: retire this connection
-                return
-            elif self.may_issue(now):
-                self.issue()
-                conn.send(now, now)
-                self.check_budget(now)
-                return
-        self.idle.append(conn)
-
+    @cython.cdivision(True)   # NS_PER_US is a constant
     cdef inline void finish(self, Conn conn, int64_t now, int kind) noexcept:
         """Settle the connection's request: kind -1 means a response arrived (its status
         decides ok or error, by the scenario's expected statuses), otherwise an E_* failure."""
@@ -694,6 +370,7 @@ cdef class Engine:
         if self.phase == P_DRAINING:
             self.check_done()
 
+    @cython.cdivision(True)   # NS_PER_US is a constant
     cdef inline int64_t failure_latency_us(self, int kind, int64_t intended, int64_t now) noexcept:
         """A failure's latency: from the intended send time to the failure; a timeout's is its
         deadline (--timeout), a lower bound of the time it would have taken (censored)."""

@@ -3,9 +3,6 @@
 # memory; stressx/results/hdr.py holds the read side (percentiles, merging, the standard
 # encoding) and a pure-Python twin of counts_index() that the tests compare against.
 
-cdef extern from *:
-    int __builtin_clzll(unsigned long long) nogil
-
 cdef enum:
     HDR_SUB_BUCKET_HALF_COUNT_MAGNITUDE = 10
     HDR_SUB_BUCKET_HALF_COUNT = 1024
@@ -68,9 +65,6 @@ cdef class Recorder:
     The engine records through hdr_record() directly; this class exists for the library, the
     tests and the recording microbenchmark.
     """
-    cdef int64_t[::1] slots
-    cdef int64_t *h
-
     def __cinit__(self, buffer, bint reset=True):
         self.slots = buffer
         if self.slots.shape[0] < HIST_SLOTS:

@@ -30,9 +30,6 @@ cdef enum:
     # parse, and an end to a header section that never ends. Bytes.
     MAX_HEAD_BYTES = 65536
 
-cdef class Engine
-
-
 class StrayResponse(Exception):
     """A message began after the response to the only request outstanding had completed."""
 
@@ -61,27 +58,6 @@ cdef class Conn:
     """A connection owned by an Engine. It carries at most one request at a time; the engine
     decides what it sends next. Callbacks never raise into the event loop: a failure ends the
     request as an error and closes the connection."""
-    cdef Engine engine
-    cdef object transport
-    cdef object write           # transport.write, bound once
-    cdef object parser
-    cdef int state              # C_*
-    cdef bint has_request       # a request is assigned (waiting to connect, or in flight)
-    cdef bint bodiless          # the request is HEAD: its response has no body, whatever its
-                                # headers announce (RFC 9110 9.3.2)
-    cdef bint headers_done      # the final (non-1xx) response's header section has been parsed
-    cdef bint complete          # the final response is complete (set inside feed_data)
-    cdef bint keep_alive
-    cdef int status
-    cdef Py_ssize_t head_bytes  # bytes of the response head so far, up to MAX_HEAD_BYTES
-    cdef bytes tail             # HEAD: the last bytes fed, for a blank line split across reads
-    cdef int scenario           # which request of the mix is in flight
-    cdef int64_t intended_ns    # when the request was due (open model) or first sent (closed)
-    cdef int64_t sent_ns        # when it was written to the socket
-    cdef int64_t opened_ns      # when the connect began, for the connect timeout
-    cdef object connect_task
-    cdef object first_chunk     # the response's first chunk: read only if the server closes
-
     def __cinit__(self, Engine engine):
         self.engine = engine
         self.state = C_CONNECTING
@@ -95,7 +71,7 @@ cdef class Conn:
         self.transport = transport
         self.write = transport.write
         self.parser = HttpResponseParser(self)
-        self.engine.on_connected(self)
+        on_connected(self.engine, self)
 
     def data_received(self, data):
         cdef int64_t now = now_ns()
@@ -144,7 +120,7 @@ cdef class Conn:
             if not self.keep_alive:
                 self.close()
             else:
-                engine.release(self, now)
+                release(engine, self, now)
 
     cdef int feed_head(self, object data) except -2:
         """Feed `data` while the final response's head is incomplete and the request was HEAD
@@ -231,7 +207,7 @@ cdef class Conn:
         self.state = C_CLOSED
         if self.has_request:
             self.engine.finish(self, now_ns(), classify_exception(exc, False))
-        self.engine.on_closed(self)
+        on_closed(self.engine, self)
 
     def pause_writing(self):
         pass

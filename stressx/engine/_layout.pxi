@@ -5,14 +5,7 @@
 # derives per-interval figures by differencing two snapshots.
 # Bump LAYOUT_VERSION on any change: readers refuse a layout they do not know.
 
-cdef extern from *:
-    # 64-bit constants: a C enum would truncate them to int
-    """
-    #define STRESSX_MAGIC 0x3130305853525453LL
-    #define STRESSX_HDR_HIGHEST 3600000000LL
-    """
-    const int64_t MAGIC "STRESSX_MAGIC"              # b"STRSX001" little-endian
-    const int64_t HDR_HIGHEST "STRESSX_HDR_HIGHEST"  # 1 hour in microseconds
+# MAGIC and HDR_HIGHEST, 64-bit constants: declared in _core.pxd
 
 cdef enum:
     LAYOUT_VERSION = 7

@@ -19,19 +19,10 @@ cdef enum:
 
 SEGMENT_KINDS = {"const": SEG_CONST, "linear": SEG_LINEAR, "sine": SEG_SINE}
 
-cdef struct Segment:
-    int64_t t0       # start, ns after the run's start
-    int64_t end      # end, ns (NEVER: open-ended)
-    double c0        # sends due before t0 (the integral of the rate up to t0)
-    double c1        # ... before end (INFINITY for an open-ended positive rate)
-    int kind
-    double a
-    double k
-    double b
-    double c
-    double span      # seconds the sine solver brackets: the length as given, kept when cut
+# struct Segment (a piece of the rate: t0, end, c0, c1, kind, a, k, b, c, span): _core.pxd
 
 
+@cython.cdivision(True)   # a wave's period s.c > 0: set_segments checks it
 cdef inline double seg_rate(Segment *s, double tau) noexcept nogil:
     if s.kind == SEG_CONST:
         return s.a
@@ -40,6 +31,7 @@ cdef inline double seg_rate(Segment *s, double tau) noexcept nogil:
     return s.a + s.b * sin(2 * M_PI * tau / s.c)
 
 
+@cython.cdivision(True)   # a wave's period s.c > 0: set_segments checks it
 cdef inline double seg_integral(Segment *s, double tau) noexcept nogil:
     """Sends due in the first `tau` seconds of the segment."""
     if s.kind == SEG_CONST:
@@ -49,6 +41,7 @@ cdef inline double seg_integral(Segment *s, double tau) noexcept nogil:
     return s.a * tau + s.b * s.c / (2 * M_PI) * (1 - cos(2 * M_PI * tau / s.c))
 
 
+@cython.cdivision(True)   # each divisor is checked > 0 first (s.a, d, r)
 cdef inline double seg_solve(Segment *s, double x) noexcept nogil:
     """The tau (seconds) at which the segment's integral reaches x >= 0; INFINITY if it
     never does. Depends only on the segment's rate parameters, never on its end, so cutting
@@ -136,13 +129,6 @@ cdef class Schedule:
     the next change), and the run still ends at its duration or budget. Rate 0 pauses: no send
     is due until a later change raises the rate, and sending resumes from the same integral.
     """
-    cdef Segment *segs
-    cdef int nsegs
-    cdef int cursor                      # segment of the last lookup (sends go forward)
-    cdef readonly int64_t shard_index, shard_count, budget, duration_ns
-    cdef readonly double total           # sends the segments hold (INFINITY if open-ended)
-    cdef readonly bint paused            # the schedule ends in an open-ended rate of 0
-
     def __cinit__(self, double rate=0.0, int64_t shard_index=0, int64_t shard_count=1,
                   int64_t budget=-1, int64_t duration_ns=-1, segments=None):
         if segments is None:
@@ -160,6 +146,7 @@ cdef class Schedule:
     def __dealloc__(self):
         free(self.segs)
 
+    @cython.cdivision(True)   # every length > 0: checked before anything changes
     cdef void set_segments(self, list segments, int64_t at) except *:
         """Replace the schedule from `at` ns on with `segments`; whatever is due before `at`
         keeps its time."""
@@ -254,6 +241,7 @@ cdef class Schedule:
         self.cursor = i
         return i
 
+    @cython.cdivision(True)   # shard_count >= 1: __cinit__ checks it
     cdef inline int64_t due_ns(self, int64_t i) noexcept:
         """ns after the start at which send i of this shard is due (NEVER: not under this
         schedule: past the shape's end, paused, or beyond an int64)."""
@@ -329,6 +317,7 @@ cdef class Schedule:
             return 0, True
         return self.due_ns(sent) - elapsed_ns, False
 
+    @cython.cdivision(True)   # a constant divisor
     def due_count(self, int64_t elapsed_ns):
         """How many sends are due at or before `elapsed_ns` (within budget, duration, shape)."""
         cdef int64_t lo = 0, hi = 1, mid

@@ -15,32 +15,7 @@
 # The images alternate, so an image stays readable for a whole interval after it was written.
 # The coordinator's three RATE_CHANGE slots (read by the shard) use the same lock.
 
-cdef extern from *:
-    """
-    #include <string.h>
-    static inline int64_t sx_load_acquire(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline int64_t sx_load_relaxed(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-    static inline void sx_store_release(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline void sx_store_relaxed(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-    static inline void sx_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
-    static inline void sx_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
-    static inline int64_t sx_double_bits(double d) { int64_t b; memcpy(&b, &d, 8); return b; }
-    static inline double sx_bits_double(int64_t b) { double d; memcpy(&d, &b, 8); return d; }
-    /* word by word with relaxed atomics: no data race in C11 terms, plain moves on x86 and arm64 */
-    static inline void sx_copy(int64_t *dst, const int64_t *src, int64_t n) {
-        for (int64_t i = 0; i < n; i++)
-            __atomic_store_n(dst + i, __atomic_load_n(src + i, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-    }
-    """
-    int64_t sx_load_acquire(const int64_t *p) nogil
-    int64_t sx_load_relaxed(const int64_t *p) nogil
-    void sx_store_release(int64_t *p, int64_t v) nogil
-    void sx_store_relaxed(int64_t *p, int64_t v) nogil
-    void sx_fence_release() nogil
-    void sx_fence_acquire() nogil
-    void sx_copy(int64_t *dst, const int64_t *src, int64_t n) nogil
-    int64_t sx_double_bits(double d) nogil
-    double sx_bits_double(int64_t b) nogil
+# the sx_* atomics (C, inline): declared in _core.pxd
 
 
 cdef inline int64_t live_slots_of(const int64_t *s) noexcept nogil:
@@ -205,6 +180,7 @@ def rate_change(memory, int64_t known=0):
 
 # -- a writer at full speed, for the tests -----------------------------------------------------
 
+@cython.cdivision(True)   # constant divisors
 def snapshot_stress(memory, int64_t publishes, int64_t requests_per_publish, uint64_t seed=1):
     """Count requests into the live slots as the engine does (each in completed and timed in the
     all-requests histograms, and in ok with a status and a latency, or in errors with a kind and

@@ -1,8 +1,8 @@
 """Workloads: weighted mixes of request scenarios, from YAML files.
 
-The built-in workloads (quick, heavy, error, mixed) ship inside the package (stressx/workloads/)
-so that `--workload mixed` and `stressx list-scenarios` work from any directory after
-`pip install .`. A name is looked up in ./workloads/ first, then among the built-ins: a user's
+The built-in workloads (quick, heavy, error, mixed) ship inside the package
+(stressx/load/workloads/) so that `--workload mixed` and `stressx list-scenarios` work from any
+directory after `pip install .`. A name is looked up in ./workloads/ first, then among the built-ins: a user's
 file always wins over a built-in of the same name; an existing path is used as given.
 
 A workload file is YAML:
