@@ -176,6 +176,19 @@ def test_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def test_every_import_names_a_module_that_exists():
+    """A stale import (a module that moved) fails here, in stressx/, tests/ and benchmarks/,
+    even one inside a function that no test runs."""
+    mods = modules()
+    known = set(mods)
+    users = dict(mods)
+    users.update({f"{p.parent.name}.{p.stem}": p for folder in ("tests", "benchmarks")
+                  for p in (ROOT / folder).glob("*.py")})
+    bad = [f"{name}:{line} imports {target}" for name, path in users.items()
+           for target, _, line in imports(name, path, known) if target not in known]
+    assert not bad, "\n".join(bad)
+
+
 def test_no_private_name_crosses_modules():
     """A name starting with '_' is the business of the module that defines it."""
     _, named = graph()

@@ -64,6 +64,7 @@ import pyarrow as pa
 
 from .._version import __version__
 from ..engine import _core
+from ..errors import ConfigError
 from .censoring import censoring
 from .hdr import H_MAX, H_MIN, Histogram
 
@@ -192,7 +193,6 @@ class ResultsWriter:
     """Writes one run's results directory as the run goes on."""
 
     def __init__(self, out_dir: str | os.PathLike, scenarios: bool = False):
-        from .config import ConfigError
         self.dir = Path(out_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
