@@ -273,8 +273,8 @@ def main() -> None:
         ap.error("--seconds must be at least 4 (2 s settle + 2 windows)")
     ensure_tools()
     ensure_stressx()
-    from stressx.units import parse_bytes
     from stressx.hostload.burners.io import IoBurner
+    from stressx.units import parse_bytes
     bars = []
 
     if not args.skip_cpu:

@@ -7,7 +7,6 @@ import math
 import os
 import threading
 
-
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 

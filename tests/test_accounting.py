@@ -6,9 +6,9 @@ import time
 
 import pytest
 import stressx
-from stressx.engine import _core
 from stressx._testing.faults import FaultServerThread, free_port
 from stressx._testing.target import TargetThread
+from stressx.engine import _core
 from stressx.engine.coordinator import Abort, Companion, _progress_line
 
 

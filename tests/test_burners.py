@@ -12,12 +12,12 @@ import psutil
 import pytest
 
 from stressx.engine import _core
+from stressx.errors import ConfigError
 from stressx.hostload.burners import BURNERS, make_spec, parse_spec
 from stressx.hostload.burners.base import Steps
-from stressx.units import parse_bytes
 from stressx.hostload.burners.group import BurnerGroup
 from stressx.hostload.burners.memory import meminfo
-from stressx.errors import ConfigError
+from stressx.units import parse_bytes
 
 GiB = 1 << 30
 

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from report_fixtures import SCENARIOS, copy_run, edit_summary, summary, with_scenarios
 from stressx import report
 from stressx.cli import reports as cli_reports
+from stressx.errors import ConfigError
 from stressx.judge import compare as C
 from stressx.report import comparison
-from stressx.errors import ConfigError
 from stressx.results.files import load_results
 
 

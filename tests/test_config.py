@@ -1,8 +1,8 @@
 """Option parsing and validation: every bad value names its option."""
 import pytest
 
-from stressx.load.config import build_request, resolve
 from stressx.errors import ConfigError
+from stressx.load.config import build_request, resolve
 from stressx.units import parse_duration, parse_rate
 
 

@@ -11,8 +11,8 @@ import json
 
 import pytest
 import stressx
-from stressx.judge import thresholds as T
 from stressx._testing.faults import LoopThread, format_url
+from stressx.judge import thresholds as T
 from stressx.results.censoring import censoring, decide, rank, sentence
 from stressx.results.hdr import Histogram
 

@@ -13,10 +13,10 @@ import os
 import pytest
 import stressx
 from stressx._testing.faults import OK_RESPONSE, LoopThread
-from stressx.load.config import build_request, resolve
 from stressx.errors import ConfigError
-from stressx.units import ascii_host, request_target
+from stressx.load.config import build_request, resolve
 from stressx.load.workload import Scenario, Workload
+from stressx.units import ascii_host, request_target
 
 from conftest import run_cli
 

@@ -4,8 +4,8 @@ import os
 import time
 
 import pytest
-from stressx.load import plan
 from stressx.errors import ConfigError
+from stressx.load import plan
 
 from conftest import run_cli
 

@@ -4,8 +4,8 @@ import json
 import pyarrow as pa
 import pytest
 from stressx.engine import _core
-from stressx.results.hdr import Histogram
 from stressx.results.files import ResultsWriter, interval_schema, load_results, read_intervals
+from stressx.results.hdr import Histogram
 
 
 def _row(t, sent):
@@ -145,8 +145,8 @@ def test_cli_refuses_a_newer_or_unknown_version_with_exit_2(tmp_path, version):
 
 
 def test_baselines_refuse_a_newer_version(tmp_path, monkeypatch):
-    from stressx.judge.compare import resolve_baseline, save_baseline
     from stressx.errors import ConfigError
+    from stressx.judge.compare import resolve_baseline, save_baseline
     monkeypatch.setenv("STRESSX_BASELINES", str(tmp_path / "baselines"))
     d = _v1_copy(tmp_path, version=99)
     with pytest.raises(ConfigError, match="--baseline.*format version 99"):
@@ -159,8 +159,7 @@ def test_baselines_refuse_a_newer_version(tmp_path, monkeypatch):
 
 def test_a_newer_stream_is_refused(tmp_path):
     from stressx.hostload.hostmetrics import read_host
-    from stressx.results.files import FormatVersionError
-    from stressx.results.files import FORMAT_VERSION
+    from stressx.results.files import FORMAT_VERSION, FormatVersionError
     newer = str(FORMAT_VERSION + 1)
     schema = interval_schema(False).with_metadata({"stressx_format_version": newer})
     path = tmp_path / "host.arrows"

@@ -17,8 +17,8 @@ import pytest
 
 import stressx
 from stressx._testing.target import TargetThread
-from stressx.system import cgroup_cpu_limit, parse_cpu_max, usable_cpus
 from stressx.engine.coordinator import Companion
+from stressx.system import cgroup_cpu_limit, parse_cpu_max, usable_cpus
 
 from conftest import RUN_TIMEOUT_S, run_cli, shm_segments
 

@@ -6,9 +6,9 @@ import pytest
 
 import stressx
 from stressx._testing.target import TargetThread
+from stressx.errors import ConfigError
 from stressx.hostload.burners import make_spec
 from stressx.hostload.burners.session import run_burn
-from stressx.errors import ConfigError
 from stressx.hostload.hostmetrics import read_host
 from stressx.judge.safety import parse_limit
 

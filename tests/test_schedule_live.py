@@ -7,11 +7,11 @@ import threading
 import time
 
 import stressx
-from stressx.load import schedule as twin
 from stressx import shapes
 from stressx._testing.faults import LoopThread
 from stressx._testing.target import TargetThread
 from stressx.engine.coordinator import Companion
+from stressx.load import schedule as twin
 
 from conftest import run_cli
 

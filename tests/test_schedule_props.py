@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stressx.load import schedule as twin
 from stressx import shapes
 from stressx.engine._core import Schedule
+from stressx.load import schedule as twin
 
 NEVER = 2**63 - 1
 S = 1_000_000_000

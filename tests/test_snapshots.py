@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import stressx
-from stressx.engine import _core
-from stressx.results.hdr import Histogram
-from stressx.results.files import read_latency_log
-from stressx.engine.shm import SCENARIOS_BASE, SCENARIO, ShardMemory, new_run_id
 from stressx._testing.faults import LoopThread
+from stressx.engine import _core
+from stressx.engine.shm import SCENARIOS_BASE, SCENARIO, ShardMemory, new_run_id
+from stressx.results.files import read_latency_log
+from stressx.results.hdr import Histogram
 
 SLOTS = _core.SLOTS
 ERROR_KINDS = _core.ERROR_KINDS

@@ -4,11 +4,10 @@ import json
 
 import pytest
 from report_fixtures import RUN_V1, SCENARIOS, copy_run, summary
-from stressx.cli import reports as cli_reports
-from stressx.judge import thresholds as T
 from stressx._testing.target import TargetThread
-from stressx.errors import ConfigError
-from stressx.errors import EXIT_THRESHOLDS
+from stressx.cli import reports as cli_reports
+from stressx.errors import EXIT_THRESHOLDS, ConfigError
+from stressx.judge import thresholds as T
 
 # -- parsing -----------------------------------------------------------------------------------
 

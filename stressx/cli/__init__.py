@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from . import startup  # noqa: I001  first, before the slow imports
+from . import startup  # first: the Ctrl-C guard, before the slow imports
 
 import click  # noqa: E402
 
@@ -47,5 +47,8 @@ def main():
     """stressx: load generation with wrk-class speed and wrk2-honest latencies."""
 
 
-for _commands in (run, serve, reports, burn, explore):
-    _commands.register(main)
+run.register(main)
+serve.register(main)
+reports.register(main)
+burn.register(main)
+explore.register(main)

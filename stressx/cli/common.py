@@ -10,7 +10,6 @@ import click
 from ..errors import EXIT_USAGE
 from ..load.plan import env_var
 
-
 EXIT_CODES = """\b
 Exit codes:
   0    run finished, thresholds passed
