@@ -10,10 +10,14 @@ shards reach their own code, and their signal handling, before the slow imports.
 from ._version import __version__
 
 __all__ = [
-    # running load
+    # running load, judged as `stressx run` judges it: a Result with .passed and .exit_code
     "run", "run_async", "Result",
+    # the other commands: run --config (a sequence), capacity, scaling, adaptive
+    "run_config", "capacity", "scaling", "adaptive",
     # shaping it: run(shape=shapes.ramp(100, 2000, 60)) or run(users=shapes.wave(...))
     "shapes",
+    # beside a run: run(companions=[...]), each given a RunControl
+    "Companion", "RunControl",
     # reading results
     "load_results",
     # errors
@@ -23,7 +27,12 @@ __all__ = [
 
 # name -> (module, attribute; None: the module itself)
 _LAZY = {"run": ("api", "run"), "run_async": ("api", "run_async"), "Result": ("api", "Result"),
-         "shapes": ("load.shapes", None), "load_results": ("results.files", "load_results"),
+         "run_config": ("api", "run_config"), "capacity": ("api", "capacity"),
+         "scaling": ("api", "scaling"), "adaptive": ("api", "adaptive"),
+         "shapes": ("load.shapes", None),
+         "Companion": ("engine.coordinator", "Companion"),
+         "RunControl": ("engine.control", "RunControl"),
+         "load_results": ("results.files", "load_results"),
          "ConfigError": ("errors", "ConfigError")}
 
 

@@ -1,85 +1,185 @@
-"""The library face of stressx: `run()` and `run_async()` for perf scripts and pytest."""
+"""The library face of stressx: everything the `stressx` command does, as functions that return
+typed results instead of printing and exiting.
+
+    run(url, ...)           one run, judged: stressx run URL ...           -> Result
+    run_async(url, ...)     the same without blocking an event loop         -> Result
+    run_config(path, ...)   a config file's run or sequence: run --config   -> SequenceResult
+    capacity(url, ...)      stressx capacity                                -> CapacityResult
+    scaling(url, ...)       stressx scaling                                 -> ScalingResult
+    adaptive(url, ...)      stressx adaptive                                -> Result
+
+Each goes through stressx.pipeline exactly as its command does, so the same options write the
+same files and give the same exit code (`result.exit_code`). Bad options raise ConfigError (a
+ValueError) naming the option, before anything is sent.
+"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
-from .engine.coordinator import Coordinator
-from .load import config as _config
+from . import pipeline as _pipeline
+from .errors import ConfigError
+from .load import config as _config, plan as _plan
+from .result import Result
+
+__all__ = ["run", "run_async", "run_config", "capacity", "scaling", "adaptive", "Result"]
 
 
-class Result:
-    """A finished run: the summary figures as attributes, the results directory as `out_dir`.
+@contextmanager
+def _results_dir(out):
+    """`out`, or a temporary directory removed afterwards (out=None: the caller keeps no files)."""
+    if out is not None:
+        yield Path(out)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="stressx-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-    `result.summary` is exactly what summary.json holds. `out_dir` is None when the run was
-    asked for no output directory (its files were written to a temporary one and removed).
-    """
 
-    def __init__(self, summary: dict, out_dir: Path | None):
-        self.summary = summary
-        self.out_dir = out_dir
+def _checks(thresholds, criteria, threshold_window, abort_on_fail, report, baseline,
+            regression_threshold) -> dict:
+    """The library's keywords as the CLI's run options (--threshold ... --regression-threshold)."""
+    if isinstance(thresholds, str):
+        thresholds = [thresholds]
+    given = dict(threshold=list(thresholds or ()), criteria=criteria,
+                 threshold_window=threshold_window, abort_on_fail=abort_on_fail, report=report,
+                 baseline=baseline, regression_threshold=regression_threshold)
+    return {k: v for k, v in given.items() if v not in (None, [], (), False)}
 
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["summary"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
-    def __getitem__(self, key):
-        return self.summary[key]
-
-    def check(self, *expressions: str, criteria: str | None = None) -> list:
-        """Judge threshold expressions ('p99<200ms', 'error_rate<1%', 'search:p95<50ms') or a
-        named criteria set against this run: a list of thresholds.ThresholdResult."""
-        from .judge.thresholds import evaluate, resolve
-        return evaluate(resolve(expressions, criteria, option="check"), self.summary)
-
-    def assert_thresholds(self, *expressions: str, criteria: str | None = None) -> None:
-        """For pytest: raise AssertionError listing every failed threshold (and a run that was
-        interrupted or aborted, whose figures cannot pass)."""
-        failed = [r.message for r in self.check(*expressions, criteria=criteria) if not r.passed]
-        if self.summary.get("interrupted") or self.summary.get("aborted"):
-            failed.append(f"run {'interrupted' if self.summary.get('interrupted') else 'aborted'}: "
-                          f"{self.summary.get('aborted') or self.summary.get('interrupted')}")
-        if failed:
-            raise AssertionError("stressx thresholds failed:\n  " + "\n  ".join(failed))
-
-    @property
-    def ok_ratio(self) -> float:
-        return self.summary["ok"] / self.summary["completed"] if self.summary["completed"] else 0.0
-
-    def __repr__(self) -> str:
-        s = self.summary
-        p99 = (s["latency_ms"] or {}).get("p99")
-        return (f"<stressx.Result {s['model']} {s['requests']} requests, {s['rps']:.0f} req/s, "
-                f"ok {s['ok']}, errors {s['error_count']}, p99 {p99} ms, saturated {s['saturated']}>")
+def _no_files(result: Result | None, out) -> Result | None:
+    return result if out is not None or result is None else dataclasses.replace(result, out_dir=None)
 
 
 def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), burn=(),
-        safety=(), **options) -> Result:
-    """Run one load test and return its Result. Options are the CLI's: rate, connections,
-    max_connections, duration, requests, workers, timeout, method, headers, body, insecure,
-    ca_file, progress, shape / users (shapes.Shape), workload, scenarios; `burn` and `safety`
-    take the --burn / --safety texts ('cpu=50%', 'mem>90%:stop'); `companions` adds coordinator
-    companions (thresholds.WindowThresholds, adaptive.AdaptiveRamp...). Every run samples host
-    metrics. Raises ConfigError (a ValueError) for a bad option."""
-    from .hostload.burners.session import companions_for
+        safety=(), thresholds=(), criteria: str | None = None, threshold_window=None,
+        abort_on_fail: bool = False, report=None, baseline=None, regression_threshold=None,
+        **options) -> Result:
+    """Run one load test, judge it, and return its Result: `stressx run URL` with the same
+    options writes the same files and exits with `result.exit_code`.
+
+    Load options are the CLI's: rate, connections, max_connections, duration, requests,
+    workers, timeout, method, headers, body, insecure, ca_file, progress, shape / users
+    (shapes.Shape), workload, scenarios. Checks: `thresholds` (['p99<200ms', 'error_rate<1%']),
+    `criteria` ('ci'), `threshold_window` ('30s') and `abort_on_fail`, `report` (['md',
+    'html'] or 'md,html'), `baseline` (a saved baseline's name or a results directory) and
+    `regression_threshold` ('15%'): thresholds.json is written, and comparison.json and the
+    reports when asked. Host load: `burn` and `safety` take the --burn / --safety texts
+    ('cpu=50%', 'mem>90%:stop'); every run samples host metrics. `companions` adds coordinator
+    companions (they get a RunControl as `companion.control`); two of one name are refused.
+    `out` None: the files go to a temporary directory, removed (the Result keeps the summary
+    and the interval table); reports need an `out`.
+
+    Raises ConfigError (a ValueError) for a bad option, before anything is sent."""
     options.setdefault("progress", False)
+    checks = _pipeline.Checks.resolve(**_checks(thresholds, criteria, threshold_window,
+                                                abort_on_fail, report, baseline,
+                                                regression_threshold))
+    if checks.formats and out is None:
+        raise ConfigError("report", "reports are files: give out= a results directory")
+    host = _pipeline.HostLoad(burn, safety)
     cfg = _config.resolve(url, **options)
-    companions = companions_for(burn, safety, config=cfg, echo=echo) + list(companions)
-    tmp = None
-    if out is None:
-        tmp = tempfile.mkdtemp(prefix="stressx-")
-    try:
-        summary = Coordinator(cfg, out or tmp, echo=echo, companions=companions).run()
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return Result(summary, Path(out) if out else None)
+    host.companions()                     # a bad spec or limit: nothing started
+    with _results_dir(out) as out_dir:
+        result = _pipeline.run_one(cfg, out_dir, checks=checks, host=host, companions=companions,
+                                   echo=echo, keep_intervals=out is None)
+    return _no_files(result, out)
 
 
 async def run_async(url: str, **options) -> Result:
     """run() for async code: the coordinator runs in a worker thread, the loop stays free."""
     return await asyncio.to_thread(run, url, **options)
+
+
+def run_config(config: str | Path | None = None, *, out: str | Path | None = None, echo=None,
+               burn=(), safety=(), thresholds=(), criteria: str | None = None,
+               threshold_window=None, abort_on_fail: bool = False, report=None, baseline=None,
+               regression_threshold=None, progress: bool = False,
+               **settings) -> "_pipeline.SequenceResult":
+    """`stressx run --config FILE`: the file's run, or its `tests:` in order (each in its own
+    subdirectory of the results directory), with the file's thresholds, reports, baseline,
+    burners and safety limits; keywords override the file as flags do (`rate`, `duration`,
+    `profile`, `pattern={'type': 'ramp', ...}`, `target` ...). Every run is validated before the
+    first starts. Returns a SequenceResult: (name, Result) pairs, `.exit_code` the command's.
+    The results directory is the file's `output.dir`, else `out`, else a temporary one."""
+    layers = []
+    if config is not None:
+        layers.append(_plan.load_config_file(config, option="config"))
+    layer = _pipeline.library_settings(None, settings)
+    if out is not None:
+        layer[0]["out"] = str(out)
+    layers.append(layer)
+    merged, origins = _plan.merge(*layers)
+    checks = _checks(thresholds, criteria, threshold_window, abort_on_fail, report, baseline,
+                     regression_threshold)
+    host = {k: v for k, v in (("burn", burn), ("safety", safety)) if v}
+    plan = _pipeline.make_plan(merged, origins, checks=checks, host=host, progress=progress)
+    if plan.checks.formats and plan.out is None:
+        raise ConfigError("report", "reports are files: give out= or output.dir a results directory")
+    with _results_dir(plan.out) as base:
+        done = _pipeline.execute(plan, base, echo=echo, keep_intervals=plan.out is None)
+    if plan.out is None:
+        done.runs = [(name, _no_files(r, None)) for name, r in done.runs]
+    return done
+
+
+def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10",
+             max_rps="100000", probe_duration="10s", precision: float = 0.05,
+             max_probes: int = 20, out: str | Path | None = None, echo=None,
+             progress: bool = False, **options):
+    """`stressx capacity`: the highest rate the target sustains within the SLO (['p99<50ms'])
+    and `max_error_rate`: probes (steady runs of `probe_duration`) double the rate until one
+    fails, then bisect. Returns explore.capacity.CapacityResult (`.capacity` None when even the
+    first probe failed; `.exit_code` the command's: 0 found, 3 none), also in capacity.json
+    (with each probe's results directory) under `out`."""
+    settings, origins = _pipeline.library_settings(url, options)
+    with _results_dir(out) as base:
+        search = _pipeline.capacity_plan(
+            settings, origins, base, slo=[slo] if isinstance(slo, str) else list(slo),
+            max_error_rate=max_error_rate, start_rps=start_rps, max_rps=max_rps,
+            probe_duration=probe_duration, precision=precision, max_probes=max_probes,
+            progress=progress)
+        return _pipeline.run_capacity(search, echo=echo)
+
+
+def scaling(url: str | None = None, *, instances, rps_per_instance, duration="60s",
+            scale_cmd: str | None = None, out: str | Path | None = None, echo=None,
+            progress: bool = False, **options):
+    """`stressx scaling`: one steady run of `duration` per instance count (instances '2,4,8' or
+    [2, 4, 8]) at count x `rps_per_instance`, each after `scale_cmd` ('kubectl scale ...
+    --replicas={n}'). Returns explore.scaling.ScalingResult (levels with efficiency;
+    `.exit_code` the command's), also in scaling.json under `out`. A scale command that fails
+    raises explore.scaling.ScaleCommandFailed."""
+    if not isinstance(instances, (str, int)):
+        instances = ",".join(str(n) for n in instances)
+    settings, origins = _pipeline.library_settings(url, options)
+    with _results_dir(out) as base:
+        test = _pipeline.scaling_plan(settings, origins, base, instances=instances,
+                                      rps_per_instance=rps_per_instance, duration=duration,
+                                      scale_cmd=scale_cmd, progress=progress)
+        return _pipeline.run_scaling(test, echo=echo)
+
+
+def adaptive(url: str | None = None, *, duration, start_rps="10", step_rps="10",
+             max_rps="10000", step_every="10s", slo=(), max_error_rate="1%",
+             backoff: float = 0.5, cooldown="20s", out: str | Path | None = None, echo=None,
+             progress: bool = False, **options) -> Result:
+    """`stressx adaptive`: a run that starts at `start_rps`, raises the rate by `step_rps`
+    every `step_every` while the limits (`slo`, `max_error_rate`) hold and multiplies it by
+    `backoff` when they break (then holds for `cooldown`). Returns its Result; `.adaptive`
+    holds every decision with its reason and the highest stable rate."""
+    settings, origins = _pipeline.library_settings(url, dict(options, duration=duration))
+    plan = _pipeline.adaptive_plan(settings, origins, start_rps=start_rps, step_rps=step_rps,
+                                   max_rps=max_rps, step_every=step_every,
+                                   slo=[slo] if isinstance(slo, str) else list(slo),
+                                   max_error_rate=max_error_rate, backoff=backoff,
+                                   cooldown=cooldown, progress=progress)
+    with _results_dir(out) as base:
+        done = _pipeline.execute(plan, base, echo=echo, keep_intervals=out is None)
+    return _no_files(done.results[-1], out)

@@ -30,6 +30,15 @@ class StartupError(RuntimeError):
     """A shard could not start; the run sent nothing."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C reached a run where its own handler could not take it (while it was being set
+    up or torn down): a KeyboardInterrupt carrying the exit code the run had come to."""
+
+    def __init__(self, exit_code: int = EXIT_SIGINT):
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
 def yaml_error(source: str, exc: Exception) -> ConfigError:
     """A YAML syntax error as one line: the file, the line and column, the parser's problem
     and what it was parsing (PyYAML's own text spans several lines)."""

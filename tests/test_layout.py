@@ -33,7 +33,7 @@ STAGES = [
     ("hostload", ["stressx.hostload"]),
     ("explore", ["stressx.explore"]),
     ("report", ["stressx.report"]),
-    ("api", ["stressx.api"]),
+    ("api", ["stressx.result", "stressx.pipeline", "stressx.api"]),
     ("cli", ["stressx.cli"]),
     ("top", ["stressx"]),        # the package's own __init__ (only): the lazy public names
 ]

@@ -1,7 +1,7 @@
 """The exploring commands: capacity search, scaling tests, adaptive ramps, interactive mode.
 
 Each is a sequence of runs (or a steered run) built on the same settings pipeline as
-`stressx run` (run.py); the control logic lives in stressx.explore (capacity, scaling, adaptive).
+`stressx run` (run.py); the library does the work (stressx.pipeline over stressx.explore); these print and exit.
 """
 from __future__ import annotations
 
@@ -11,42 +11,35 @@ from pathlib import Path
 
 import click
 
-from ..engine.coordinator import Coordinator
-from ..errors import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
-                     ConfigError, StartupError)
-from ..load import plan as _plan, shapes
+from .. import pipeline
+from ..errors import EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ConfigError, StartupError
+from ..load import shapes
 from .common import DURATION_HELP, EXIT_CODES, default_out_dir, echo_err, err, option
-from .run import check_resources, load_options, run_plan, settings_for
+from .run import load_options, run_plan, settings_for
 
 
 def register(main: click.Group) -> None:
     for command in (capacity, scaling, adaptive, interactive):
         main.add_command(command)
 
-def _steady_runner(ctx: click.Context, params: dict, duration: str):
-    """For commands made of several steady runs (capacity probes, scaling levels): returns
-    (run(rate, out_dir) -> summary, base output directory, output options, config(rate) ->
-    the RunConfig of a run at `rate`)."""
+def _settings(ctx: click.Context, params: dict):
+    """For commands made of several steady runs (capacity probes, scaling levels): (settings,
+    origins, output options, base output directory)."""
     settings, origins, output = settings_for(ctx, params)
     base = Path(settings["out"]) if settings.get("out") else default_out_dir()
+    return settings, origins, output, base
 
-    def config(rate: float):
-        s = dict(settings, pattern={"type": "steady", "rps": rate, "duration": duration})
-        s.pop("rate", None)
-        return _plan.plan(s, origins, progress=not output["quiet"])[0].config
 
-    def run(rate: float, out_dir: Path) -> dict:
-        summary = Coordinator(config(rate), out_dir, echo=echo_err, yield_cpu=True).run()
+def _print_json(output: dict):
+    """on_result for the library's runs: each run's summary JSON with --json."""
+    def show(rate, result) -> None:
         if output["as_json"]:
-            click.echo(json.dumps(summary, indent=2))
-        return summary
-    config(1)       # validate the settings once before anything runs
-    return run, base, output, config
+            click.echo(json.dumps(result.summary, indent=2))
+    return show
 
 
-def _dry_run(plan: dict, config) -> None:
-    """Print a dry run's plan with the resolved run it repeats (at its first rate); exit 0."""
-    plan["run"] = config.to_json()
+def _dry_run(plan: dict) -> None:
+    """Print a dry run's plan (with the resolved run it repeats, at its first rate); exit 0."""
     click.echo(json.dumps(plan, indent=2, default=str))
     sys.exit(EXIT_OK)
 
@@ -64,16 +57,16 @@ def _dry_run(plan: dict, config) -> None:
 def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision, max_probes, **params):
     """Find the highest rate the target sustains within the SLO: double the rate until a probe
     fails, then bisect. Reports the rate found and each probe's evidence."""
-    from ..explore.capacity import plan, search
     try:
-        run, base, output, config = _steady_runner(click.get_current_context(), params, probe_duration)
-        args = dict(slo=list(slo), max_error_rate=max_error_rate, start=start_rps,
-                    ceiling=max_rps, precision=precision, max_probes=max_probes, out_dir=base)
-        p = plan(**args)
+        settings, origins, output, base = _settings(click.get_current_context(), params)
+        search = pipeline.capacity_plan(
+            settings, origins, base, slo=slo, max_error_rate=max_error_rate,
+            start_rps=start_rps, max_rps=max_rps, probe_duration=probe_duration,
+            precision=precision, max_probes=max_probes, progress=not output["quiet"])
         if output["dry_run"]:
-            _dry_run(p, config(p["probes_while_passing"][0]["rate"]))
-        check_resources(config(p["probes_while_passing"][-1]["rate"]))
-        result = search(run, **args, echo=echo_err)
+            _dry_run(search.dry_run())
+        result = pipeline.run_capacity(search, echo=echo_err, yield_cpu=True,
+                                       on_result=_print_json(output))
     except ConfigError as exc:
         err(str(exc))
         sys.exit(EXIT_USAGE)
@@ -89,7 +82,7 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
                    f"p50 {lat.get('p50', '-')} ms  p99 {lat.get('p99', '-')} ms  "
                    f"errors {p.error_rate:.2%}  {'; '.join(p.reasons)}")
     click.echo(f"  results: {base}")
-    sys.exit(EXIT_OK if result.capacity is not None else EXIT_THRESHOLDS)
+    sys.exit(result.exit_code)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -102,17 +95,19 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
 def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     """Throughput, latency and errors per instance count, with scaling efficiency (throughput
     per instance relative to the smallest level)."""
-    from ..explore.scaling import ScaleCommandFailed, format_scaling, parse_levels, plan, run_scaling
+    from ..explore.scaling import ScaleCommandFailed, format_scaling, parse_levels
     from ..units import parse_rate
     try:
-        levels = parse_levels(instances)
-        per = parse_rate(rps_per_instance, "--rps-per-instance")
-        run, base, output, config = _steady_runner(click.get_current_context(), params, level_duration)
+        parse_levels(instances)                                  # the levels' errors first
+        parse_rate(rps_per_instance, "--rps-per-instance")
+        settings, origins, output, base = _settings(click.get_current_context(), params)
+        test = pipeline.scaling_plan(settings, origins, base, instances=instances,
+                                     rps_per_instance=rps_per_instance, duration=level_duration,
+                                     scale_cmd=scale_cmd, progress=not output["quiet"])
         if output["dry_run"]:
-            _dry_run(plan(levels, per, base, scale_cmd), config(levels[0] * per))
-        for n in levels:         # every level fits the host's limits before the first command
-            check_resources(config(n * per))
-        report = run_scaling(levels, per, run, base, scale_cmd, echo=echo_err)
+            _dry_run(test.dry_run())
+        result = pipeline.run_scaling(test, echo=echo_err, yield_cpu=True,
+                                      on_result=_print_json(output))
     except ConfigError as exc:
         err(str(exc))
         sys.exit(EXIT_USAGE)
@@ -122,10 +117,9 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
     except StartupError as exc:     # as capacity does: a shard that cannot start is exit 1
         err(str(exc))
         sys.exit(EXIT_INTERNAL)
-    click.echo(format_scaling(report))
-    click.echo(f"  results: {base}")
-    codes = [lv["exit_code"] for lv in report["levels"]]
-    sys.exit(max(codes) if codes else EXIT_OK)
+    click.echo(format_scaling(result))
+    click.echo(f"  results: {test.out}")
+    sys.exit(result.exit_code)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -143,29 +137,18 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
 def adaptive(start_rps, step_rps, max_rps, step_every, slo, max_error_rate, backoff, cooldown, **params):
     """A ramp that raises the rate while latency and errors hold and backs off when they
     degrade, recording each decision with its reason (summary 'adaptive')."""
-    from ..explore.adaptive import AdaptiveRamp
-    from ..explore.capacity import parse_error_rate
-    from ..judge.thresholds import parse_threshold
-    from ..units import parse_duration, parse_rate
-    ctx = click.get_current_context()
     try:
-        settings, origins, output = settings_for(ctx, params)
-        start = parse_rate(start_rps, "--start-rps")
-        ramp = AdaptiveRamp(start, parse_rate(step_rps, "--step-rps"), parse_rate(max_rps, "--max-rps"),
-                            parse_duration(step_every, "--step-every"),
-                            [parse_threshold(s, "--slo") for s in slo],
-                            parse_error_rate(max_error_rate), float(backoff),
-                            parse_duration(cooldown, "--cooldown"))
-        settings["pattern"] = {"type": "steady", "rps": start, "duration": settings.pop("duration")}
-        settings.pop("rate", None)
+        settings, origins, output = settings_for(click.get_current_context(), params)
     except ConfigError as exc:
         err(str(exc))
         sys.exit(EXIT_USAGE)
-    extra = {"adaptive": {"start_rps": ramp.rate, "step_rps": ramp.step, "max_rps": ramp.max_rate,
-                          "step_every_s": ramp.step_every, "slo": list(slo),
-                          "max_error_rate": ramp.max_error_rate, "backoff": ramp.backoff,
-                          "cooldown_s": ramp.cooldown}}
-    sys.exit(run_plan(settings, origins, output, companions_for=lambda cfg: [ramp], plan_extra=extra))
+
+    def make_plan(settings, origins, **kw):
+        return pipeline.adaptive_plan(settings, origins, start_rps=start_rps, step_rps=step_rps,
+                                      max_rps=max_rps, step_every=step_every, slo=slo,
+                                      max_error_rate=max_error_rate, backoff=backoff,
+                                      cooldown=cooldown, **kw)
+    sys.exit(run_plan(settings, origins, output, make_plan=make_plan))
 
 
 

@@ -2,10 +2,9 @@
 
 `register(main)` adds the commands `report`, `compare` and `baseline save|list`. Commands that
 send load take `run_options` (--threshold, --criteria, --threshold-window, --abort-on-fail,
---report, --baseline, --regression-threshold); before the run `companions_for(**those)`
-validates them all (exit 2 before any request) and returns the sliding-window companion, and
-after it `after_run(summary, out_dir, **those)` judges, writes and prints, and returns the exit
-code.
+--report, --baseline, --regression-threshold); their values become a
+pipeline.Checks (validated before any request, judged after the run by the library), and
+`show_verdict` prints what the judging found.
 """
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import click
 
 from .. import report as _report
 from ..engine.coordinator import Companion
+from ..pipeline import Checks
 from ..errors import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, ConfigError
 from ..judge import compare as _compare, thresholds as _thresholds
 from ..report.comparison import FORMATTERS as COMPARISON_FORMATTERS, format_text as format_comparison
@@ -31,7 +31,6 @@ from .common import err
 
 RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                     "baseline", "regression_threshold")
-_INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 def run_options(f):
@@ -72,83 +71,30 @@ def pop_run_options(options: dict) -> dict:
     return {name: options.pop(name) for name in RUN_OPTION_NAMES if name in options}
 
 
-def _resolve(threshold=(), criteria=None, threshold_window=None, abort_on_fail=False,
-             report=None, baseline=None, regression_threshold=None, origins=None) -> dict:
-    """Validate every option; ConfigError naming the first bad one, as `origins` spells it
-    (option name -> e.g. 'load.yaml: thresholds'; the flag by default)."""
-    def where(name: str) -> str:
-        return (origins or {}).get(name) or "--" + name.replace("_", "-")
-
-    ths = _thresholds.resolve(threshold or (), criteria, option=where("threshold"),
-                              criteria_option=where("criteria"))
-    window = None
-    if threshold_window is not None or abort_on_fail:
-        if not ths:
-            raise ConfigError(where("threshold_window" if threshold_window else "abort_on_fail"),
-                              "needs thresholds to judge: add --threshold EXPR or --criteria NAME")
-        window = (parse_duration(threshold_window, where("threshold_window"))
-                  if threshold_window is not None else _thresholds.DEFAULT_WINDOW_S)
-        if window < 1:
-            raise ConfigError(where("threshold_window"), f"the run is measured in 1 s intervals: "
-                                                         f"give 1s or more, got {threshold_window!r}")
-    return {
-        "thresholds": ths, "window_s": window, "abort_on_fail": bool(abort_on_fail),
-        "formats": _report.parse_formats(report, where("report")) if report else [],
-        "baseline": _compare.resolve_baseline(baseline, where("baseline")) if baseline else None,
-        "regression_pct": (_compare.parse_percent(regression_threshold, where("regression_threshold"))
-                           if regression_threshold is not None else _compare.DEFAULT_REGRESSION_PCT),
-    }
-
-
 def companions_for(**options) -> list[Companion]:
     """Validate run_options' values (ConfigError on the first bad one: exit 2 before any
     request) and return the companions the run needs: the sliding-window judge, if asked.
     Takes run_options' names (threshold is a list of expressions) and optionally `origins`."""
-    r = _resolve(**options)
-    if r["window_s"] is None:
-        return []
-    return [_thresholds.WindowThresholds(r["thresholds"], r["window_s"], r["abort_on_fail"])]
+    return Checks.resolve(**options).companions()
 
 
 def after_run(summary: dict, out_dir, *, echo=click.echo, **options) -> int:
-    """After a run: judge the thresholds (end of run, plus the sliding window's verdicts),
-    write thresholds.json, compare with the baseline (comparison.json), write the asked reports,
-    print the verdicts, and return the exit code.
-
-    The exit code is the run's own when that is not 0 (3 a window abort, 4 a safety stop,
-    130/143 interrupted: those say more than a threshold verdict on a cut-short run); else 3
-    when a threshold failed or a regression was found; else 0. An interrupted run never
-    returns 0."""
-    r = _resolve(**options)
-    out_dir = Path(out_dir)
-    results = _thresholds.evaluate(r["thresholds"], summary)
-    results += _thresholds.window_results(summary.get(_thresholds.WindowThresholds.name))
-    _thresholds.save(out_dir, results, criteria_name=options.get("criteria"))
-    comparison = None
-    if r["baseline"] is not None:
-        comparison = _compare.compare_dirs(r["baseline"], out_dir, r["regression_pct"])
-        if not Path(str(options.get("baseline"))).is_dir():
-            comparison["baseline"]["name"] = str(options.get("baseline"))
-        _compare.save_comparison(out_dir, comparison)
-    if r["formats"]:
-        written = _report.build(out_dir, r["formats"])
-        echo("reports: " + ", ".join(str(p) for p in written.values()))
-    verdicts = [t.to_json() for t in results]
-    if verdicts:
-        echo(format_thresholds(verdicts))
-    if comparison is not None:
-        echo(format_comparison(comparison))
-    return exit_code(summary, verdicts, comparison)
+    """After a run: judge, write and report as the library does (pipeline.Checks.judge), print
+    the verdicts, and return the exit code."""
+    verdict = Checks.resolve(**options).judge(summary, out_dir)
+    show_verdict(verdict, echo)
+    return verdict.exit_code
 
 
-def exit_code(summary: dict, verdicts: list[dict], comparison: dict | None) -> int:
-    code = summary.get("exit_code") or EXIT_OK
-    if code == EXIT_OK and (any(not v["passed"] for v in verdicts)
-                            or (comparison is not None and comparison["regressions"])):
-        code = EXIT_THRESHOLDS
-    if code == EXIT_OK and summary.get("interrupted"):
-        code = _INTERRUPTED_EXIT.get(summary["interrupted"], 130)
-    return code
+def show_verdict(verdict, echo=click.echo) -> None:
+    """The lines after a run's summary: the reports written, the threshold verdicts, the
+    baseline comparison (`verdict`: a pipeline.Verdict or a Result)."""
+    if verdict.reports:
+        echo("reports: " + ", ".join(str(p) for p in verdict.reports.values()))
+    if verdict.thresholds:
+        echo(format_thresholds(verdict.thresholds))
+    if verdict.comparison is not None:
+        echo(format_comparison(verdict.comparison))
 
 
 # -- commands ---------------------------------------------------------------------------------

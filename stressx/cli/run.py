@@ -6,17 +6,14 @@ name.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-from ..engine.coordinator import Coordinator, check_fd_limits, effective_workers
-from ..errors import (EXIT_ABORTED, EXIT_INTERNAL, EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE,
-                      ConfigError, StartupError)
+from .. import pipeline
+from ..errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ConfigError, RunInterrupted, StartupError
 from ..load import plan as _plan, shapes
 from ..report.text import format_summary
 from . import burn as cli_burn, reports as cli_reports
@@ -100,125 +97,58 @@ def settings_for(ctx: click.Context, params: dict, pattern: str | None = None):
     return settings, origins, output
 
 
-def run_command(ctx: click.Context, params: dict, pattern: str | None = None,
-                extra_companions=None) -> int:
-    """A load command: settings -> plan -> runs, with thresholds, reports and baselines."""
+def run_command(ctx: click.Context, params: dict, pattern: str | None = None) -> int:
+    """A load command: flags -> settings, then the library's pipeline (plan, runs, checks)."""
     checks = cli_reports.pop_run_options(params)
     host = cli_burn.pop_burner_options(params)
     try:
         settings, origins, output = settings_for(ctx, params, pattern)
-        checks = _file_checks(settings, origins, checks)
-        for key in ("burn", "safety"):       # host load from a config file, under the flags'
-            value = settings.pop(key, None)
-            if value is not None and not host.get(key):
-                host[key] = [value] if isinstance(value, str) else list(value)
-        cli_reports.companions_for(**checks)          # every bad option exits 2 before a request
-        cli_burn.companions_for(**host)               # bad --burn / --safety too (starts nothing)
     except ConfigError as exc:
         err(str(exc))
         return EXIT_USAGE
-    echo = echo_err if output["as_json"] else click.echo
-
-    def companions(config):   # burners first: they start before the shards, stop before the sampler
-        return (cli_burn.companions_for(**host, config=config, echo=echo_err)
-                + cli_reports.companions_for(**checks)
-                + (extra_companions(config) if extra_companions else []))
-    extra = {key: list(host[key]) for key in ("burn", "safety") if host.get(key)}
-    return run_plan(settings, origins, output, companions_for=companions,
-                    after_run=lambda summary, out_dir: cli_reports.after_run(summary, out_dir, echo=echo, **checks),
-                    plan_extra=extra)
+    return run_plan(settings, origins, output, checks=checks, host=host)
 
 
-THRESHOLD_KEYS = {"expressions", "window", "abort_on_fail", "criteria"}
-
-
-def _file_checks(settings: dict, origins: dict, checks: dict) -> dict:
-    """Thresholds, criteria, reports and baseline from a config file, under the flags'.
-    `thresholds:` is a list of expressions, or a mapping {expressions: [...], window: 30s,
-    abort_on_fail: true, criteria: ci} for a sliding-window judge during the run."""
-    checks = dict(checks)
-    file_origins = dict(checks.get("origins") or {})
-    spec = settings.get("thresholds")
-    if isinstance(spec, dict):
-        where = origins.get("thresholds", "thresholds")
-        for key in spec:
-            if key not in THRESHOLD_KEYS:
-                raise ConfigError(f"{where}.{key}", f"unknown key; thresholds take {', '.join(sorted(THRESHOLD_KEYS))}")
-        for key, name in (("window", "threshold_window"), ("abort_on_fail", "abort_on_fail"),
-                          ("criteria", "criteria")):
-            if spec.get(key) is not None and not checks.get(name):
-                checks[name] = spec[key]
-                file_origins[name] = f"{where}.{key}"
-        settings["thresholds"] = spec.get("expressions") or None
-        origins["thresholds"] = f"{where}.expressions"
-    for key, name in (("thresholds", "threshold"), ("criteria", "criteria"),
-                      ("report", "report"), ("baseline", "baseline")):
-        value = settings.pop(key, None)
-        if value is None or checks.get(name):
-            continue
-        if name == "threshold":
-            value = list(value) if isinstance(value, (list, tuple)) else [value]
-        elif name == "report" and isinstance(value, (list, tuple)):
-            value = ",".join(value)
-        checks[name] = value
-        file_origins[name] = origins.get(key, key)
-    if file_origins:
-        checks["origins"] = file_origins
-    return checks
-
-
-def check_resources(config) -> None:
-    """The checks the coordinator makes before its first request (file descriptors), on a copy
-    of a planned run, so a plan stops before any of its runs rather than halfway."""
-    cfg = dataclasses.replace(config)
-    cfg.workers = effective_workers(cfg)[0]
-    check_fd_limits(cfg)
-
-
-def run_plan(settings: dict, origins: dict, output: dict, companions_for=None, after_run=None,
-             plan_extra: dict | None = None) -> int:
-    """Validate every run first, then run them in order; returns the exit code. A dry run
-    prints the runs (with `plan_extra`: burners, limits, an adaptive ramp) and runs nothing."""
+def run_plan(settings: dict, origins: dict, output: dict, *, checks: dict | None = None,
+             host: dict | None = None, make_plan=None) -> int:
+    """Validate every run first (pipeline.make_plan, or `make_plan(settings, origins,
+    progress=, dry_run=)`), then run them in order, printing each summary and verdict; returns
+    the exit code. A dry run prints the runs (with burners, limits, an adaptive ramp) and runs
+    nothing."""
     try:
-        tests = _plan.plan(settings, origins, progress=not output["quiet"])
-        if not output["dry_run"]:
-            for t in tests:
-                check_resources(t.config)
+        if make_plan is None:
+            plan = pipeline.make_plan(settings, origins, checks=checks, host=host,
+                                      progress=not output["quiet"], dry_run=output["dry_run"])
+        else:
+            plan = make_plan(settings, origins, progress=not output["quiet"],
+                             dry_run=output["dry_run"])
     except ConfigError as exc:
         err(str(exc))
         return EXIT_USAGE
     if output["dry_run"]:
-        click.echo(json.dumps([{"name": t.name, **t.config.to_json(), **(plan_extra or {})}
-                               for t in tests], indent=2, default=str))
+        click.echo(json.dumps(plan.to_json(), indent=2, default=str))
         return EXIT_OK
-    base = Path(settings["out"]) if settings.get("out") else default_out_dir()
-    worst = EXIT_OK
-    for t in tests:
-        out_dir = base if len(tests) == 1 else base / t.name
-        if len(tests) > 1:
-            echo_err(f"stressx: test {t.name}: {t.config.shape.describe() if t.config.shape else t.config.model}")
-        companions = companions_for(t.config) if companions_for else []
-        coordinator = Coordinator(t.config, out_dir, echo=echo_err, companions=companions,
-                                  yield_cpu=True)
-        try:
-            summary = coordinator.run()
-        except ConfigError as exc:      # the run does not fit the host's limits: nothing sent
-            err(str(exc))
-            return EXIT_USAGE
-        except StartupError as exc:
-            err(str(exc))
-            return EXIT_INTERNAL
-        except KeyboardInterrupt:
-            return coordinator.exit_code() or 130
+    echo = echo_err if output["as_json"] else click.echo
+
+    def show(test, result) -> None:
         if output["as_json"]:
-            click.echo(json.dumps(summary, indent=2))
+            click.echo(json.dumps(result.summary, indent=2))
         else:
-            click.echo(format_summary(summary, str(out_dir)))
-        code = after_run(summary, out_dir) if after_run else summary["exit_code"]
-        if code >= 128:          # interrupted: the rest of the plan does not run
-            return code
-        worst = max(worst, code, key=lambda c: {EXIT_OK: 0, EXIT_THRESHOLDS: 1, EXIT_ABORTED: 2}.get(c, 3))
-    return worst
+            click.echo(format_summary(result.summary, str(result.out_dir)))
+        if plan.checks is not None:
+            cli_reports.show_verdict(result, echo)
+    try:
+        done = pipeline.execute(plan, plan.out or default_out_dir(), echo=echo_err,
+                                yield_cpu=True, on_result=show)
+    except ConfigError as exc:      # the run does not fit the host's limits: nothing sent
+        err(str(exc))
+        return EXIT_USAGE
+    except StartupError as exc:
+        err(str(exc))
+        return EXIT_INTERNAL
+    except RunInterrupted as exc:
+        return exc.exit_code
+    return done.exit_code
 
 
 # -- the commands ----------------------------------------------------------------------------

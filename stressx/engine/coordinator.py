@@ -13,6 +13,7 @@ count = the sum of its buckets), and the rows add up to the summary exactly.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import os
@@ -150,6 +151,14 @@ def check_fd_limits(cfg: RunConfig, companions: int = 0) -> list[str]:
                           f"the coordinator, over RLIMIT_NOFILE ({soft:g}, hard limit {hard:g}): "
                           f"lower --workers or raise the limit (ulimit -n)")
     return notes
+
+
+def check_resources(config: RunConfig) -> None:
+    """The checks a coordinator makes before its first request (file descriptors), on a copy
+    of a planned run, so a plan stops before any of its runs rather than halfway."""
+    cfg = dataclasses.replace(config)
+    cfg.workers = effective_workers(cfg)[0]
+    check_fd_limits(cfg)
 
 
 @dataclass

@@ -12,13 +12,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import EXIT_OK, EXIT_THRESHOLDS, ConfigError
 from ..judge.thresholds import evaluate, parse_threshold
 from ..units import parse_rate
 
 
 @dataclass
 class Probe:
+    """One probe: its rate, the verdict and why, what it measured, its results directory."""
     rate: float
     passed: bool
     reasons: list[str]
@@ -31,11 +32,22 @@ class Probe:
 
 @dataclass
 class CapacityResult:
+    """A capacity search's outcome (capacity.json): the highest passing rate, the limits, why
+    the search ended, and every probe; `exit_code` is `stressx capacity`'s (0 a capacity was
+    found, 3 even the first probe failed)."""
     capacity: float | None          # highest passing rate, None if even the first failed
     slo: list[str]
     max_error_rate: float
     stopped: str                    # why the search ended
     probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.capacity is not None else EXIT_THRESHOLDS
+
+    @property
+    def passed(self) -> bool:
+        return self.capacity is not None
 
     def to_json(self) -> dict:
         return {"capacity_rps": self.capacity, "slo": self.slo, "max_error_rate": self.max_error_rate,

@@ -8,15 +8,39 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import EXIT_OK, ConfigError
 
 SCALE_CMD_TIMEOUT_S = 600
 
 
 class ScaleCommandFailed(RuntimeError):
     pass
+
+
+@dataclass
+class ScalingResult:
+    """A scaling test's outcome (scaling.json): per level (dicts: instances, rate_target, rps,
+    rps_per_instance, efficiency, ok, error_count, error_rate, latency_ms, saturated,
+    exit_code), the rate per instance and the scale command; `exit_code` is `stressx
+    scaling`'s: the worst level's (the levels after an interrupted one did not run)."""
+    rate_per_instance: float
+    scale_cmd: str | None
+    levels: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return max((lv["exit_code"] for lv in self.levels), default=EXIT_OK)
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    def to_json(self) -> dict:
+        return {"rate_per_instance": self.rate_per_instance, "scale_cmd": self.scale_cmd,
+                "levels": self.levels}
 
 
 def parse_levels(text) -> list[int]:
@@ -65,8 +89,9 @@ def efficiency_table(levels: list[dict]) -> list[dict]:
 
 
 def run_scaling(levels: list[int], rate_per_instance: float, run_level, out_dir: Path,
-                scale_cmd: str | None = None, echo=print) -> dict:
-    """run_level(rate, out_dir) -> summary dict runs one level."""
+                scale_cmd: str | None = None, echo=print) -> ScalingResult:
+    """run_level(rate, out_dir) -> summary dict runs one level. The result is also written
+    to out_dir/scaling.json."""
     results = []
     for n in levels:
         if scale_cmd:
@@ -80,17 +105,16 @@ def run_scaling(levels: list[int], rate_per_instance: float, run_level, out_dir:
                         "exit_code": s["exit_code"]})
         if s["exit_code"] >= 128:
             break
-    report = {"rate_per_instance": rate_per_instance, "scale_cmd": scale_cmd,
-              "levels": efficiency_table(results)}
+    result = ScalingResult(rate_per_instance, scale_cmd, efficiency_table(results))
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "scaling.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    (out_dir / "scaling.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
 
 
-def format_scaling(report: dict) -> str:
+def format_scaling(result: ScalingResult) -> str:
     lines = [f"{'instances':>9} {'target/s':>9} {'rps':>9} {'rps/inst':>9} {'efficiency':>10} "
              f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"]
-    for lv in report["levels"]:
+    for lv in result.levels:
         lat = lv["latency_ms"] or {}
         eff = f"{lv['efficiency']:.2f}" if lv["efficiency"] is not None else "-"
         lines.append(f"{lv['instances']:>9} {lv['rate_target']:>9g} {lv['rps']:>9.1f} "
