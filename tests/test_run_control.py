@@ -251,9 +251,9 @@ class SqueezeShards(Companion):
     name = "squeeze"
 
     def start(self, start_ns):
-        for s in self.coordinator.shards:
-            n = len(os.listdir(f"/proc/{s.proc.pid}/fd"))
-            resource.prlimit(s.proc.pid, resource.RLIMIT_NOFILE, (n + 2, n + 2))
+        for pid in self.control.shard_pids.values():
+            n = len(os.listdir(f"/proc/{pid}/fd"))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (n + 2, n + 2))
 
 
 def test_running_out_of_descriptors_is_fd_limit_and_saturates(tmp_path):

@@ -54,7 +54,7 @@ class StampServer(LoopThread):
 
 
 class ChangeRates(Companion):
-    """Calls coordinator.change_rate(rate) once `when_s` seconds into the run, for each
+    """Calls control.change_rate(rate) once `when_s` seconds into the run, for each
     (when_s, rate); records a lower bound of each change's instant (ns after the start)."""
     name = "change_rates"
 
@@ -71,7 +71,7 @@ class ChangeRates(Companion):
             while self.start_ns and self.plan and time.monotonic_ns() >= self.start_ns + self.plan[0][0] * S:
                 _, rate = self.plan.pop(0)
                 before = time.monotonic_ns()
-                self.coordinator.change_rate(rate, delay_s=0.02)
+                self.control.change_rate(rate, delay_s=0.02)
                 self.done.append((before + 20_000_000 - self.start_ns, rate))
         return None
 

@@ -12,10 +12,7 @@ count = the sum of its buckets), and the rows add up to the summary exactly.
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
-import math
 import os
 import signal
 import subprocess
@@ -31,6 +28,8 @@ from ..results.hdr import Histogram
 from ..results.summary import build_summary, interval_saturation, scenario_histograms
 from ..system import raise_fd_limit
 from . import _core
+from .control import RunControl
+from .job import ShardJob, ShardScenario
 from .shm import Reading, ShardMemory, new_run_id
 from .spawn import child_argv
 
@@ -58,14 +57,17 @@ def default_open_pool(shard_rate: float) -> int:
 
 class Companion:
     """Something that runs beside the shards for the length of a run: host-load burners, the
-    host-metrics sampler, sliding-window thresholds. The coordinator calls, in order:
-    prepare() before the shards start (start processes here), start(start_ns) at the common
-    start instant, on_interval() after each 1 s interval row (return an Abort to stop the
-    run), stop() when sending ends or the run is stopped, and finish() for a dict stored in
-    the summary under `name` (and may write its own files into out_dir). stop() may be called
-    more than once. Hooks must not raise; a companion that cannot work says so in finish()."""
+    host-metrics sampler, sliding-window thresholds. The coordinator sets `control` (a
+    RunControl: the run's config, schedule, shard pids, latest row; change_rate, abort), then
+    calls, in order: prepare() before the shards start (start processes here), start(start_ns)
+    at the common start instant, on_interval() after each 1 s interval row (return an Abort to
+    stop the run), stop() when sending ends or the run is stopped, and finish() for a dict
+    stored in the summary under `name` (and may write its own files into out_dir); `name` is
+    unique among a run's companions. stop() may be called more than once. Hooks must not raise;
+    a companion that cannot work says so in finish()."""
 
     name = "companion"
+    control: "RunControl | None" = None       # set by the coordinator before prepare()
 
     def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
     def start(self, start_ns: int) -> None: ...
@@ -113,11 +115,12 @@ def shard_connections(cfg: RunConfig, n: int, i: int) -> tuple[int, int]:
     return conns, max(cap, conns)
 
 
-def check_fd_limits(cfg: RunConfig, companions: int = 0) -> list[str]:
+def check_fd_limits(cfg: RunConfig, companions: int = 0) -> tuple[RunConfig, list[str]]:
     """Before any request: will the descriptors the run may open fit in RLIMIT_NOFILE? The
     soft limit is raised towards the hard one (shards inherit it, and raise their own too).
-    An open-model cap left at its default is lowered to fit, with a note (returned); anything
-    else that cannot fit is a ConfigError naming the limit, the number and the option."""
+    An open-model cap left at its default is lowered to fit, with a note: returns the config
+    to run (`cfg` itself, or a copy with the lower cap) and the notes. Anything else that
+    cannot fit is a ConfigError naming the limit, the number and the option."""
     n = cfg.workers
     pool, cap = shard_connections(cfg, n, 0)          # shard 0 has the largest share
     shard_need = cap + SHARD_FD_MARGIN
@@ -132,7 +135,7 @@ def check_fd_limits(cfg: RunConfig, companions: int = 0) -> list[str]:
     if shard_need > soft and cfg.open_model and cfg.max_connections is None \
             and soft - SHARD_FD_MARGIN >= max(pool, 1):
         per_shard = int(soft - SHARD_FD_MARGIN)
-        cfg.max_connections = per_shard * n
+        cfg = dataclasses.replace(cfg, max_connections=per_shard * n)
         notes.append(f"--max-connections lowered from its default {max(DEFAULT_MAX_CONNECTIONS, cfg.connections or 0)} "
                      f"to {cfg.max_connections} ({per_shard} per shard) to fit RLIMIT_NOFILE "
                      f"({soft:g} file descriptors per process)")
@@ -150,15 +153,13 @@ def check_fd_limits(cfg: RunConfig, companions: int = 0) -> list[str]:
         raise ConfigError("--workers", f"{n} worker(s) need {coord_need} file descriptors in "
                           f"the coordinator, over RLIMIT_NOFILE ({soft:g}, hard limit {hard:g}): "
                           f"lower --workers or raise the limit (ulimit -n)")
-    return notes
+    return cfg, notes
 
 
 def check_resources(config: RunConfig) -> None:
     """The checks a coordinator makes before its first request (file descriptors), on a copy
     of a planned run, so a plan stops before any of its runs rather than halfway."""
-    cfg = dataclasses.replace(config)
-    cfg.workers = effective_workers(cfg)[0]
-    check_fd_limits(cfg)
+    check_fd_limits(dataclasses.replace(config, workers=effective_workers(config)[0]))
 
 
 @dataclass
@@ -227,15 +228,27 @@ def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
 
 
 class Coordinator:
-    """Runs one load test described by a validated RunConfig, writing results to `out_dir`."""
+    """Runs one load test described by a validated RunConfig, writing results to `out_dir`.
+    The config is never changed: fewer workers or a lower connection cap are decided on a copy
+    before the start (`self.config`), and the live target lives in `self.control.schedule`.
+    Two companions of one name are refused (ValueError): their sections and files would clash."""
 
     def __init__(self, config: RunConfig, out_dir: str | os.PathLike, echo=None,
                  companions: list[Companion] = (), yield_cpu: bool = False):
         self.config = config
         self.companions = list(companions)
+        seen = set()
+        for c in self.companions:
+            if c.name in seen:
+                raise ValueError(f"two companions named {c.name!r}: each writes its own section "
+                                 f"of the summary (a run samples the host once, without being "
+                                 f"given a HostSampler)")
+            seen.add(c.name)
         self.yield_cpu = yield_cpu   # CLI: lower this thread's priority below the shards'
         self.start_ns = 0
-        self._rate_lock = threading.Lock()
+        self.control = RunControl(config, self._publish_rate, self._request_abort)
+        self._pending_abort: Abort | None = None
+        self._abort_lock = threading.Lock()
         self.abort_code = EXIT_ABORTED
         self.out_dir = Path(out_dir)
         self.echo = echo or (lambda line: None)
@@ -255,14 +268,17 @@ class Coordinator:
         descriptors cannot fit in RLIMIT_NOFILE. An interrupt before the common start still
         writes a summary (nothing sent, `interrupted` set)."""
         self._plan_workers()
-        for note in check_fd_limits(self.config, len(self.companions)):
+        self.config, notes = check_fd_limits(self.config, len(self.companions))
+        for note in notes:
             self._note(note)
+        # from here on the config is what runs: companions see it through their control
+        self.control = RunControl(self.config, self._publish_rate, self._request_abort)
         writer = ResultsWriter(self.out_dir, scenarios=self.config.workload is not None)
         restore = self._install_signal_handlers()
         try:
             writer.manifest(self.config.to_json(), {"workers": self.config.workers})
             for c in self.companions:
-                c.coordinator = self   # for companions that steer the run (change_rate)
+                c.control = self.control
                 c.prepare(self.config, self.out_dir)
             if not self.interrupted:
                 self._spawn()
@@ -274,7 +290,7 @@ class Coordinator:
                 # a thread's nice value cannot be taken back, and it is the caller's thread.
                 from ..system import yield_cpu
                 yield_cpu(5)
-            start_ns = self.start_ns = time.monotonic_ns() + START_DELAY_NS
+            start_ns = self.start_ns = self.control.start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
             writer.start_latency_log(time.time() + (start_ns - time.monotonic_ns()) / 1e9)
@@ -302,40 +318,38 @@ class Coordinator:
         n, why = effective_workers(cfg)
         if n < cfg.workers:
             self._note(f"--workers {cfg.workers} lowered to {n}: {why}")
-            cfg.workers = n
+            self.config = dataclasses.replace(cfg, workers=n)
 
     def _spawn(self) -> None:
         cfg = self.config
         n = cfg.workers
         run_id = new_run_id()
-        scenarios = [{
-            "request": base64.b64encode(build_request(cfg, sc)).decode(),
-            "weight": sc.weight, "expect": list(sc.expect_status),
-            "band_min_us": -1 if sc.baseline_min_ms is None else int(sc.baseline_min_ms * 1000),
-            "band_max_us": -1 if sc.baseline_max_ms is None else int(sc.baseline_max_ms * 1000),
-        } for sc in cfg.scenarios]
+        scenarios = tuple(ShardScenario(
+            request=build_request(cfg, sc), weight=sc.weight, expect=tuple(sc.expect_status),
+            band_min_us=-1 if sc.baseline_min_ms is None else int(sc.baseline_min_ms * 1000),
+            band_max_us=-1 if sc.baseline_max_ms is None else int(sc.baseline_max_ms * 1000),
+        ) for sc in cfg.scenarios)
         for i in range(n):
             if self.interrupted:
                 break            # interrupted while starting: start no more shards
             mem = ShardMemory.create(run_id, i, len(scenarios))
             conns, cap = shard_connections(cfg, n, i)
-            job = {
-                "segment": mem.path, "index": i, "count": n, "coordinator_pid": os.getpid(),
-                "scheme": cfg.target.scheme, "host": cfg.target.host,
-                "address": cfg.target.address, "port": cfg.target.port,
-                "scenarios": scenarios, "insecure": cfg.insecure, "ca_file": cfg.ca_file,
-                "segments": cfg.shape.for_schedule() if cfg.shape else None,
-                "users_segments": cfg.users_shape.for_schedule() if cfg.users_shape else None,
-                "budget": split(cfg.requests, n, i) if cfg.requests is not None else -1,
-                "duration_ns": int(cfg.duration * 1e9) if cfg.duration is not None else -1,
-                "timeout_ns": int(cfg.timeout * 1e9), "grace_ns": int(cfg.grace * 1e9),
-                "connections": conns,
-                "max_connections": cap, "fd_margin": SHARD_FD_MARGIN,
-            }
+            job = ShardJob(
+                segment=mem.path, index=i, count=n, coordinator_pid=os.getpid(),
+                scheme=cfg.target.scheme, host=cfg.target.host, address=cfg.target.address,
+                port=cfg.target.port, scenarios=scenarios, insecure=cfg.insecure,
+                ca_file=cfg.ca_file,
+                segments=cfg.shape.for_schedule() if cfg.shape else None,
+                users_segments=cfg.users_shape.for_schedule() if cfg.users_shape else None,
+                budget=split(cfg.requests, n, i) if cfg.requests is not None else -1,
+                duration_ns=int(cfg.duration * 1e9) if cfg.duration is not None else -1,
+                timeout_ns=int(cfg.timeout * 1e9), grace_ns=int(cfg.grace * 1e9),
+                connections=conns, max_connections=cap, fd_margin=SHARD_FD_MARGIN)
             proc = subprocess.Popen(child_argv("stressx.engine.shard"), stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
-            proc.stdin.write(json.dumps(job).encode())
+            self.control.shard_pids[f"shard{i}"] = proc.pid
+            proc.stdin.write(job.dumps())
             proc.stdin.close()
 
     def _wait_ready(self) -> bool:
@@ -367,6 +381,7 @@ class Coordinator:
         self._cut_k, self._cut_ns = 0, start_ns
         while True:
             self._check_shards()
+            self._abort(self._take_pending_abort())
             for c in self.companions:
                 self._abort(c.poll())
             for s in self.shards:
@@ -420,7 +435,7 @@ class Coordinator:
         scenario_rows = self._scenario_rows(readings, t_s, span_s) if self.config.workload else []
         for s, (prev, cur) in zip(self.shards, readings):
             row, hists = interval_row(prev, cur, span_s, t_s,
-                                      self.config.target_rate(t_s - span_s, t_s))
+                                      self.control.schedule.mean_rate(t_s - span_s, t_s))
             s.last = cur
             s.pending = {i: r for i, r in s.pending.items() if i > k}
             shard_rows.append(dict(row, shard=s.index))
@@ -440,6 +455,7 @@ class Coordinator:
             for reason in merged["saturation"].split(", "):
                 if reason not in sat["reasons"]:
                     sat["reasons"].append(reason)
+        self.control.latest = merged
         writer.intervals([merged], shard_rows, scenario_rows)
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["latency"])
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"],
@@ -467,6 +483,17 @@ class Coordinator:
                     row[f"{prefix}_{key}"] = round(h.value_at_percentile(p) / 1000, 3) if h.total else None
             rows.append(row)
         return rows
+
+    def _request_abort(self, reason: str, exit_code: int) -> None:
+        """RunControl.abort(), from any thread: acted on by the measuring loop (within ~20 ms)."""
+        with self._abort_lock:
+            if self._pending_abort is None:
+                self._pending_abort = Abort(reason, exit_code)
+
+    def _take_pending_abort(self) -> "Abort | None":
+        with self._abort_lock:
+            abort, self._pending_abort = self._pending_abort, None
+            return abort
 
     def _abort(self, abort: "Abort | None") -> None:
         """End the run early for a companion (failed window threshold, safety stop)."""
@@ -509,7 +536,8 @@ class Coordinator:
                                 run_window_s=(run_end_ns - start_ns) / 1e9 if started else 0.0,
                                 shards=shards, interrupted=interrupted, aborted=self.aborted,
                                 started=started, workers_requested=self.workers_requested,
-                                notes=self.notes, saturated_intervals=self.saturated_intervals)
+                                notes=self.notes, saturated_intervals=self.saturated_intervals,
+                                shape=self.control.schedule.shape)
         for c in self.companions:
             c.stop()
             summary[c.name] = c.finish()
@@ -526,19 +554,14 @@ class Coordinator:
         return EXIT_OK
 
     def change_rate(self, rate: float, delay_s: float = 0.02) -> None:
-        """Move an open-model run to a constant total `rate` from `delay_s` from now on, in
-        every shard at the same instant (adaptive ramps, safety back-off). The rate holds until
-        the next change (the rest of the shape is dropped); 0 pauses sending, any rate > 0
-        (0.001/s too) resumes it. Sends due before the change keep their times."""
-        rate = float(rate)
-        if not 0 <= rate < math.inf:
-            raise ValueError(f"change_rate: rate must be finite and >= 0, got {rate!r}")
-        with self._rate_lock:   # the safety monitor may call from the host sampler's thread
-            at = time.monotonic_ns() + int(delay_s * 1e9)
-            if self.config.shape is not None and self.start_ns:
-                self.config.shape = self.config.shape.with_rate_from((at - self.start_ns) / 1e9, rate)
-            for s in self.shards:   # under the shard's sequence lock: rate and instant together
-                _core.publish_rate_change(s.mem.slots, rate, at)
+        """RunControl.change_rate(rate, delay_s=...) for whoever holds the coordinator."""
+        self.control.change_rate(rate, delay_s=delay_s)
+
+    def _publish_rate(self, rate: float, at_ns: int) -> None:
+        """A rate change in every shard at the same instant, under each shard's sequence lock
+        (rate and instant together)."""
+        for s in self.shards:
+            _core.publish_rate_change(s.mem.slots, rate, at_ns)
 
     # -- stopping --------------------------------------------------------------------------
     def _request_stop(self, how: int) -> None:

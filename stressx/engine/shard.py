@@ -1,7 +1,7 @@
 """One shard process: a uvloop event loop driving the compiled Engine.
 
 Started by the coordinator like ``python -m stressx.engine.shard`` (argv from stressx.engine.spawn) with its
-job as JSON on stdin. It maps its shared-memory segment, pre-opens connections, reports READY,
+job (a ShardJob, stressx.engine.job) on stdin. It maps its shared-memory segment, pre-opens connections, reports READY,
 waits for the common start instant the coordinator writes, runs (publishing a snapshot of its
 counters at each whole second after it), drains, publishes its final snapshot and reports DONE.
 Everything it measures goes into shared memory; it prints nothing unless it fails.
@@ -16,9 +16,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 import asyncio
-import base64
 import gc
-import json
 import os
 import resource
 import ssl
@@ -28,6 +26,7 @@ import uvloop
 
 from ..system import raise_fd_limit
 from . import _core
+from .job import ShardJob
 from .shm import ShardMemory
 
 STATE = _core.STATE
@@ -42,31 +41,31 @@ def make_ssl_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
-async def run_shard(job: dict, mem: ShardMemory) -> None:
+async def run_shard(job: ShardJob, mem: ShardMemory) -> None:
     loop = asyncio.get_running_loop()
     _core.set_timer_slack_ns(1)
-    tls = job["scheme"] == "https"
+    tls = job.scheme == "https"
     engine = _core.Engine(
-        mem.slots, loop, job["address"], job["port"],
-        scenarios=[dict(sc, request=base64.b64decode(sc["request"])) for sc in job["scenarios"]],
-        ssl_context=make_ssl_context(job["insecure"], job["ca_file"]) if tls else None,
-        server_hostname=job["host"] if tls else None,
-        segments=job["segments"], users_segments=job["users_segments"],
-        shard_index=job["index"], shard_count=job["count"],
-        budget=job["budget"], duration_ns=job["duration_ns"], timeout_ns=job["timeout_ns"],
-        grace_ns=job["grace_ns"], connections=job["connections"],
-        max_connections=job["max_connections"],
+        mem.slots, loop, job.address, job.port,
+        scenarios=[sc.for_engine() for sc in job.scenarios],
+        ssl_context=make_ssl_context(job.insecure, job.ca_file) if tls else None,
+        server_hostname=job.host if tls else None,
+        segments=job.segments, users_segments=job.users_segments,
+        shard_index=job.index, shard_count=job.count,
+        budget=job.budget, duration_ns=job.duration_ns, timeout_ns=job.timeout_ns,
+        grace_ns=job.grace_ns, connections=job.connections,
+        max_connections=job.max_connections,
     )
     loop.add_signal_handler(signal.SIGTERM, engine.stop)
     try:
-        await asyncio.wait_for(engine.prewarm(), job["timeout_ns"] / 1e9)
+        await asyncio.wait_for(engine.prewarm(), job.timeout_ns / 1e9)
     except asyncio.TimeoutError:
         pass  # the run still starts; the missing connections are retried with requests
     gc.collect()
     gc.freeze()  # nothing built so far needs collecting: keep the collector off the hot path
     mem.set("state", STATE["ready"])
     while mem.get("start_ns") == 0:
-        if mem.get("stop_request") or os.getppid() != job["coordinator_pid"]:
+        if mem.get("stop_request") or os.getppid() != job.coordinator_pid:
             return
         await asyncio.sleep(START_POLL_S)
     done = engine.start(mem.get("start_ns"))
@@ -79,16 +78,20 @@ async def run_shard(job: dict, mem: ShardMemory) -> None:
 
 
 def main() -> int:
-    job = json.loads(sys.stdin.read())
+    try:
+        job = ShardJob.loads(sys.stdin.buffer.read())
+    except ValueError as exc:
+        print(f"stressx shard: error: {exc}", file=sys.stderr)
+        return 2
     # the coordinator checked RLIMIT_NOFILE and raised its own soft limit for us to inherit;
     # raise ours too, in case this shard was started some other way
-    raise_fd_limit(max(job["max_connections"], job["connections"]) + job.get("fd_margin", 32))
+    raise_fd_limit(max(job.max_connections, job.connections) + job.fd_margin)
     _core.set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != job["coordinator_pid"]:
+    if os.getppid() != job.coordinator_pid:
         return 1  # the coordinator died before we could ask to follow it
     # Ctrl-C reaches the whole process group; the coordinator decides how the run stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    mem = ShardMemory.attach(job["segment"])
+    mem = ShardMemory.attach(job.segment)
     mem.set("pid", os.getpid())
     try:
         uvloop.run(run_shard(job, mem))

@@ -2,7 +2,7 @@
 
 A coordinator companion. Every `step_every` seconds it judges the interval rows since its last
 decision against the limits (SLO thresholds and a maximum error rate) and moves the whole run's
-rate through Coordinator.change_rate(): up by `step` while healthy (to at most `max_rate`),
+rate through its RunControl's change_rate(): up by `step` while healthy (to at most `max_rate`),
 down to `backoff` x the current rate when not, then holds for `cooldown` before trying to climb
 again. Every decision is recorded with its reason; `highest_stable_rps` is the highest rate
 that was judged healthy.
@@ -65,7 +65,7 @@ class AdaptiveRamp(Companion):
                                "to_rps": self.rate,
                                "reason": "; ".join(problems) or "latency and errors within limits"})
         if self.rate != old:
-            self.coordinator.change_rate(self.rate)
+            self.control.change_rate(self.rate)
         self.rows = []
         self.next_decision = t_s + wait
         return None

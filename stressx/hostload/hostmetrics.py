@@ -177,7 +177,8 @@ class HostSampler(Companion):
 
     def start(self, start_ns: int) -> None:
         self.start_ns = start_ns
-        self._find_shards()
+        # the shard processes as the coordinator started them (none in `stressx burn`)
+        self.shard_pids = dict(self.control.shard_pids) if self.control is not None else {}
         try:
             self._sensors = bool(psutil.sensors_temperatures())
         except (AttributeError, OSError):
@@ -206,15 +207,6 @@ class HostSampler(Companion):
         return self._finished
 
     # -- sampling --------------------------------------------------------------------------
-    def _find_shards(self) -> None:
-        try:
-            for child in psutil.Process().children():
-                cmd = child.cmdline()
-                if "stressx.engine.shard" in cmd:
-                    self.shard_pids[f"shard{len(self.shard_pids)}"] = child.pid
-        except (psutil.Error, OSError):
-            pass
-
     def _handles(self):
         return self.burners.handles if self.burners is not None else []
 

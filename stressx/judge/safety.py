@@ -18,7 +18,7 @@ Actions:
 - ``backoff``: multiply every burner's level by 0.5 now and every 2 s while the limit holds;
   in every open-model load run (``--rate`` or any pattern: steady, ramp, burst, wave, step,
   spike, phases) also the request rate (the rate the shape gives now, halved, held from then
-  on, through the coordinator's ``change_rate``); and call any backoff hooks
+  on, through the run's control: ``RunControl.change_rate``); and call any backoff hooks
   (``add_backoff_hook(fn)``, ``fn(factor, reason)``). Levels stay lowered after the limit
   clears. Each backoff event records the new request rate, or why it was unchanged
   (closed-model runs keep their connections; ``stressx burn`` has no requests), and the
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -229,22 +228,20 @@ class SafetyMonitor(Companion):
                     self.echo(f"stressx: {reason}: stopping now")
 
     def _rate_backoff(self) -> tuple[float | None, str | None]:
-        """Lower an open-model run's request rate by the backoff factor through the
-        coordinator (it sets `coordinator` on its companions): the rate the shape (a --rate or
-        any pattern, with earlier changes) gives now, times the factor, held from then on.
-        Returns (the new rate, None), or (None, why the rate was not lowered)."""
-        coord = getattr(self, "coordinator", None)
-        if coord is None or not hasattr(coord, "change_rate"):
+        """Lower an open-model run's request rate by the backoff factor through the run's
+        control (the coordinator sets `control` on its companions): the rate the shape (a
+        --rate or any pattern, with earlier changes) gives now, times the factor, held from
+        then on. Returns (the new rate, None), or (None, why the rate was not lowered)."""
+        control = self.control
+        if control is None:
             return None, "no load run to steer (stressx burn)"
-        cfg = coord.config
-        if not cfg.open_model:
+        if not control.open_model:
             return None, "closed-model run: its connections are kept"
-        start_ns = coord.start_ns
-        t = (time.monotonic_ns() - start_ns) / 1e9 if start_ns else 0.0
-        new = cfg.shape.rate_at(t) * self.backoff_factor
+        t = control.elapsed()
+        new = control.rate_at(t) * self.backoff_factor
         if new <= 0:
             return None, f"the shape's rate at {t:.1f}s is 0"
-        coord.change_rate(new)
+        control.change_rate(new)
         self._rate = new
         return new, None
 

@@ -71,9 +71,11 @@ def parse_target(url: str) -> Target:
     return Target(str(url), scheme, host, address, port, path)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything a run needs, validated. Sizes are totals; the coordinator splits them."""
+    """Everything a run needs, validated. Sizes are totals; the coordinator splits them.
+    Frozen: what was resolved is what the manifest records and what the run is judged against;
+    a change is a new config (dataclasses.replace), made before the start."""
 
     url: str
     rate: float | None = None            # open model when set

@@ -117,13 +117,14 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
                   send_window_s: float, run_window_s: float, shards: list[dict],
                   interrupted: str | None, aborted: str | None, started: bool = True,
                   workers_requested: int | None = None, notes: list[str] = (),
-                  saturated_intervals: dict | None = None) -> dict:
+                  saturated_intervals: dict | None = None, shape=None) -> dict:
     """`send_window_s`: from the start to the end of sending (the duration's end, the stop, or
     a spent budget's last write); `run_window_s`: from the start to the later of that and the
     last completion. `started` False: the run was stopped before its common start instant
     (nothing was sent); `notes` are one-line remarks on how the run was set up (fewer workers
     than asked). `saturated_intervals`: {count, first_t_s, reasons} of the interval rows
-    flagged while the run went on."""
+    flagged while the run went on. `shape`: the rate shape followed, live changes included
+    (adaptive ramps, safety back-off); default the config's."""
     def total(name):
         return sum(r[name] for r in readings)
 
@@ -153,10 +154,10 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     run_window_s = max(run_window_s, send_window_s)
     send_lag = lag_ms(histograms["send_lag"]) if config.open_model else None
     rate_target = None
+    shape = shape if shape is not None else config.shape
     if config.open_model:
-        # over the send window, from the shape, which also carries live changes (adaptive
-        # ramps, safety back-off)
-        rate_target = round(config.shape.integral(send_window_s) / send_window_s, 3)
+        # over the send window, from the shape followed (with the live changes)
+        rate_target = round(shape.integral(send_window_s) / send_window_s, 3)
     summary = {
         "format_version": FORMAT_VERSION,
         "stressx_version": __version__,
@@ -177,7 +178,7 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "send_window_s": round(send_window_s, 6),
         "run_window_s": round(run_window_s, 6),
         "rate_target": rate_target,
-        "shape": config.shape.describe() if config.shape else (
+        "shape": shape.describe() if shape else (
             config.users_shape.describe() if config.users_shape else None),
         "rps": round(completed / run_window_s, 3),
         "sent_rps": round(sent / send_window_s, 3),
