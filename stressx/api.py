@@ -15,7 +15,6 @@ ValueError) naming the option, before anything is sent.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -53,10 +52,6 @@ def _checks(thresholds, criteria, threshold_window, abort_on_fail, report, basel
     return {k: v for k, v in given.items() if v not in (None, [], (), False)}
 
 
-def _no_files(result: Result | None, out) -> Result | None:
-    return result if out is not None or result is None else dataclasses.replace(result, out_dir=None)
-
-
 def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), burn=(),
         safety=(), thresholds=(), criteria: str | None = None, threshold_window=None,
         abort_on_fail: bool = False, report=None, baseline=None, regression_threshold=None,
@@ -87,9 +82,8 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     cfg = _config.resolve(url, **options)
     host.companions()                     # a bad spec or limit: nothing started
     with _results_dir(out) as out_dir:
-        result = _pipeline.run_one(cfg, out_dir, checks=checks, host=host, companions=companions,
-                                   echo=echo, keep_intervals=out is None)
-    return _no_files(result, out)
+        return _pipeline.run_one(cfg, out_dir, checks=checks, host=host, companions=companions,
+                                 echo=echo, temporary=out is None)
 
 
 async def run_async(url: str, **options) -> Result:
@@ -107,7 +101,8 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
     burners and safety limits; keywords override the file as flags do (`rate`, `duration`,
     `profile`, `pattern={'type': 'ramp', ...}`, `target` ...). Every run is validated before the
     first starts. Returns a SequenceResult: (name, Result) pairs, `.exit_code` the command's.
-    The results directory is the file's `output.dir`, else `out`, else a temporary one."""
+    The results directory is `out` (as --out), else the file's `output.dir`, else a temporary
+    one (removed)."""
     layers = []
     if config is not None:
         layers.append(_plan.load_config_file(config, option="config"))
@@ -123,10 +118,7 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
     if plan.checks.formats and plan.out is None:
         raise ConfigError("report", "reports are files: give out= or output.dir a results directory")
     with _results_dir(plan.out) as base:
-        done = _pipeline.execute(plan, base, echo=echo, keep_intervals=plan.out is None)
-    if plan.out is None:
-        done.runs = [(name, _no_files(r, None)) for name, r in done.runs]
-    return done
+        return _pipeline.execute(plan, base, echo=echo, temporary=plan.out is None)
 
 
 def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10",
@@ -181,5 +173,4 @@ def adaptive(url: str | None = None, *, duration, start_rps="10", step_rps="10",
                                    max_error_rate=max_error_rate, backoff=backoff,
                                    cooldown=cooldown, progress=progress)
     with _results_dir(out) as base:
-        done = _pipeline.execute(plan, base, echo=echo, keep_intervals=out is None)
-    return _no_files(done.results[-1], out)
+        return _pipeline.execute(plan, base, echo=echo, temporary=out is None).results[-1]

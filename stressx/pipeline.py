@@ -20,11 +20,12 @@ from typing import Callable
 
 from . import report as _report
 from .engine.coordinator import Coordinator, check_resources
-from .errors import EXIT_ABORTED, EXIT_OK, EXIT_THRESHOLDS, ConfigError, RunInterrupted
+from .errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_THRESHOLDS, ConfigError, RunInterrupted
 from .judge import compare as _compare, thresholds as _thresholds
 from .load import plan as _plan
 from .load.config import RunConfig
-from .result import Result, exit_code
+from .result import INTERVALS_FILE, Result, verdict_exit_code
+from .results.files import read_intervals
 from .units import parse_duration
 
 # the options of run_options (the CLI's names); the library's keyword for `threshold` is
@@ -101,7 +102,7 @@ class Checks:
     def judge(self, summary: dict, out_dir) -> Verdict:
         """After a run: judge the thresholds (end of run, plus the sliding window's verdicts),
         write thresholds.json (also when empty), compare with the baseline (comparison.json),
-        write the reports; the exit code as result.exit_code() gives it."""
+        write the reports; the exit code as result.verdict_exit_code() gives it."""
         out_dir = Path(out_dir)
         results = _thresholds.evaluate(list(self.thresholds), summary)
         results += _thresholds.window_results(summary.get(_thresholds.WindowThresholds.name))
@@ -114,7 +115,8 @@ class Checks:
             _compare.save_comparison(out_dir, comparison)
         reports = _report.build(out_dir, list(self.formats)) if self.formats else {}
         verdicts = [t.to_json() for t in results]
-        return Verdict(verdicts, comparison, reports, exit_code(summary, verdicts, comparison))
+        return Verdict(verdicts, comparison, reports,
+                       verdict_exit_code(summary, verdicts, comparison))
 
 
 @dataclass(frozen=True)
@@ -144,13 +146,13 @@ class HostLoad:
 # -- one run -----------------------------------------------------------------------------------
 def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
             host: HostLoad | None = None, companions=(), echo=None, yield_cpu: bool = False,
-            keep_intervals: bool = False) -> Result:
+            temporary: bool = False) -> Result:
     """One validated run with its companions (host load first: burners start before the
     shards and stop before the sampler; then the window judge; then `companions`), judged by
-    `checks` (None: not judged, no thresholds.json). `keep_intervals` reads the interval table
-    into the Result now (its directory is about to go). Raises ConfigError (the run does not
-    fit the host's limits: nothing sent), StartupError, and RunInterrupted for a Ctrl-C the
-    run's own handler could not take."""
+    `checks` (None: not judged, no thresholds.json). `temporary`: out_dir is about to be
+    removed, so the Result keeps the interval table and names no directory. Raises
+    ConfigError (the run does not fit the host's limits: nothing sent), StartupError, and
+    RunInterrupted for a Ctrl-C the run's own handler could not take."""
     out_dir = Path(out_dir)
     comps = ((host.companions(config, echo) if host is not None else [])
              + (checks.companions() if checks is not None else []) + list(companions))
@@ -160,16 +162,15 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
     except RunInterrupted:
         raise
     except KeyboardInterrupt:
-        raise RunInterrupted(coordinator.exit_code() or 130) from None
+        raise RunInterrupted(coordinator.exit_code() or EXIT_SIGINT) from None
     verdict = checks.judge(summary, out_dir) if checks is not None else None
-    intervals = None
-    if keep_intervals:
-        from .results.files import read_intervals
-        intervals = read_intervals(out_dir / "intervals.arrows")
-    if verdict is None:
-        return Result(summary, out_dir, _intervals=intervals)
-    return Result(summary, out_dir, thresholds=verdict.thresholds, comparison=verdict.comparison,
-                  reports=verdict.reports, exit_code=verdict.exit_code, _intervals=intervals)
+    table = None
+    if temporary:
+        table = read_intervals(out_dir / INTERVALS_FILE)
+    judged = {} if verdict is None else dict(
+        thresholds=verdict.thresholds, comparison=verdict.comparison, reports=verdict.reports,
+        exit_code=verdict.exit_code)
+    return Result(summary, None if temporary else out_dir, intervals_table=table, **judged)
 
 
 # -- plans: the runs of a command ---------------------------------------------------------------
@@ -297,7 +298,7 @@ class SequenceResult:
 
 
 def execute(plan: Plan, out: Path, *, echo=None, yield_cpu: bool = False,
-            on_result: Callable | None = None, keep_intervals: bool = False) -> SequenceResult:
+            on_result: Callable | None = None, temporary: bool = False) -> SequenceResult:
     """Run a plan's runs in order into `out` (each in its own subdirectory when there are
     several), judging each; `on_result(test, result)` after each. An interrupted run ends the
     plan. Raises what run_one raises (the runs before it are done and written)."""
@@ -308,7 +309,7 @@ def execute(plan: Plan, out: Path, *, echo=None, yield_cpu: bool = False,
             echo(f"stressx: test {t.name}: {t.config.shape.describe() if t.config.shape else t.config.model}")
         result = run_one(t.config, plan.out_dir(out, t), checks=plan.checks, host=plan.host,
                          companions=plan.companions(t.config) if plan.companions else (),
-                         echo=echo, yield_cpu=yield_cpu, keep_intervals=keep_intervals)
+                         echo=echo, yield_cpu=yield_cpu, temporary=temporary)
         done.runs.append((t.name, result))
         if on_result is not None:
             on_result(t, result)

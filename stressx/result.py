@@ -5,7 +5,7 @@ was given; its figures are attributes named as in summary.json, set once from it
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from pathlib import Path
 
 from .errors import EXIT_OK, EXIT_THRESHOLDS, SIGNAL_EXIT
@@ -14,7 +14,7 @@ INTERVALS_FILE = "intervals.arrows"
 _INTERRUPTED_EXIT = {sig.name: code for sig, code in SIGNAL_EXIT.items()}
 
 
-def exit_code(summary: dict, verdicts: list[dict], comparison: dict | None) -> int:
+def verdict_exit_code(summary: dict, verdicts: list[dict], comparison: dict | None) -> int:
     """The exit code of a judged run. The run's own when that is not 0 (3 a window abort, 4 a
     safety stop or a lost shard, 130/143 interrupted: those say more than a threshold verdict on
     a cut-short run); else 3 when a threshold failed or a regression was found; else 0. An
@@ -83,7 +83,7 @@ class Result:
     comparison: dict | None = None
     reports: dict = field(default_factory=dict)
     exit_code: int | None = None          # None: from the summary and the verdicts
-    _intervals: object = field(default=None, repr=False)   # a pyarrow.Table, when already read
+    intervals_table: InitVar[object] = None   # the pyarrow.Table, when already read
 
     # -- figures (set from the summary) --
     format_version: int = _figure()
@@ -145,14 +145,15 @@ class Result:
     threshold_window: dict | None = _figure()
     adaptive: dict | None = _figure()
 
-    def __post_init__(self):
+    def __post_init__(self, intervals_table):
+        self._intervals = intervals_table
         if self.out_dir is not None:
             self.out_dir = Path(self.out_dir)
         for f in fields(self):
             if not f.init:
                 setattr(self, f.name, self.summary.get(f.name))
         if self.exit_code is None:
-            self.exit_code = exit_code(self.summary, self.thresholds, self.comparison)
+            self.exit_code = verdict_exit_code(self.summary, self.thresholds, self.comparison)
 
     @property
     def passed(self) -> bool:

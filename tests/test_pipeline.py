@@ -7,7 +7,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import time
 
 import pyarrow as pa
 import pytest
@@ -154,7 +153,7 @@ def test_result_is_typed_and_keeps_its_dict(target, tmp_path):
             "all_latency_ms", "saturated", "exit_code", "thresholds"} <= names
     assert "__getattr__" not in vars(stressx.Result)
     for name in names - {"summary", "out_dir", "thresholds", "comparison", "reports",
-                         "exit_code", "_intervals"}:
+                         "exit_code"}:
         assert name in stressx.Result.__doc__, name
 
     r = stressx.run(target.url, rate=20, duration="1s", workers=1, out=tmp_path)

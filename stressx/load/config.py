@@ -113,10 +113,6 @@ class RunConfig:
                   if d is not None and d != float("inf")]
         return min(limits) if limits else None
 
-    def target_rate(self, t0: float, t1: float) -> float | None:
-        """Mean target rate between two instants (seconds after the start); None if closed."""
-        return self.shape.mean_rate(t0, t1) if self.shape else None
-
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("target")
