@@ -5,12 +5,19 @@ decision against the limits (SLO thresholds and a maximum error rate) and moves 
 rate through its RunControl's change_rate(): up by `step` while healthy (to at most `max_rate`),
 down to `backoff` x the current rate when not, then holds for `cooldown` before trying to climb
 again. Every decision is recorded with its reason; `highest_stable_rps` is the highest rate
-that was judged healthy.
+that was judged healthy. A long run keeps its first and its latest MAX_DECISIONS // 2
+decisions and counts the ones between (`decisions_dropped`), so what it holds does not grow
+with its length.
 """
 from __future__ import annotations
 
+from collections import deque
+
 from ..engine.coordinator import Companion
 from ..judge.thresholds import OPS, format_value, window_value
+
+
+MAX_DECISIONS = 500
 
 
 class AdaptiveRamp(Companion):
@@ -23,7 +30,9 @@ class AdaptiveRamp(Companion):
         self.slo, self.max_error_rate = slo, max_error_rate
         self.rows: list[dict] = []
         self.next_decision = self.step_every
-        self.decisions: list[dict] = []
+        self.first: list[dict] = []                          # the first decisions
+        self.latest: deque = deque(maxlen=MAX_DECISIONS // 2)  # and the latest
+        self.decisions_total = 0
         self.highest_stable: float | None = None
 
     def health(self, rows: list[dict]) -> list[str]:
@@ -61,16 +70,30 @@ class AdaptiveRamp(Companion):
             self.highest_stable = max(self.highest_stable or 0, old)
             self.rate = min(old + self.step, self.max_rate)
             action, wait = "raise", self.step_every
-        self.decisions.append({"t_s": round(t_s, 3), "action": action, "from_rps": old,
-                               "to_rps": self.rate,
-                               "reason": "; ".join(problems) or "latency and errors within limits"})
+        self._decided({"t_s": round(t_s, 3), "action": action, "from_rps": old,
+                       "to_rps": self.rate,
+                       "reason": "; ".join(problems) or "latency and errors within limits"})
         if self.rate != old:
             self.control.change_rate(self.rate)
         self.rows = []
         self.next_decision = t_s + wait
         return None
 
+    def _decided(self, decision: dict) -> None:
+        self.decisions_total += 1
+        if len(self.first) < MAX_DECISIONS - self.latest.maxlen:
+            self.first.append(decision)
+        else:
+            self.latest.append(decision)
+
+    @property
+    def decisions(self) -> list[dict]:
+        """The decisions kept: the first ones, then the latest (see decisions_dropped)."""
+        return self.first + list(self.latest)
+
     def finish(self) -> dict:
-        return {"decisions": self.decisions, "final_rps": self.rate,
+        return {"decisions": self.decisions,
+                "decisions_dropped": self.decisions_total - len(self.first) - len(self.latest),
+                "final_rps": self.rate,
                 "highest_stable_rps": self.highest_stable,
                 "limits": [th.text for th in self.slo], "max_error_rate": self.max_error_rate}

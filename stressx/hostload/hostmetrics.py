@@ -37,6 +37,12 @@ finished second readable.
 finish() reports host extremes and, per burner, achieved vs requested level over 1 s windows
 (CPU from each burner process's own CPU time in /proc/PID/schedstat, to the nanosecond:
 100 ms host samples move in ~10-point steps and cannot judge a burner).
+
+Nothing the sampler keeps grows with the run's length: the samples go to host.arrows a second
+at a time, and finish() is built from running aggregates (counts, sums, minima and maxima,
+updated at each sample) and, per burner, 1 s windows closed as their last sample arrives (the
+first MAX_PER_SECOND of them kept for the summary). A day at 100 ms is 864,000 samples; kept
+as rows they would be some 1.4 GB.
 """
 from __future__ import annotations
 
@@ -119,12 +125,134 @@ def _busy(t) -> float:
     return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
 
 
-def _stats(values: list[float]) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"mean": round(sum(values) / len(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3)}
+class RunningStat:
+    """Count, sum, min and max of a series seen one value at a time (None values skipped):
+    the summary's mean/min/max without keeping the series."""
+
+    __slots__ = ("n", "sum", "min", "max")
+
+    def __init__(self):
+        self.n, self.sum, self.min, self.max = 0, 0, None, None
+
+    def add(self, value) -> None:
+        if value is None:
+            return
+        self.n += 1
+        self.sum += value
+        if self.min is None or value < self.min:
+            self.min = value
+        if self.max is None or value > self.max:
+            self.max = value
+
+    def stats(self) -> dict | None:
+        """{mean, min, max} rounded to 3 places, as the summary shows them; None if empty."""
+        if not self.n:
+            return None
+        return {"mean": round(self.sum / self.n, 3), "min": round(self.min, 3),
+                "max": round(self.max, 3)}
+
+
+#: the sample columns finish() reports on, each folded into a RunningStat as it is sampled
+_AGGREGATES = ("cpu_pct", "mem_used_pct", "mem_available_bytes", "swap_used_bytes",
+               "swap_out_bytes", "disk_read_bytes", "disk_write_bytes", "net_sent_bytes",
+               "net_recv_bytes", "load1", "temp_c_max", "shards_cpu_pct", "burners_cpu_pct")
+
+
+class BurnerWindows:
+    """One burner's achieved vs requested level over 1 s windows, built as its samples
+    arrive: a window runs from one edge sample (every `step`-th of the burner's samples, on
+    the 100 ms start grid) to the next and holds the samples after the first edge up to and
+    including the second. Each sample is (ns, requested level, process CPU ns, work counter,
+    resident bytes). Only the open window's sums and the first `keep` windows' readings are
+    kept, so a day-long run costs what a minute does."""
+
+    def __init__(self, kind: str, start_ns: int, step: int, keep: int = MAX_PER_SECOND):
+        self.kind, self.start_ns, self.step, self.keep = kind, start_ns, max(1, step), keep
+        self.samples = 0
+        self.edge = None                     # the open window's first edge sample
+        self._open()
+        # over every window, and over the steady ones: [count, sum want, sum got, sum err, max |err|]
+        self.all = [0, 0.0, 0.0, 0.0, 0.0]
+        self.steady = [0, 0.0, 0.0, 0.0, 0.0]
+        self.per_second: list | None = []    # None once there are more than `keep` windows
+        self.reached_ns = None               # mem: first sample at >= 99% of its level
+
+    def _open(self) -> None:
+        self.n = 0                           # samples in the open window
+        self.req_sum, self.req_min, self.req_max = 0.0, None, None
+        self.rss_n, self.rss_sum = 0, 0.0
+
+    def add(self, point: tuple) -> None:
+        ns, level, cpu_ns, work, rss = point
+        if (self.kind == "mem" and self.reached_ns is None and rss is not None and level > 0
+                and rss >= 0.99 * level):
+            self.reached_ns = ns
+        if self.edge is not None:
+            self.n += 1
+            self.req_sum += level
+            self.req_min = level if self.req_min is None else min(self.req_min, level)
+            self.req_max = level if self.req_max is None else max(self.req_max, level)
+            if rss is not None:
+                self.rss_n += 1
+                self.rss_sum += rss
+        if self.samples % self.step == 0:    # an edge: it closes the open window
+            if self.edge is not None:
+                self._close(self.edge, point)
+            self.edge = point
+            self._open()
+        self.samples += 1
+
+    def _close(self, a: tuple, b: tuple) -> None:
+        span = (b[0] - a[0]) / 1e9
+        t_end = (b[0] - self.start_ns) / 1e9
+        if self.kind == "cpu":
+            if a[2] is None or b[2] is None:
+                return
+            got, want = 100.0 * (b[2] - a[2]) / (b[0] - a[0]), 100.0 * self.req_sum / self.n
+            err = got - want                                     # points
+        elif self.kind == "mem":
+            if not self.rss_n:
+                return
+            got, want = self.rss_sum / self.rss_n, self.req_sum / self.n
+            err = 100.0 * (got - want) / want if want else 0.0  # % of requested
+        else:
+            got, want = (b[3] - a[3]) / span, self.req_sum / self.n
+            err = 100.0 * (got - want) / want if want else 0.0
+        steady = ((t_end - span >= SETTLE_S - 1e-6)
+                  and self.req_max - self.req_min <= 1e-9 * max(1.0, abs(self.req_max)))
+        for acc in (self.all, self.steady) if steady else (self.all,):
+            acc[0] += 1
+            acc[1] += want
+            acc[2] += got
+            acc[3] += err
+            acc[4] = max(acc[4], abs(err))
+        if self.per_second is not None:
+            if self.all[0] > self.keep:
+                self.per_second = None
+            else:
+                self.per_second.append([round(t_end, 3), round(want, 3), round(got, 3)])
+
+    def report(self) -> dict:
+        report = {"kind": self.kind, "unit": {"cpu": "% of a core", "mem": "bytes",
+                                              "io": "bytes/s"}.get(self.kind, "")}
+        if not self.all[0]:
+            return report
+        use = self.steady if self.steady[0] else self.all
+        n = use[0]
+        report.update({
+            "requested_mean": round(use[1] / n, 3),
+            "achieved_mean": round(use[2] / n, 3),
+            "error_mean": round(use[3] / n, 3),
+            "error_max_abs": round(use[4], 3),
+            "error_unit": "points" if self.kind == "cpu" else "% of requested",
+            "windows": self.all[0], "steady_windows": self.steady[0],
+        })
+        if self.kind == "mem":
+            report["reached_99pct_s"] = (round((self.reached_ns - self.start_ns) / 1e9, 3)
+                                         if self.reached_ns is not None else None)
+        if self.per_second is not None:
+            report["per_second"] = self.per_second
+        return report
 
 
 SAMPLER_NICE = 5     # this thread yields to the load shards when they share a core
@@ -138,17 +266,19 @@ class HostSampler(Companion):
     name = "host"
 
     def __init__(self, burners=None, interval_s: float = SAMPLE_INTERVAL_S,
-                 flush_every: int = FLUSH_EVERY):
+                 flush_every: int = FLUSH_EVERY, clock=time.monotonic_ns):
         self.burners = burners
+        self.clock = clock                 # monotonic ns; a test drives a fake one
         self.interval_ns = int(interval_s * 1e9)
         self.phase_ns = min(int(SAMPLE_PHASE_S * 1e9), self.interval_ns * 9 // 10)
         self.flush_every = flush_every
         self.listeners = []
         self.start_ns = 0
         self.samples = 0
-        self.rows: list[dict] = []
-        self.history: list[dict] = []      # compact per-sample values for finish()
-        self.burner_series: dict[str, list] = {}
+        self.rows: list[dict] = []         # samples not yet flushed (at most flush_every)
+        self.last_row: dict | None = None  # the latest sample (progress lines)
+        self.aggregates = {key: RunningStat() for key in _AGGREGATES}
+        self.burner_windows: dict[str, BurnerWindows] = {}
         self.shard_pids: dict[str, int] = {}
         self.error: str | None = None
         self._sink = self._writer = None
@@ -211,7 +341,7 @@ class HostSampler(Companion):
         return self.burners.handles if self.burners is not None else []
 
     def _read(self) -> dict:
-        now = time.monotonic_ns()
+        now = self.clock()
         r = {"ns": now, "cpu": psutil.cpu_times(percpu=True)}
         r["vm"] = psutil.virtual_memory()
         r["swap"] = psutil.swap_memory()
@@ -298,8 +428,11 @@ class HostSampler(Companion):
         # not once the burners are told to stop (their exit costs CPU that is not the level)
         stopping = self.burners is not None and (self.burners.stop_ns or self.burners.emergency)
         for name, (kind, level, work, rss) in ({} if stopping else cur["burners"]).items():
-            self.burner_series.setdefault(name, []).append(
-                (cur["ns"], level, cur["procs"].get(name), work, rss))
+            windows = self.burner_windows.get(name)
+            if windows is None:
+                windows = self.burner_windows[name] = BurnerWindows(
+                    kind, self.start_ns, round(1e9 / self.interval_ns), MAX_PER_SECOND)
+            windows.add((cur["ns"], level, cur["procs"].get(name), work, rss))
         return row
 
     def _loop(self) -> None:
@@ -307,7 +440,7 @@ class HostSampler(Companion):
         k = 0
         while True:
             due = self.start_ns + self.phase_ns + k * self.interval_ns
-            wait = (due - time.monotonic_ns()) / 1e9
+            wait = (due - self.clock()) / 1e9
             if wait > 0 and self._halt.wait(wait):
                 break
             if self._halt.is_set():
@@ -317,18 +450,25 @@ class HostSampler(Companion):
             except Exception as exc:     # a sampler must never take the run down
                 self.error = f"{type(exc).__name__}: {exc}"
                 break
-            with self._lock:
-                self.samples += 1
-                self.rows.append(row)
-                self.history.append(row)
-                if len(self.rows) >= self.flush_every:
-                    self._flush()
-            for fn in self.listeners:
-                try:
-                    fn(row)
-                except Exception as exc:
-                    self.error = f"listener {fn!r}: {type(exc).__name__}: {exc}"
-            k = max(k + 1, (time.monotonic_ns() - self.start_ns - self.phase_ns) // self.interval_ns + 1)
+            self._record(row)
+            k = max(k + 1, (self.clock() - self.start_ns - self.phase_ns) // self.interval_ns + 1)
+
+    def _record(self, row: dict) -> None:
+        """Keep a sample: buffered for host.arrows (flushed every `flush_every`), folded into
+        the running aggregates, then handed to the listeners."""
+        with self._lock:
+            self.samples += 1
+            self.rows.append(row)
+            self.last_row = row
+            for key in _AGGREGATES:
+                self.aggregates[key].add(row[key])
+            if len(self.rows) >= self.flush_every:
+                self._flush()
+        for fn in self.listeners:
+            try:
+                fn(row)
+            except Exception as exc:
+                self.error = f"listener {fn!r}: {type(exc).__name__}: {exc}"
 
     def _flush(self) -> None:
         if self.rows and self._writer is not None:
@@ -338,79 +478,24 @@ class HostSampler(Companion):
 
     # -- summary ---------------------------------------------------------------------------
     def _summary(self) -> dict:
-        h = self.history
-        col = lambda key: [r[key] for r in h if r[key] is not None]  # noqa: E731
-        total = lambda key: sum(col(key))  # noqa: E731
+        agg = self.aggregates
         out = {
             "file": HOST_FILE if getattr(self, "path", None) else None,
             "interval_s": self.interval_ns / 1e9, "samples": self.samples,
-            "cpu_pct": _stats(col("cpu_pct")),
-            "mem_used_pct": _stats(col("mem_used_pct")),
-            "mem_available_min_bytes": min(col("mem_available_bytes"), default=None),
-            "swap_used_max_bytes": max(col("swap_used_bytes"), default=None),
-            "swap_out_bytes": total("swap_out_bytes"),
-            "disk_read_bytes": total("disk_read_bytes"),
-            "disk_write_bytes": total("disk_write_bytes"),
-            "net_sent_bytes": total("net_sent_bytes"),
-            "net_recv_bytes": total("net_recv_bytes"),
-            "load1_max": max(col("load1"), default=None),
-            "temp_c_max": max(col("temp_c_max"), default=None),
-            "shards_cpu_pct": _stats(col("shards_cpu_pct")) if self.shard_pids else None,
-            "burners_cpu_pct": _stats(col("burners_cpu_pct")) if self._handles() else None,
+            "cpu_pct": agg["cpu_pct"].stats(),
+            "mem_used_pct": agg["mem_used_pct"].stats(),
+            "mem_available_min_bytes": agg["mem_available_bytes"].min,
+            "swap_used_max_bytes": agg["swap_used_bytes"].max,
+            "swap_out_bytes": agg["swap_out_bytes"].sum,
+            "disk_read_bytes": agg["disk_read_bytes"].sum,
+            "disk_write_bytes": agg["disk_write_bytes"].sum,
+            "net_sent_bytes": agg["net_sent_bytes"].sum,
+            "net_recv_bytes": agg["net_recv_bytes"].sum,
+            "load1_max": agg["load1"].max,
+            "temp_c_max": agg["temp_c_max"].max,
+            "shards_cpu_pct": agg["shards_cpu_pct"].stats() if self.shard_pids else None,
+            "burners_cpu_pct": agg["burners_cpu_pct"].stats() if self._handles() else None,
             "error": self.error,
-            "burners": {name: self._burner_report(name, series)
-                        for name, series in self.burner_series.items()},
+            "burners": {name: w.report() for name, w in self.burner_windows.items()},
         }
         return out
-
-    def _burner_report(self, name: str, series: list) -> dict:
-        """Achieved vs requested over 1 s windows cut from the samples on the start grid."""
-        kind = next((h.kind for h in self._handles() if h.name == name), "?")
-        step = max(1, round(1e9 / self.interval_ns))
-        points = series
-        edges = points[::step]
-        windows = []
-        for a, b in zip(edges, edges[1:]):
-            inside = [p for p in points if a[0] < p[0] <= b[0]]
-            req = [p[1] for p in inside]
-            span = (b[0] - a[0]) / 1e9
-            t_end = (b[0] - self.start_ns) / 1e9
-            if kind == "cpu":
-                if a[2] is None or b[2] is None:
-                    continue
-                got, want = 100.0 * (b[2] - a[2]) / (b[0] - a[0]), 100.0 * sum(req) / len(req)
-            elif kind == "mem":
-                rss = [p[4] for p in inside if p[4] is not None]
-                if not rss:
-                    continue
-                got, want = sum(rss) / len(rss), sum(req) / len(req)
-            else:
-                got, want = (b[3] - a[3]) / span, sum(req) / len(req)
-            steady = (t_end - span >= SETTLE_S - 1e-6) and max(req) - min(req) <= 1e-9 * max(1.0, abs(max(req)))
-            windows.append((t_end, want, got, steady))
-        report = {"kind": kind, "unit": {"cpu": "% of a core", "mem": "bytes",
-                                         "io": "bytes/s"}.get(kind, "")}
-        if not windows:
-            return report
-        steady = [w for w in windows if w[3]]
-        if kind == "cpu":
-            err = lambda w: w[2] - w[1]   # noqa: E731  points
-        else:
-            err = lambda w: 100.0 * (w[2] - w[1]) / w[1] if w[1] else 0.0  # noqa: E731  %
-        use = steady or windows
-        report.update({
-            "requested_mean": round(sum(w[1] for w in use) / len(use), 3),
-            "achieved_mean": round(sum(w[2] for w in use) / len(use), 3),
-            "error_mean": round(sum(err(w) for w in use) / len(use), 3),
-            "error_max_abs": round(max(abs(err(w)) for w in use), 3),
-            "error_unit": "points" if kind == "cpu" else "% of requested",
-            "windows": len(windows), "steady_windows": len(steady),
-        })
-        if kind == "mem":
-            reached = next(((p[0] - self.start_ns) / 1e9 for p in series
-                            if p[4] is not None and p[1] > 0 and p[4] >= 0.99 * p[1]), None)
-            report["reached_99pct_s"] = round(reached, 3) if reached is not None else None
-        if len(windows) <= MAX_PER_SECOND:
-            report["per_second"] = [[round(w[0], 3), round(w[1], 3), round(w[2], 3)]
-                                    for w in windows]
-        return report

@@ -51,7 +51,8 @@ RUN_METRICS = ("errors",) + LATENCY_METRICS
 BACKOFF_FACTOR = 0.5
 BACKOFF_COOLDOWN_S = 2.0
 CPU_WINDOW = 10            # samples in the host CPU mean (1 s at 100 ms)
-MAX_EVENTS = 200
+MAX_EVENTS = 200           # events kept for the summary; later ones are counted only
+MAX_NOTES = 20             # likewise for notes (a hook that fails on every backoff)
 _LIMIT = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|>)\s*([^:]+?)\s*(?::\s*([a-z]+)\s*)?$", re.I)
 
 
@@ -138,9 +139,12 @@ class SafetyMonitor(Companion):
         self.backoff_factor = backoff_factor
         self.cooldown_s = cooldown_s
         self.hooks = []
-        self.events: list[dict] = []
+        self.events: list[dict] = []       # the first MAX_EVENTS
+        self.events_dropped = 0
         self.abort: Abort | None = None
-        self.notes: list[str] = []
+        self.notes: list[str] = []         # the first MAX_NOTES
+        self.notes_dropped = 0
+        self._unchanged: set[str] = set()  # why backoffs left the request rate alone
         self.backoffs = 0
         self._active: dict[str, bool] = {}
         self._last_backoff: dict[str, float] = {}
@@ -256,12 +260,14 @@ class SafetyMonitor(Companion):
             try:
                 fn(self.backoff_factor, what)
             except Exception as exc:    # a hook must not break the monitor
-                self.notes.append(f"backoff hook failed: {type(exc).__name__}: {exc}")
+                self._note(f"backoff hook failed: {type(exc).__name__}: {exc}")
         ev = self._event(lim, value, t_s, "backoff")
         ev["burner_scale"] = scale
         ev["request_rate"] = round(rate, 3) if rate is not None else None
         if why_not:
             ev["request_rate_unchanged"] = why_not
+            if len(self._unchanged) < MAX_NOTES:
+                self._unchanged.add(why_not)
         ev["hooks"] = len(self.hooks)
         self.echo(f"stressx: safety backoff: {what}: burner levels x{scale if scale is not None else '-'}"
                   + (f", request rate {rate:g}/s" if rate is not None else f" (request rate unchanged: {why_not})"))
@@ -271,19 +277,29 @@ class SafetyMonitor(Companion):
               "value": round(value, 3), "threshold": lim.threshold, "unit": lim.unit}
         if len(self.events) < MAX_EVENTS:
             self.events.append(ev)
+        else:
+            self.events_dropped += 1
         return ev
+
+    def _note(self, note: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(note)
+        else:
+            self.notes_dropped += 1
 
     def finish(self) -> dict:
         notes = list(self.notes)
         if any(lim.metric == "temp" for lim in self.limits) and not self._temps_seen:
             notes.append("no temperature sensor exposed by this host: temp limits never checked")
-        unchanged = sorted({e["request_rate_unchanged"] for e in self.events
-                            if e["action"] == "backoff" and e.get("request_rate_unchanged")})
+        if self.notes_dropped:
+            notes.append(f"{self.notes_dropped} more note(s) not kept")
+        unchanged = sorted(self._unchanged)
         if unchanged and not self.hooks:
             # said from what happened, not assumed from the kind of run
             notes.append("backoff lowered burner levels only, not the request rate: "
                          + "; ".join(unchanged))
         return {"limits": [lim.text for lim in self.limits], "events": self.events,
+                "events_dropped": self.events_dropped,
                 "stopped": self.abort.reason if self.abort else None,
                 "backoffs": self.backoffs,
                 "request_rate": round(self._rate, 3) if self._rate is not None else None,

@@ -109,7 +109,8 @@ class Shape:
         if start < t:   # the shape had ended: nothing was due in between
             segs.append(Segment("const", t - start, 0.0))
         segs.append(Segment("const", INF, rate))
-        return Shape(self.name, tuple(segs), dict(self.params, changed_at=round(t, 3)), self.weights)
+        return Shape(self.name, tuple(_compact(segs, t)), dict(self.params, changed_at=round(t, 3)),
+                     self.weights)
 
     def for_schedule(self) -> list[tuple]:
         return [s.as_tuple() for s in self.segments]
@@ -118,6 +119,33 @@ class Shape:
         p = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
                       else f"{k}={v}" for k, v in self.params.items())
         return f"{self.name}({p})"
+
+
+#: A shape changed live keeps at most this many segments, give or take those of the last
+#: EXACT_HISTORY_S (see _compact).
+MAX_SEGMENTS = 64
+EXACT_HISTORY_S = 60.0
+
+
+def _compact(segs: list, t: float) -> list:
+    """Live changes (an adaptive ramp, safety back-offs) add a segment each: over a long run
+    that would grow without end, and so would the per-interval target's walk over them. Once
+    there are more than MAX_SEGMENTS, the leading ones that ended over EXACT_HISTORY_S before
+    `t` become one constant segment of the same length and integral: the sends due up to any
+    later instant (the summary's target rate, every interval row from then on) are kept, the
+    rate inside that old stretch becomes its mean (rate_at and peak there are no longer
+    exact; nothing reads them once the run has started)."""
+    if len(segs) <= MAX_SEGMENTS:
+        return segs
+    n, end, total = 0, 0.0, 0.0
+    while (n < len(segs) - MAX_SEGMENTS // 2 and segs[n].length != INF
+           and end + segs[n].length <= t - EXACT_HISTORY_S):
+        total += segs[n].integral(segs[n].length)
+        end += segs[n].length
+        n += 1
+    if n < 2 or not end > 0:
+        return segs
+    return [Segment("const", end, total / end)] + segs[n:]
 
 
 def _check(option: str, value: float, low: float = 0.0, allow_equal: bool = True) -> float:

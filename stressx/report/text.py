@@ -80,10 +80,16 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
     lines += format_host_section(s)
     adaptive = s.get("adaptive")
     if adaptive:
+        dropped = adaptive.get("decisions_dropped") or 0
         lines.append(f"  adaptive: highest stable {adaptive['highest_stable_rps']} req/s, "
-                     f"{len(adaptive['decisions'])} decisions, final {adaptive['final_rps']:g} req/s")
-        lines += [f"    {d['t_s']:7.1f}s {d['action']:<11} {d['from_rps']:g} -> {d['to_rps']:g}/s  {d['reason']}"
-                  for d in adaptive["decisions"]]
+                     f"{len(adaptive['decisions']) + dropped} decisions, final {adaptive['final_rps']:g} req/s")
+        shown = [f"    {d['t_s']:7.1f}s {d['action']:<11} {d['from_rps']:g} -> {d['to_rps']:g}/s  {d['reason']}"
+                 for d in adaptive["decisions"]]
+        if dropped:   # the first and the latest were kept; the gap is where they meet
+            from ..explore.adaptive import MAX_DECISIONS
+            half = MAX_DECISIONS - MAX_DECISIONS // 2
+            shown.insert(half, f"    ... {dropped} decisions not kept ...")
+        lines += shown
     if out_dir:
         lines.append(f"  results: {out_dir}")
     return "\n".join(lines)

@@ -87,7 +87,7 @@ def companions(specs=(), limits=(), echo=None) -> list:
 
 def _progress(t_s: float, group: BurnerGroup, sampler) -> str:
     from . import describe
-    row = sampler.history[-1] if sampler.history else None
+    row = sampler.last_row
     parts = [f"[{t_s:6.1f}s]"]
     if row:
         for h in group.handles:
