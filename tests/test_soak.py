@@ -263,7 +263,7 @@ def test_interval_loop_keeps_nothing_per_interval(tmp_path, monkeypatch):
     n, warm = 1000, 150
     try:
         for c in companions:
-            c.coordinator = coord
+            c.control = coord.control
             c.prepare(cfg, tmp_path)
         start = coord.start_ns = time.monotonic_ns()
         writer.start_latency_log(time.time())
@@ -278,7 +278,7 @@ def test_interval_loop_keeps_nothing_per_interval(tmp_path, monkeypatch):
             _advance(slots, k, slow=k % 9 == 0)      # a slow second now and then: back-offs
             shard.pending[k] = Reading(slots.copy())
             # live rate changes are timed on the clock: k s after the start, for them too
-            coord.start_ns = time.monotonic_ns() - k * 1_000_000_000
+            coord.start_ns = coord.control.start_ns = time.monotonic_ns() - k * 1_000_000_000
             coord._interval(writer, start, k)
 
         grown, early, late = _soak(step, n, warm, timed=150)
@@ -291,7 +291,7 @@ def test_interval_loop_keeps_nothing_per_interval(tmp_path, monkeypatch):
     assert late[0] < 1.01 * early[0], (early, late)       # calls per interval
     assert late[1] < 3 * early[1], (early, late)          # CPU time per interval
     assert read_intervals(tmp_path / "intervals.arrows").num_rows == n
-    assert len(cfg.shape.segments) <= 16 + 60 // 1 + 1   # the cap, and the last minute's changes
+    assert len(coord.control.schedule.shape.segments) <= 16 + 60 // 1 + 1   # the cap, and the last minute's changes
     assert len(window.rows) <= 11
     a = ramp.finish()
     assert len(a["decisions"]) == 40 and a["decisions_dropped"] == n - 40
@@ -311,7 +311,7 @@ def test_adaptive_text_report_says_how_many_decisions_it_left_out():
         def change_rate(self, rate):
             pass
 
-    ramp.coordinator = Steer()
+    ramp.control = Steer()
     row = {"completed": 10, "errors": 0, "sent": 10, "send_lag_ms_p99": 0.1}
     for t in range(1, 1001):
         ramp.on_interval(float(t), row)

@@ -26,12 +26,14 @@ class TargetSchedule:
 
     def __init__(self, shape):
         self.shape = shape                          # None: closed model
-        self.changes: list[tuple[float, float]] = []
+        self.change_count = 0                       # live changes (a count: a soak makes many)
+        self.last_change: tuple[float, float] | None = None
 
     def change(self, at_s: float, rate: float) -> None:
         if self.shape is not None:
             self.shape = self.shape.with_rate_from(at_s, rate)
-            self.changes.append((at_s, rate))
+            self.change_count += 1
+            self.last_change = (at_s, rate)
 
     def rate_at(self, t_s: float) -> float | None:
         return self.shape.rate_at(t_s) if self.shape is not None else None
