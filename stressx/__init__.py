@@ -14,13 +14,15 @@ __all__ = [
     "run", "run_async", "Result",
     # reading results
     "load_results",
+    # timing functions
+    "benchmark", "BenchmarkResult",
     # errors
     "ConfigError",
     "__version__",
 ]
 
 _LAZY = {"run": "api", "run_async": "api", "Result": "api", "load_results": "results",
-         "ConfigError": "config"}
+         "ConfigError": "config", "benchmark": "microbench", "BenchmarkResult": "microbench"}
 
 
 def require_core():

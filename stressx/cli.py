@@ -35,6 +35,7 @@ from .cli_common import (DURATION_HELP, EXIT_CODES, RATE_HELP, _err, _option, lo
                          run_command, run_plan)
 from .config import ConfigError
 from .coordinator import EXIT_USAGE
+from .microbench.command import register as register_bench
 
 EXIT_SIGINT = 130
 
@@ -220,6 +221,7 @@ def list_profiles():
 cli_reports.register(main)
 cli_burn.register(main)
 cli_explore.register(main)
+register_bench(main)
 
 if __name__ == "__main__":
     main()

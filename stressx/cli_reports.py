@@ -26,6 +26,7 @@ from .results import range_figures
 from .coordinator import EXIT_OK, EXIT_THRESHOLDS, EXIT_USAGE, Companion
 from .report.text import format_thresholds
 from .results import FormatVersionError
+from .microbench.command import maybe_compare as maybe_compare_benchmarks
 
 RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                     "baseline", "regression_threshold")
@@ -299,7 +300,9 @@ def format_range(run_dir: Path, f: dict) -> str:
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
 def compare_command(baseline, current, threshold, fmt, out):
     """Compare CURRENT with BASELINE (a results directory or a saved baseline's name), per
-    metric and per scenario. Exit 3 when something regressed beyond the threshold."""
+    metric and per scenario. Exit 3 when something regressed beyond the threshold.
+    Two `stressx bench` results directories are compared with a statistical test."""
+    maybe_compare_benchmarks(baseline, current, threshold, fmt, out)
     try:
         pct = _compare.parse_percent(threshold)
         comparison = _compare.compare_dirs(baseline, current, pct)
