@@ -241,8 +241,9 @@ def clock_info(timer=time.perf_counter_ns, reads: int = 2001) -> ClockInfo:
         now, spins = timer(), 0
         while now == last and spins < 100_000:    # a clock that never moves (tests' fakes)
             now, spins = timer(), spins + 1
-        if now != last:
-            steps.append(now - last)
+        if now == last:
+            break
+        steps.append(now - last)
         last = now
     declared = 1e9 * time.get_clock_info("perf_counter").resolution if timer is time.perf_counter_ns else 1
     resolution = max(declared, 1.0)
