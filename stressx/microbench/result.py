@@ -139,8 +139,8 @@ class BenchmarkResult:
             if self.processes > 1 and not self.sequential:
                 parts.append(f"{self.processes} processes")
             if self.threads > 1:
-                parts.append(f"{self.threads} threads" + ("" if not self.gil_enabled else
-                                                          " sharing the GIL"))
+                parts.append(f"{self.threads} threads" + (" sharing the GIL" if self.gil_enabled
+                                                          else " in parallel (no GIL)"))
             who = " x ".join(parts) + " at once"
         elif self.processes > 1:
             who = f"1 caller, {self.processes} processes one after another"
