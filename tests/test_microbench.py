@@ -306,6 +306,12 @@ def test_leak_verdict_rules():
     assert v["leak"] is True and v["leak_bytes_per_op"] == pytest.approx(8.0)
     tiny = [100_000 + 500 * i for i in range(9)]            # 0.5 B/call: below the floor
     assert memory.verdict(tiny, 1000)["leak"] is False
+    # a steady 1 KiB a call, plus one 9 MB step (a big list allocated before tracing began,
+    # reallocated during it): the step moves one round, not the estimate
+    stepped = [100_000 + 1024_000 * i + (9_000_000 if i >= 3 else 0) for i in range(9)]
+    v = memory.verdict(stepped, 1000)
+    assert v["leak"] is True and v["leak_bytes_per_op"] == pytest.approx(1024.0)
+    assert v["leak_ols_bytes_per_op"] > 1024 * 1.25             # what least squares would say
 
 
 def test_async_memory_and_leak():

@@ -80,9 +80,8 @@ def run(target: Target, *, warmup=None, min_time=None, repeat=None, processes=1,
             raise ConfigError("timer", "a replacement clock is for one process only")
         from .workers import run_workers
         runs, method = run_workers(target, opts, processes, bool(sequential))
-        target.probe()          # the parent learns what the workers did (async or not)
     result = assemble(target.name, runs, opts, processes=processes,
-                      sequential=bool(sequential) and processes > 1, is_async=target.is_async,
+                      sequential=bool(sequential) and processes > 1, is_async=runs[0].is_async,
                       start_method=method)
     mean_s = result.mean if result.mean == result.mean and result.mean > 0 else 1e-6
     if memory:

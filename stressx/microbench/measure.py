@@ -289,6 +289,7 @@ class ProcessRun:
     rss_before: int | None = None
     rss_after: int | None = None
     gil_enabled: bool = field(default_factory=gil_enabled)
+    is_async: bool = False             # awaited (a coroutine function, or returned awaitables)
 
 
 def _rss() -> int | None:
@@ -341,6 +342,8 @@ def measure_process(target: Target, opts: Options, timer=time.perf_counter_ns, g
     need = opts.sample_ns if opts.sample_ns is not None else clock.sample_ns
     try:
         target.probe()
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except BaseException as exc:
         raise BenchmarkError(f"{target.name} raised on its first call: {exc!r}") from exc
     sampler = target.sampler()
@@ -384,7 +387,8 @@ def measure_process(target: Target, opts: Options, timer=time.perf_counter_ns, g
         sampler.close()
     return ProcessRun(loops=loops, overhead_ns=statistics.median(overheads), callers=callers,
                       warmup_samples=warm, calibration=history, clock=clock.to_dict(),
-                      rss_before=rss_before, rss_after=_rss() if opts.rss else None)
+                      rss_before=rss_before, rss_after=_rss() if opts.rss else None,
+                      is_async=target.is_async)
 
 
 def _threaded(target: Target, n: int, loops: int, timer, min_time_ns: int, repeat: int) -> list:

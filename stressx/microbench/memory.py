@@ -8,11 +8,10 @@ every allocation, so no timed sample ever runs under it).
   `peak_bytes` the highest traced memory of the whole phase above its start.
 - leak_check(): after a warm-up round, `rounds` rounds of `per_round` calls, each followed by
   a full garbage collection and a reading of the traced memory. The memory kept per call is
-  the least-squares slope of those readings on the calls made. A function is said to leak
-  only when all three hold: the slope is at least LEAK_MIN_BYTES_PER_OP, it is at least
-  LEAK_MIN_T standard errors above zero, and the memory grew in at least LEAK_MIN_GROWING of
-  the rounds. A function that allocates and frees leaves the readings flat (a one-off
-  growth, such as a cache filling or a table resizing, grows one round, not most of them).
+  the median of the rounds' growth per call (see verdict()). A function is said to leak only
+  when both hold: that is at least LEAK_MIN_BYTES_PER_OP, and the memory grew in at least
+  LEAK_MIN_GROWING of the rounds. A function that allocates and frees leaves the readings flat;
+  a one-off growth (a cache filling, a table resizing) grows one round, not most of them.
 """
 from __future__ import annotations
 
@@ -27,7 +26,6 @@ from .measure import Target, empty_like
 
 LEAK_ROUNDS = 8
 LEAK_MIN_BYTES_PER_OP = 1.0
-LEAK_MIN_T = 5.0
 LEAK_MIN_GROWING = 0.75
 
 
@@ -149,15 +147,22 @@ def leak_check(target: Target, per_round: int, rounds: int = LEAK_ROUNDS) -> dic
 
 
 def verdict(readings: list, per_round: int) -> dict:
-    """Judge traced-memory readings taken every `per_round` calls (the first before them)."""
+    """Judge traced-memory readings taken every `per_round` calls (the first before them).
+
+    The memory kept per call is the median of the rounds' growth per call: a regression slope
+    that a one-off step (a table resized, a cache filled, or a container allocated before
+    tracing began reallocated during it, whose old block tracemalloc never saw) moves by one
+    round in eight, where it would drag a least-squares slope (kept beside it, with its t)."""
     x = [i * per_round for i in range(len(readings))]
-    b, se = stats.slope(x, readings)
     steps = [readings[i + 1] - readings[i] for i in range(len(readings) - 1)]
+    kept = statistics.median(steps) / per_round if steps else float("nan")
     growing = sum(1 for d in steps if d > 0) / len(steps) if steps else 0.0
+    b, se = stats.slope(x, readings)
     t = b / se if se > 0 else (float("inf") if b > 0 else 0.0)
-    leak = bool(b == b and b >= LEAK_MIN_BYTES_PER_OP and t >= LEAK_MIN_T
-                and growing >= LEAK_MIN_GROWING)
-    return {"leak": leak, "leak_bytes_per_op": round(b, 3) if b == b else None,
+    leak = bool(kept == kept and kept >= LEAK_MIN_BYTES_PER_OP and growing >= LEAK_MIN_GROWING)
+    return {"leak": leak, "leak_bytes_per_op": round(kept, 3) if kept == kept else None,
             "leak_rounds": [[xi, int(yi)] for xi, yi in zip(x, readings)],
-            "leak_calls_per_round": per_round, "leak_t": round(t, 2) if t != float("inf") else None,
+            "leak_calls_per_round": per_round,
+            "leak_ols_bytes_per_op": round(b, 3) if b == b else None,
+            "leak_ols_t": round(t, 2) if t not in (float("inf"), float("-inf")) and t == t else None,
             "leak_growing_share": round(growing, 3)}
