@@ -63,8 +63,9 @@ def test_every_time_field_from_known_samples():
     values = [1000 * k for k in range(1, 1001)]          # 1 us .. 1 ms per call
     rng = np.random.default_rng(1)
     shuffled = [int(v) for v in rng.permutation(values)]
-    # two calls before the timed samples: the probe (cold call) and the one calibration sample
-    fn = costed(clock, shuffled, first=[7_000_000, 7_000_000])
+    # three calls before the timed samples: the probe (cold call) and the calibration sample
+    # with its confirmation
+    fn = costed(clock, shuffled, first=[7_000_000] * 3)
     r = run(Target(fn, name="known"), timer=clock, sample_ns=1, overhead_ns=100.0,
             warmup=0, repeat=1000, min_time=0)
     per_call = np.asarray(values, dtype=float) - 100.0
@@ -96,8 +97,8 @@ def test_loops_calibrated_to_the_least_sample_and_overhead_subtracted():
 
 def test_warmup_samples_are_dropped():
     clock = FakeClock()
-    # probe, calibration, then 3 slow warm-up samples, then fast timed ones
-    fn = costed(clock, [2000], first=[1_000_000] * 5)
+    # probe, calibration and its confirmation, then 3 slow warm-up samples, then fast timed ones
+    fn = costed(clock, [2000], first=[1_000_000] * 6)
     r = run(Target(fn), timer=clock, sample_ns=1, overhead_ns=0.0, warmup=3, repeat=20, min_time=0)
     assert r.warmup == 3
     assert r.max == pytest.approx(2e-6) and r.mean == pytest.approx(2e-6)
@@ -458,3 +459,12 @@ def test_compare_flags_a_new_leak():
     cur = {"a": _result("a", [1000.0] * 20, leak_check=True, leak=True, leak_bytes_per_op=64.0)}
     c = bcompare.compare(base, cur, 15)
     assert c["regressions"] == ["a"] and "now leaks" in c["rows"][0]["reasons"][0]
+
+
+def test_one_stretched_sample_does_not_end_calibration():
+    clock = FakeClock()
+    # 1 us a call; the probe, then a sample of 2 calls stretched to 50 us by an "interrupt"
+    fn = costed(clock, [1000], first=[1000, 1000, 1000, 48_000])
+    r = run(Target(fn), timer=clock, sample_ns=10_000, overhead_ns=0.0, warmup=0, repeat=5,
+            min_time=0)
+    assert r.loops == 16, r.loops              # not 2: its confirmation sample fell short
