@@ -20,6 +20,8 @@ __all__ = [
     "Companion", "RunControl",
     # reading results
     "load_results",
+    # timing functions
+    "benchmark", "BenchmarkResult",
     # errors
     "ConfigError",
     "__version__",
@@ -33,7 +35,9 @@ _LAZY = {"run": ("api", "run"), "run_async": ("api", "run_async"), "Result": ("a
          "Companion": ("engine.coordinator", "Companion"),
          "RunControl": ("engine.control", "RunControl"),
          "load_results": ("results.files", "load_results"),
-         "ConfigError": ("errors", "ConfigError")}
+         "ConfigError": ("errors", "ConfigError"),
+         "benchmark": ("microbench", "benchmark"),
+         "BenchmarkResult": ("microbench", "BenchmarkResult")}
 
 
 def require_core():

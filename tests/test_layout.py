@@ -33,7 +33,9 @@ STAGES = [
     ("hostload", ["stressx.hostload"]),
     ("explore", ["stressx.explore"]),
     ("report", ["stressx.report"]),
+    ("microbench", ["stressx.microbench"]),
     ("api", ["stressx.result", "stressx.pipeline", "stressx.api"]),
+    ("pytest", ["stressx.pytest_plugin"]),
     ("cli", ["stressx.cli"]),
     ("top", ["stressx"]),        # the package's own __init__ (only): the lazy public names
 ]

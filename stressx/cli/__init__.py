@@ -21,6 +21,7 @@ import click  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import EXIT_SIGINT  # noqa: E402
 from . import burn, explore, reports, run, serve  # noqa: E402
+from ..microbench.command import register as register_bench  # noqa: E402
 from .common import EXIT_CODES  # noqa: E402
 
 
@@ -52,3 +53,4 @@ serve.register(main)
 reports.register(main)
 burn.register(main)
 explore.register(main)
+register_bench(main)

@@ -28,6 +28,7 @@ from ..results.files import FormatVersionError
 from ..results.summary import range_figures
 from ..units import parse_duration
 from .common import err
+from ..microbench.command import maybe_compare as maybe_compare_benchmarks
 
 RUN_OPTION_NAMES = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                     "baseline", "regression_threshold")
@@ -243,7 +244,9 @@ def format_range(run_dir: Path, f: dict) -> str:
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout.")
 def compare_command(baseline, current, threshold, fmt, out):
     """Compare CURRENT with BASELINE (a results directory or a saved baseline's name), per
-    metric and per scenario. Exit 3 when something regressed beyond the threshold."""
+    metric and per scenario. Exit 3 when something regressed beyond the threshold.
+    Two `stressx bench` results directories are compared with a statistical test."""
+    maybe_compare_benchmarks(baseline, current, threshold, fmt, out)
     try:
         pct = _compare.parse_percent(threshold)
         comparison = _compare.compare_dirs(baseline, current, pct)
