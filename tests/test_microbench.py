@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import stressx
-from stressx.config import ConfigError
+from stressx.errors import ConfigError
 from stressx.microbench import BenchmarkError, BenchmarkResult, benchmark
 from stressx.microbench import compare as bcompare
 from stressx.microbench import files, gates, memory, stats
@@ -426,7 +426,7 @@ def test_results_directory_round_trip(tmp_path):
 
 
 def test_newer_format_version_is_refused(tmp_path):
-    from stressx.results import FormatVersionError
+    from stressx.results.files import FormatVersionError
     out = files.write_results(tmp_path / "res", [_result("a", [1000.0] * 10)])
     m = json.loads((out / "manifest.json").read_text())
     m["format_version"] = 99

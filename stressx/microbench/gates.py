@@ -27,6 +27,27 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
+
+def format_time(seconds: float | None) -> str:
+    """4 significant figures in ns, us, ms or s."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "n/a"
+    a = abs(seconds)
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if a >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds * 1e9:.4g} ns"
+
+
+def format_bytes(n: float | None) -> str:
+    if n is None:
+        return "n/a"
+    a = abs(n)
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if a >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n:.4g} B"
+
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq, "!=": operator.ne}
 TIME_METRICS = ("mean", "stdev", "min", "max", "p50", "p90", "p95", "p99", "p999")
@@ -66,7 +87,6 @@ class Gate:
 
 
 def format_value(metric: str, value) -> str:
-    from .result import format_bytes, format_time
     if value is None:
         return "n/a"
     if metric in TIME_METRICS:

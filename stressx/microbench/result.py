@@ -6,28 +6,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .gates import format_bytes, format_time  # noqa: F401  (re-exported: command, plugin)
+
 TIME_FIELDS = ("mean", "stdev", "min", "max", "p50", "p90", "p95", "p99", "p999")
-
-
-def format_time(seconds: float | None) -> str:
-    """4 significant figures in ns, us, ms or s."""
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "n/a"
-    a = abs(seconds)
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if a >= scale:
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds * 1e9:.4g} ns"
-
-
-def format_bytes(n: float | None) -> str:
-    if n is None:
-        return "n/a"
-    a = abs(n)
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if a >= scale:
-            return f"{n / scale:.4g} {unit}"
-    return f"{n:.4g} B"
 
 
 @dataclass
