@@ -54,6 +54,7 @@ class Result:
       saturated, saturation       whether the client failed to deliver the schedule, and why
       connect_attempts, connect_failures, connect_failures_by_kind, prewarm_connect_failures,
       connections_opened, connections_closed_stray, bytes_in, bytes_out,
+      tls_resumed                 https: handshakes that resumed a session (None for http)
       client_cpu_s, client_cpu_us_per_request
       url, method, model, shape, workers, workers_requested, connections, insecure, workload
       scenarios                   per scenario figures (runs with a workload; else None)
@@ -125,6 +126,7 @@ class Result:
     connect_attempts: int = _figure()
     connections_opened: int = _figure()
     connections_closed_stray: int = _figure()
+    tls_resumed: int | None = _figure()
     connect_failures: int = _figure()
     connect_failures_by_kind: dict = _figure()
     prewarm_connect_failures: dict = _figure()

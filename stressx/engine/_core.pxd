@@ -93,6 +93,7 @@ cdef struct Segment:
 # -- classes ---------------------------------------------------------------------------------
 
 cdef class Engine
+cdef class TlsConn
 
 
 cdef class Timer:
@@ -156,13 +157,44 @@ cdef class Conn:
     cdef int64_t opened_ns               # when the connect began, for the connect timeout
     cdef object connect_task             # the asyncio task connecting it (None once connected)
     cdef object first_chunk              # the response's first chunk: read only if the server closes
+    cdef TlsConn tls                     # https: its TLS state (_tls.pxi); None for http
 
+    cdef void received(self, object data) noexcept
     cdef int feed_head(self, object data) except -2
+    cdef void body_ends_at_eof(self) except *
     cdef bint eof_ends_body(self)
     cdef inline void send(self, int64_t intended_ns, int64_t now) noexcept
     cdef inline void send_picked(self, int64_t intended_ns, int64_t now) noexcept
     cdef void close(self) noexcept
     cdef void abort(self) noexcept
+
+
+@cython.final
+cdef class TlsConn:
+    # A Conn's TLS state: an ssl.SSLObject over two memory BIOs, driven by the Conn (_tls.pxi).
+    cdef Conn conn                       # the owner
+    cdef object sslobj                   # ssl.SSLObject of the engine's context
+    cdef object incoming                 # MemoryBIO: records received, not yet decrypted
+    cdef object outgoing                 # MemoryBIO: records made, not yet written
+    # bound methods, looked up once (the _ssl object's own where there is one: a call less)
+    cdef object read                     # SSL_read: plaintext of the next record(s)
+    cdef object incoming_write
+    cdef object outgoing_read
+    cdef object ssl_write                # SSL_write: one request into records
+    cdef object transport_write
+    cdef bint handshaking                # the handshake is not done yet
+    cdef int ticket_looks                # TLS 1.3: chunks left to look for a resumable session in
+
+    cdef void start(self, object transport) noexcept
+    cdef inline void flush(self) except *
+    cdef void handshake(self) noexcept
+    cdef void handshake_failed(self, object exc) noexcept
+    cdef void keep_session(self, bint tls13) noexcept
+    cdef void received(self, object data) noexcept
+    cdef void fatal(self, object exc) noexcept
+    cdef bint raw_eof(self) noexcept
+    cdef void lost(self, object exc) noexcept
+    cdef void close_notify(self) noexcept
 
 
 @cython.final
@@ -183,6 +215,7 @@ cdef class Engine:
     cdef object port                     # its TCP port
     cdef object ssl_context              # None for plain HTTP
     cdef object server_hostname          # TLS server name (None without TLS)
+    cdef object tls_session              # the last resumable TLS session seen, offered to new ones
     # the request mix: one entry per scenario, picked per send by weight
     cdef list requests                   # bytes, built once per run
     cdef int n_scenarios                 # entries in the mix (>= 1)

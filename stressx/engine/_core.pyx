@@ -11,6 +11,7 @@ functions it calls from outside, so every file can use every class:
 - ``_snapshot.pxi``  consistent snapshots of a shard's slots (sequence locks, C11 atomics)
 - ``_schedule.pxi``  the open-model send schedule (pure arithmetic)
 - ``_http.pxi``      the HTTP/1.1 keep-alive connection protocol
+- ``_tls.pxi``       TLS driven inside that protocol (ssl.SSLObject over memory BIOs)
 - ``_engine.pxi``    one shard's load engine: lifecycle, scheduler ticks, timeouts, ending
 - ``_pool.pxi``      ... its connection pool
 - ``_open.pxi``      ... its open model (the schedule, the queue of waiting sends)
@@ -34,6 +35,7 @@ include "_histogram.pxi"
 include "_snapshot.pxi"
 include "_schedule.pxi"
 include "_http.pxi"
+include "_tls.pxi"
 include "_engine.pxi"
 include "_pool.pxi"
 include "_open.pxi"

@@ -279,6 +279,8 @@ cdef class Engine:
                 self.conns.discard(conn)
                 self.connecting -= 1
                 conn.abort()
+                replace_later(self)    # closed model: a pre-warm connect (a stuck TLS
+                                       # handshake) leaves a place to fill
         expire_queued(self, now)
         self.slots[S_QUEUED] = self.pending_len
         grow_pool(self, now)
@@ -305,8 +307,8 @@ cdef class Engine:
 
     async def connect(self, Conn conn):
         try:
-            await self.loop.create_connection(conn, self.host, self.port, ssl=self.ssl_context,
-                                              server_hostname=self.server_hostname)
+            # plain TCP: a Conn of an https engine does its TLS itself (_tls.pxi)
+            await self.loop.create_connection(conn, self.host, self.port)
         except CancelledError:
             return
         except BaseException as exc:

@@ -69,11 +69,22 @@ cdef class Conn:
     # -- asyncio protocol ------------------------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
+        if self.engine.ssl_context is not None:
+            self.tls = TlsConn(self)     # connected once its handshake is done
+            self.tls.start(transport)
+            return
         self.write = transport.write
         self.parser = HttpResponseParser(self)
         on_connected(self.engine, self)
 
     def data_received(self, data):
+        if self.tls is not None:
+            self.tls.received(data)      # decrypts, then calls received() with the plaintext
+        else:
+            self.received(data)
+
+    cdef void received(self, object data) noexcept:
+        """Response bytes (plaintext) arrived."""
         cdef int64_t now = now_ns()
         cdef Engine engine = self.engine
         cdef Py_ssize_t n = len(data)
@@ -179,12 +190,17 @@ cdef class Conn:
             self.keep_alive = self.parser.should_keep_alive()
 
     def eof_received(self):
+        if self.tls is not None:
+            return self.tls.raw_eof()
+        self.body_ends_at_eof()
+        return False  # let the transport close; connection_lost() settles anything else
+
+    cdef void body_ends_at_eof(self) except *:
         # A body without Content-Length or chunked coding ends where the connection does
         # (RFC 9112 6.3); llhttp would need llhttp_finish(), which httptools does not expose.
         if (self.state == C_BUSY and self.has_request and self.headers_done and not self.complete
                 and self.eof_ends_body()):
             self.engine.finish(self, now_ns(), -1)
-        return False  # let the transport close; connection_lost() settles anything else
 
     cdef bint eof_ends_body(self):
         """The final response's header section (in the first chunk, after any 1xx responses)
@@ -204,6 +220,9 @@ cdef class Conn:
         return b"\r\ncontent-length:" not in lowered and b"\r\ntransfer-encoding:" not in lowered
 
     def connection_lost(self, exc):
+        if self.tls is not None and self.tls.handshaking:
+            self.tls.lost(exc)           # a failed connect, never a connected one
+            return
         self.state = C_CLOSED
         if self.has_request:
             self.engine.finish(self, now_ns(), classify_exception(exc, False))
@@ -251,6 +270,8 @@ cdef class Conn:
 
     cdef void close(self) noexcept:
         self.state = C_CLOSED
+        if self.tls is not None:
+            self.tls.close_notify()
         if self.transport is not None:
             try:
                 self.transport.close()

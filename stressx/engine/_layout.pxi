@@ -8,7 +8,7 @@
 # MAGIC and HDR_HIGHEST, 64-bit constants: declared in _core.pxd
 
 cdef enum:
-    LAYOUT_VERSION = 7
+    LAYOUT_VERSION = 8
 
     # header, written once
     S_MAGIC = 0
@@ -46,6 +46,7 @@ cdef enum:
     S_LATE_AT_CAP = 29     # open model: late sends that found the pool at max_connections
     S_STRAY_CLOSES = 30    # connections closed for bytes that arrived with no request
                            # outstanding (after the response they follow was counted)
+    S_TLS_RESUMED = 31     # TLS handshakes that resumed a session (of S_CONNECTS)
 
     S_ERROR_KINDS = 32     # N_ERROR_KINDS slots, indexed by E_*
     N_ERROR_KINDS = 16
@@ -140,7 +141,7 @@ SLOTS = dict(
     parse_failures=S_PARSE_FAILURES, cpu_user_ns=S_CPU_USER_NS, cpu_sys_ns=S_CPU_SYS_NS,
     users=S_USERS, rate_change_seq=S_RATE_CHANGE_SEQ, rate_change_rps_bits=S_RATE_CHANGE_RPS_BITS,
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
-    late_at_cap=S_LATE_AT_CAP, stray_closes=S_STRAY_CLOSES,
+    late_at_cap=S_LATE_AT_CAP, stray_closes=S_STRAY_CLOSES, tls_resumed=S_TLS_RESUMED,
     drop_reasons=S_DROP_REASONS, connect_attempts=S_CONNECT_ATTEMPTS, queued=S_QUEUED,
     last_done_ns=S_LAST_DONE_NS, connect_fail_kinds=S_CONNECT_FAIL_KINDS,
     prewarm_fail_kinds=S_PREWARM_FAIL_KINDS,

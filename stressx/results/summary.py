@@ -201,6 +201,9 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "connect_attempts": total("connect_attempts"),
         "connections_opened": total("connects"),
         "connections_closed_stray": total("stray_closes"),
+        # https: handshakes that resumed a session (of connections_opened); None for http
+        "tls_resumed": (total("tls_resumed") if config.target is not None
+                        and config.target.scheme == "https" else None),
         "connect_failures": sum(connect_failures.values()),
         "connect_failures_by_kind": connect_failures,
         "prewarm_connect_failures": by_kind("prewarm_fail_kinds"),
