@@ -11,6 +11,10 @@ What it measures
      the scheduler's send lag, latency and CPU per request.
   3. The recorder microbenchmark: ns per record of the compiled HDR recorder, next to the
      pure-Python `hdrh` package's record_value().
+  4. HTTPS, closed model, 50 connections: the same nginx's TLS listener (a certificate from a
+     test CA made at run time with openssl, in the temp dir), `wrk -t1 -c50` against
+     `stressx run --connections 50 --workers 1`, once with --insecure (wrk does not verify
+     either) and once verifying against the test CA (--ca-file).
 
 Why CPUs are pinned
   The machine has two cores. The target (our own nginx, one worker) is pinned to CPU 0 by
@@ -61,6 +65,7 @@ BAR_CPU_RATIO = 1.2
 BAR_RATE_ERROR_PCT = 0.5
 BAR_LAG_P99_MS_10K = 0.2
 BAR_RECORD_NS = 50.0
+BAR_VERIFY_RATIO = 0.05     # HTTPS verified vs --insecure: rps and CPU/request within 5%
 SLACK_S = 60                # every subprocess timeout: run length + this
 
 NGINX_CONF = """\
@@ -83,6 +88,16 @@ http {{
     keepalive_timeout 300s;
     server {{
         listen {host}:{port} backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 "ok";
+        }}
+    }}
+    server {{
+        listen {host}:{tls_port} ssl backlog=4096;
+        ssl_certificate {tmp}/server.pem;
+        ssl_certificate_key {tmp}/server.key;
+        ssl_session_cache shared:TLS:10m;
         location / {{
             default_type text/plain;
             return 200 "ok";
@@ -166,15 +181,16 @@ def pinned(cmd: list[str]) -> list[str]:
 # -- setup --------------------------------------------------------------------------------
 
 def ensure_tools() -> None:
-    """Install nginx and wrk from apt if missing (apt-get update once, then install)."""
-    missing = [pkg for pkg, exe in (("nginx", "nginx"), ("wrk", "wrk")) if nginx_or_wrk(exe) is None]
+    """Install nginx, wrk and openssl from apt if missing (apt-get update once, then install)."""
+    missing = [pkg for pkg, exe in (("nginx", "nginx"), ("wrk", "wrk"), ("openssl", "openssl"))
+               if nginx_or_wrk(exe) is None]
     if not missing:
         return
     log(f"installing {' '.join(missing)} with apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update"], check=True, env=env, timeout=600)
     subprocess.run(["apt-get", "install", "-y", *missing], check=True, env=env, timeout=900)
-    for exe in ("nginx", "wrk"):
+    for exe in ("nginx", "wrk", "openssl"):
         if nginx_or_wrk(exe) is None:
             raise SystemExit(f"bench_http: {exe} still missing after apt-get install")
 
@@ -216,20 +232,42 @@ def stressx_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "stressx.cli"]
 
 
+def make_test_ca(out: Path) -> None:
+    """A test CA (ca.pem) and a server certificate it signed for 127.0.0.1 (server.pem,
+    server.key), with openssl, into `out`: made per run, never kept."""
+    def openssl(*args):
+        subprocess.run([nginx_or_wrk("openssl"), *args], cwd=out, check=True, timeout=60,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    (out / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                 "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
+                                 "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=stressx bench CA")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+
+
 class Nginx:
-    """Our own nginx in a temp dir (config, pid, logs, temp paths): started and stopped here,
-    never the system one."""
+    """Our own nginx in a temp dir (config, pid, logs, temp paths, the test CA's files):
+    started and stopped here, never the system one. Plain HTTP on `url`, TLS on `tls_url`."""
 
     def __init__(self, tmp: Path):
         self.tmp = tmp / "nginx"
         self.tmp.mkdir()
         self.port = free_port()
+        self.tls_port = free_port()
         self.url = f"http://{HOST}:{self.port}/"
+        self.tls_url = f"https://{HOST}:{self.tls_port}/"
+        self.ca_file = self.tmp / "ca.pem"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        make_test_ca(self.tmp)
         conf = self.tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=self.tmp, host=HOST, port=self.port))
+        conf.write_text(NGINX_CONF.format(tmp=self.tmp, host=HOST, port=self.port,
+                                          tls_port=self.tls_port))
         # -e: the start-up error log, used before the config is read (nginx >= 1.19.5)
         self.proc = subprocess.Popen([nginx_or_wrk("nginx"), "-p", str(self.tmp), "-c", str(conf),
                                       "-e", str(self.tmp / "error.log")],
@@ -360,6 +398,57 @@ def print_closed_row(label: str, r: dict) -> None:
           f"{fmt(r['cpu_ratio'], '.3f', 9)} {fmt(r['sx_tree'], '.2f')} {fmt(r['tree_ratio'], '.3f')}")
 
 
+# -- 4. HTTPS, closed model -----------------------------------------------------------------
+
+def bench_https(nginx: Nginx, rounds: int, seconds: int, tmp: Path) -> dict:
+    print(f"\n== 4. HTTPS closed model: {CLOSED_CONNECTIONS} connections, {seconds} s, TLS listener of the "
+          f"same nginx, clients on CPU {CLIENT_CPU} ==")
+    print("insecure = stressx --insecure (wrk does not verify either); verified = stressx --ca-file "
+          "(the run's test CA: chain and host name checked)\nCPU/req as in 1 (stressx: the shard's "
+          "own, from its summary)")
+    print(f"{'round':>5} {'wrk rps':>10} {'sx rps':>10} {'rps ratio':>9} {'wrk us/req':>10} "
+          f"{'sx us/req':>10} {'cpu ratio':>9} {'vfy rps':>10} {'vfy us/req':>10} "
+          f"{'vfy/ins rps':>11} {'vfy/ins cpu':>11}")
+    url = nginx.tls_url
+    rows = []
+    for i in range(rounds):
+        order = ("wrk", "insecure", "verified") if i % 2 == 0 else ("verified", "insecure", "wrk")
+        res = {}
+        for who in order:
+            if who == "wrk":
+                res[who] = run_wrk(url, seconds)
+            else:
+                extra = ["--insecure"] if who == "insecure" else ["--ca-file", str(nginx.ca_file)]
+                res[who] = run_stressx(url, ["--connections", str(CLOSED_CONNECTIONS), *extra],
+                                       seconds, tmp)
+            time.sleep(1)
+        w, s, v = res["wrk"], res["insecure"], res["verified"]
+        for who, r in res.items():
+            if r.get("error"):
+                print(f"  round {i + 1}: {who}: {r['error']}")
+            elif who != "wrk" and r.get("error_count"):
+                print(f"  round {i + 1}: {who}: errors {r.get('errors')}")
+        row = {"wrk_rps": w.get("rps"), "sx_rps": s.get("rps"), "wrk_cpu": w.get("cpu_us_per_req"),
+               "sx_cpu": s.get("client_cpu_us_per_request"), "vfy_rps": v.get("rps"),
+               "vfy_cpu": v.get("client_cpu_us_per_request")}
+        row["rps_ratio"] = ratio(row["sx_rps"], row["wrk_rps"])
+        row["cpu_ratio"] = ratio(row["sx_cpu"], row["wrk_cpu"])
+        row["vfy_rps_ratio"] = ratio(row["vfy_rps"], row["sx_rps"])
+        row["vfy_cpu_ratio"] = ratio(row["vfy_cpu"], row["sx_cpu"])
+        rows.append(row)
+        print_https_row(str(i + 1), row)
+    med = {k: median([r[k] for r in rows]) for k in rows[0]}
+    print_https_row("med", med)
+    return med
+
+
+def print_https_row(label: str, r: dict) -> None:
+    print(f"{label:>5} {fmt(r['wrk_rps'], '.0f')} {fmt(r['sx_rps'], '.0f')} {fmt(r['rps_ratio'], '.3f', 9)} "
+          f"{fmt(r['wrk_cpu'], '.2f')} {fmt(r['sx_cpu'], '.2f')} {fmt(r['cpu_ratio'], '.3f', 9)} "
+          f"{fmt(r['vfy_rps'], '.0f')} {fmt(r['vfy_cpu'], '.2f')} {fmt(r['vfy_rps_ratio'], '.3f', 11)} "
+          f"{fmt(r['vfy_cpu_ratio'], '.3f', 11)}")
+
+
 # -- 2. open model ------------------------------------------------------------------------
 
 OPEN_KEYS = ("sent_rps", "rps", "err_pct", "lag_p50", "lag_p99", "lag_max", "lat_p50", "lat_p99", "cpu")
@@ -463,7 +552,7 @@ def verdict(ok) -> str:
     return "n/a " if ok is None else ("PASS" if ok else "FAIL")
 
 
-def print_summary(closed, open_, micro) -> None:
+def print_summary(closed, open_, micro, https=None) -> None:
     print("\n== Summary (medians over rounds; benchmarks report, they do not gate) ==")
     lines = []
     if closed is not None:
@@ -498,6 +587,20 @@ def print_summary(closed, open_, micro) -> None:
         lines.append((c < BAR_RECORD_NS if c is not None else None,
                       f"recorder: {fmt(c, '.2f', 0)} ns/record  (bar < {BAR_RECORD_NS:g} ns; "
                       f"pure-Python hdrh: {fmt(micro['hdrh_ns'], '.1f', 0)} ns/call)"))
+    if https is not None:
+        r, c = https["rps_ratio"], https["cpu_ratio"]
+        vr, vc = https["vfy_rps_ratio"], https["vfy_cpu_ratio"]
+        lines.append((r >= BAR_RPS_RATIO if r is not None else None,
+                      f"https: stressx --insecure rps / wrk rps = {fmt(r, '.3f', 0)}  (bar >= {BAR_RPS_RATIO})"))
+        lines.append((c <= BAR_CPU_RATIO if c is not None else None,
+                      f"https: stressx --insecure shard cpu/req / wrk cpu/req = {fmt(c, '.3f', 0)}  "
+                      f"(bar <= {BAR_CPU_RATIO})"))
+        lines.append((vr >= 1 - BAR_VERIFY_RATIO if vr is not None else None,
+                      f"https: verified rps / --insecure rps = {fmt(vr, '.3f', 0)}  "
+                      f"(bar >= {1 - BAR_VERIFY_RATIO:.2f})"))
+        lines.append((vc <= 1 + BAR_VERIFY_RATIO if vc is not None else None,
+                      f"https: verified cpu/req / --insecure cpu/req = {fmt(vc, '.3f', 0)}  "
+                      f"(bar <= {1 + BAR_VERIFY_RATIO:.2f})"))
     for ok, text in lines:
         print(f"  {'info' if ok == 'info' else verdict(ok)}  {text}")
 
@@ -513,6 +616,8 @@ def parse_args(argv):
                    help="open-model rates, comma separated (default 10000,50000,100000)")
     p.add_argument("--skip-open", action="store_true", help="skip the open-model runs")
     p.add_argument("--skip-closed", action="store_true", help="skip the closed-model runs")
+    p.add_argument("--skip-https", action="store_true", help="skip the HTTPS closed-model runs")
+    p.add_argument("--only-https", action="store_true", help="only the HTTPS closed-model runs")
     p.add_argument("--only-micro", action="store_true", help="only the recorder microbenchmark")
     a = p.parse_args(argv)      # exits 2 on unknown flags or bad values
     if a.rounds < 1:
@@ -533,12 +638,13 @@ def main(argv=None) -> int:
     if os.cpu_count() is None or os.cpu_count() < 2:
         log("warning: fewer than 2 CPUs; the CPU 0 / CPU 1 split cannot hold")
     ensure_stressx()
-    run_closed = not (a.skip_closed or a.only_micro)
-    run_open = not (a.skip_open or a.only_micro)
-    closed = open_ = None
+    run_closed = not (a.skip_closed or a.only_micro or a.only_https)
+    run_open = not (a.skip_open or a.only_micro or a.only_https)
+    run_https = not (a.skip_https or a.only_micro)
+    closed = open_ = https = micro = None
     print(f"stressx vs wrk on {HOST}: {a.rounds} round(s), {a.seconds} s per run, "
           f"clients on CPU {CLIENT_CPU}, nginx on CPU 0; stressx via {' '.join(stressx_cmd())}")
-    if run_closed or run_open:
+    if run_closed or run_open or run_https:
         ensure_tools()
         tmp = Path(tempfile.mkdtemp(prefix="stressx-bench-"))
         nginx = Nginx(tmp)
@@ -548,13 +654,16 @@ def main(argv=None) -> int:
                 closed = bench_closed(nginx.url, a.rounds, a.seconds, tmp)
             if run_open:
                 open_ = bench_open(nginx.url, a.rounds, a.seconds, a.rates, tmp)
+            if run_https:
+                https = bench_https(nginx, a.rounds, a.seconds, tmp)
         except Exception as exc:   # report what we have; benchmarks do not gate
             print(f"bench_http: error: {exc!r}")
         finally:
             nginx.stop()
             shutil.rmtree(tmp, ignore_errors=True)
-    micro = bench_micro(a.rounds)
-    print_summary(closed, open_, micro)
+    if not a.only_https:
+        micro = bench_micro(a.rounds)
+    print_summary(closed, open_, micro, https)
     return 0
 
 
