@@ -21,8 +21,9 @@
 
 Run it alone: it waits (up to --wait-quiet seconds, default 20 min) for a 1-minute load
 average below 0.5 and no other pytest process, then runs anyway and says so; a measurement
-during which the rest of the machine used more than 0.25 cores is redone (up to 4 tries, within
-the same 20 minutes), and each line says what the others used. The exit status is
+during which the rest of the machine used more than 0.25 cores, or whose busy-wait samples show
+a disturbed tail (p99 over twice p50), is printed and redone (up to 4 tries, within the same
+20 minutes); each line says what the others used and which try it is. The exit status is
 0 whatever the bars say (benchmarks report, they do not gate); 2 for bad flags.
 """
 from __future__ import annotations
@@ -168,17 +169,29 @@ QUIET_CORES = 0.25
 TRIES = 4
 
 
-def quietly(what: str, fn, deadline: float):
-    """fn() until the rest of the machine stayed under QUIET_CORES while it ran (at most TRIES,
-    waiting for a quiet machine between tries, until `deadline`); (result, cores, tries)."""
+def quietly(what: str, fn, deadline: float, disturbed=None):
+    """fn() until the rest of the machine stayed under QUIET_CORES while it ran and
+    `disturbed(result)` finds nothing (at most TRIES, waiting for a quiet machine between
+    tries, until `deadline`); (result, cores, tries). Every discarded try is printed."""
     for attempt in range(1, TRIES + 1):
         with OthersCPU() as m:
             result = fn()
-        if m.cores <= QUIET_CORES or attempt == TRIES or time.monotonic() >= deadline:
+        why = f"others used {m.cores:.2f} cores meanwhile" if m.cores > QUIET_CORES else None
+        why = why or (disturbed(result) if disturbed else None)
+        if why is None or attempt == TRIES or time.monotonic() >= deadline:
             return result, m.cores, attempt
-        print(f"  {what}: others used {m.cores:.2f} cores meanwhile; measuring again",
-              file=sys.stderr, flush=True)
+        print(f"  {what}: {why}; measuring again", flush=True)
         wait_quiet(max(0.0, deadline - time.monotonic()))
+
+
+def tail_disturbed(measured) -> str | None:
+    """A busy-wait costs the same every call: a p99 twice its p50 means something else
+    ran on its core while stressx sampled it (figures of that try are printed, then redone)."""
+    r, tm, tt = measured
+    if r.p99 > 2.0 * r.p50:
+        return (f"disturbed samples (p99 {r.p99 * 1e9:.0f} ns > 2 x p50 {r.p50 * 1e9:.0f} ns; "
+                f"mean {pct(r.mean * 1e9, tm):+.2f}%, p50 {pct(r.p50 * 1e9, tt):+.2f}% of the truths)")
+    return None
 
 
 def wait_quiet(limit_s: float) -> str:
@@ -252,7 +265,7 @@ def main() -> int:
             tm0, tt0 = truth_mean_ns(fn), truth_typical_ns(fn)
             r = stressx.benchmark(fn, min_time=args.min_time)
             return r, (tm0 + truth_mean_ns(fn)) / 2, (tt0 + truth_typical_ns(fn)) / 2
-        (r, tm, tt), cores, tries = quietly(name, measure, deadline)
+        (r, tm, tt), cores, tries = quietly(name, measure, deadline, tail_disturbed)
         results[name] = r
         me, pe = pct(r.mean * 1e9, tm), pct(r.p50 * 1e9, tt)
         print(f"{name:<11} {NOMINAL_NS[name]:>8} {tm:>10.1f} {r.mean * 1e9:>12.1f} {me:>+6.2f}%  "
