@@ -363,3 +363,39 @@ def test_a_shape_changed_all_day_stays_small_and_keeps_its_integral():
     assert shape.integral(t + 5) == pytest.approx(due + 5 * rate, rel=1e-12)
     assert shape.mean_rate(t - 9, t - 1) == pytest.approx(100.0 + (8639 % 7) * 25.0)
     assert shape.rate_at(t - 5) == 100.0 + (8639 % 7) * 25.0
+
+
+# -- the allocator -----------------------------------------------------------------------------
+
+_HEAP_PROBE = """
+import sys
+import numpy as np
+from stressx.system import steady_heap
+if sys.argv[1] == "steady":
+    assert steady_heap()
+def in_heap(addr):
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= addr < hi:
+                return True
+    return False
+big = np.ones(1_300_000 // 8)     # a snapshot copy's size: mapped, then freed
+del big
+h = np.ones(188_416 // 8)         # a histogram's
+print(in_heap(h.ctypes.data))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt, /proc/self/maps")
+def test_steady_heap_keeps_large_blocks_out_of_the_heap():
+    """glibc moves its mmap threshold up to the largest block freed, so after one 1.3 MB
+    snapshot copy every histogram-sized block lands in the heap (and fragments it over a
+    long run); with steady_heap() they stay mapped blocks of their own."""
+    import subprocess
+    out = {mode: subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True,
+                                text=True, timeout=60) for mode in ("default", "steady")}
+    assert out["steady"].returncode == 0, out["steady"].stderr
+    assert out["steady"].stdout.strip() == "False"
+    if out["default"].stdout.strip() != "True":
+        pytest.skip("this C library does not move its mmap threshold (not glibc)")

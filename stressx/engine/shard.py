@@ -24,7 +24,7 @@ import sys
 
 import uvloop
 
-from ..system import raise_fd_limit
+from ..system import raise_fd_limit, steady_heap
 from . import _core
 from .job import ShardJob
 from .shm import ShardMemory
@@ -86,6 +86,7 @@ def main() -> int:
     # the coordinator checked RLIMIT_NOFILE and raised its own soft limit for us to inherit;
     # raise ours too, in case this shard was started some other way
     raise_fd_limit(max(job.max_connections, job.connections) + job.fd_margin)
+    steady_heap()   # a shard may run for a day: no heap creep from glibc's moving threshold
     _core.set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != job.coordinator_pid:
         return 1  # the coordinator died before we could ask to follow it
