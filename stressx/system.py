@@ -100,8 +100,9 @@ def steady_heap(threshold: int = GLIBC_MMAP_THRESHOLD) -> bool:
     so far, so the coordinator's snapshot copies (~1.3 MB a shard a second) and histograms
     (188 KB) move into the heap, where they fragment it and resident memory creeps up (about
     9 MB an hour over a 10-minute soak, against 3 with it held). Only for processes that are
-    stressx's own (the command, the shards): it is a setting of the whole process. False
-    where the C library has no mallopt (not glibc) or refuses."""
+    stressx's own (the shards; the coordinator when the command runs it, as yield_cpu): it is
+    a setting of the whole process and cannot be taken back. False where the C library has
+    no mallopt (not glibc) or refuses."""
     try:
         import ctypes
         mallopt = ctypes.CDLL(None).mallopt

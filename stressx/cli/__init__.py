@@ -20,7 +20,6 @@ import click  # noqa: E402
 
 from .._version import __version__  # noqa: E402
 from ..errors import EXIT_SIGINT  # noqa: E402
-from ..system import steady_heap  # noqa: E402
 from . import burn, explore, reports, run, serve  # noqa: E402
 from ..microbench.command import register as register_bench  # noqa: E402
 from .common import EXIT_CODES  # noqa: E402
@@ -47,7 +46,6 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="stressx")
 def main():
     """stressx: load generation with wrk-class speed and wrk2-honest latencies."""
-    steady_heap()   # the command's process may coordinate a day-long run (see system.py)
 
 
 run.register(main)

@@ -288,8 +288,11 @@ class Coordinator:
                 # the shards inherited our priority; from here on they come first (the
                 # coordinator only reads shared memory once a second). Not in library use:
                 # a thread's nice value cannot be taken back, and it is the caller's thread.
-                from ..system import yield_cpu
+                # Likewise glibc's mmap threshold, held so that a day-long run's snapshot
+                # copies and histograms do not fragment the heap (system.steady_heap).
+                from ..system import steady_heap, yield_cpu
                 yield_cpu(5)
+                steady_heap()
             start_ns = self.start_ns = self.control.start_ns = time.monotonic_ns() + START_DELAY_NS
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
