@@ -183,6 +183,22 @@ def rss_bytes(pid: int) -> int | None:
         return None
 
 
+def rss_parts(pid: int) -> dict:
+    """RssAnon, RssFile and RssShmem of /proc/PID/status, in bytes: private memory (what a
+    leak grows), mapped files, and shared memory (the shards' segments, fixed in size: their
+    pages count once touched, e.g. as latencies reach histogram buckets not used before)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                    key, value = line.split(":", 1)
+                    out[key[3:].lower()] = int(value.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float | None:
     """utime + stime of the process (all its threads), from /proc/PID/stat."""
     try:
@@ -244,8 +260,8 @@ def sample(t: float, coordinator: int, shards: list[int], out_dir: Path) -> dict
            "files": dir_sizes(out_dir)}
     for name, pid in procs.items():
         fds, sockets = fd_count(pid)
-        out["procs"][name] = {"pid": pid, "rss": rss_bytes(pid), "cpu_s": cpu_seconds(pid),
-                              "fds": fds, "sockets": sockets}
+        out["procs"][name] = {"pid": pid, "rss": rss_bytes(pid), **rss_parts(pid),
+                              "cpu_s": cpu_seconds(pid), "fds": fds, "sockets": sockets}
     return out
 
 
@@ -286,7 +302,12 @@ def figures(samples: list[dict], warmup_s: float) -> dict:
                  if s["procs"].get(name, {}).get("sockets") is not None]
         k = slope(rss)
         vals = [r for _, r in rss if r is not None]
+        parts = {}
+        for part in ("anon", "file", "shmem"):
+            k_part = slope([(s["t_s"], s["procs"].get(name, {}).get(part)) for s in steady])
+            parts[f"{part}_growth_mb_per_hour"] = round(k_part * 3600 / 1e6, 3) if k_part is not None else None
         out["procs"][name] = {
+            **parts,
             "rss_first_mb": round(vals[0] / 1e6, 2) if vals else None,
             "rss_last_mb": round(vals[-1] / 1e6, 2) if vals else None,
             "rss_max_mb": round(max(vals) / 1e6, 2) if vals else None,
@@ -318,10 +339,12 @@ def report(f: dict, args) -> list[str]:
              f"{f['steady_from_s']}-{f['steady_to_s']} s ({f['steady_samples']} samples every "
              f"{args.every:g} s); host load1 mean {f['load1_mean']} max {f['load1_max']}", "",
              f"{'process':<12} {'RSS first':>10} {'RSS last':>10} {'growth MB/h':>12} "
+             f"{'anon/file/shmem MB/h':>22} "
              f"{'CPU% 1st/3':>11} {'CPU% last/3':>12} {'files':>9} {'sockets':>9}"]
     for name, p in f["procs"].items():
         lines.append(f"{name:<12} {_fmt(p['rss_first_mb'])} {_fmt(p['rss_last_mb'])} "
                      f"{_fmt(p['rss_growth_mb_per_hour'], 12, '.3f')} "
+                     f"{'/'.join(_fmt(p[f'{x}_growth_mb_per_hour'], 0, '.2f').strip() for x in ('anon', 'file', 'shmem')):>22} "
                      f"{_fmt(p['cpu_pct_first_third'], 11)} {_fmt(p['cpu_pct_last_third'], 12)} "
                      f"{p['fds_min']:>4}-{p['fds_max']:<4} {p['sockets_min']:>4}-{p['sockets_max']:<4}")
     lines += ["", f"results directory: {_fmt(f['results_mb_per_hour'], 0, '.3f').strip()} MB/hour"]
@@ -357,6 +380,9 @@ def main(argv=None) -> int:
                     help="run length: 600, 10m, 24h (default 10m)")
     ap.add_argument("--rate", type=float, default=5000.0, help="requests/s (default 5000)")
     ap.add_argument("--workers", type=int, help="shards (default: stressx's, one per CPU)")
+    ap.add_argument("--connections", type=int, default=256,
+                    help="connections opened before the start (default 256): a pool that "
+                         "the run must grow on a busy machine counts as growth")
     ap.add_argument("--every", type=parse_seconds, default=10.0, help="sample period (default 10s)")
     ap.add_argument("--warmup", type=parse_seconds, default=60.0,
                     help="samples before this are left out of the fits (default 60s)")
@@ -378,7 +404,8 @@ def main(argv=None) -> int:
             target.start()
         url = args.url or target.url
         cmd = [*stressx_cmd(), "run", url, "--rate", f"{args.rate:g}", "--duration",
-               f"{args.duration:g}s", "--out", str(out), "--quiet",
+               f"{args.duration:g}s", "--connections", str(args.connections),
+               "--out", str(out), "--quiet",
                "--threshold", "p99<1s", "--threshold", "error_rate<1%", "--threshold-window", "30s",
                "--safety", "mem>99%:warn", "--safety", "p99>5s:warn"]
         if args.workers:
@@ -389,18 +416,22 @@ def main(argv=None) -> int:
         samples = []
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
         try:
+            # the clock starts at the run's common start (latency.hlog is opened then), not
+            # at the spawn: start-up and the connections' pre-warm are no part of the soak
+            deadline = time.monotonic() + args.duration + 300
+            while proc.poll() is None and time.monotonic() < deadline \
+                    and not (out / "latency.hlog").exists():
+                time.sleep(0.05)
             t0 = time.monotonic()
-            deadline = t0 + args.duration + 120
-            shards: list[int] = []
+            shards: list[int] = shard_pids(proc.pid)
             next_at = t0 + args.every
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(max(0.0, min(next_at - time.monotonic(), 0.5)))
                 if time.monotonic() < next_at:
                     continue
                 next_at += args.every
-                shards = shard_pids(proc.pid) or shards
-                if not shards:
-                    continue                    # not started yet, or already ending
+                if time.monotonic() - t0 > args.duration - args.every / 2:
+                    break                       # the run is ending: shards close, files close
                 s = sample(time.monotonic() - t0, proc.pid, shards, out)
                 if s["procs"]["coordinator"]["rss"] is None:
                     break

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import random
 import sys
 import time
@@ -399,3 +400,31 @@ def test_steady_heap_keeps_large_blocks_out_of_the_heap():
     assert out["steady"].stdout.strip() == "False"
     if out["default"].stdout.strip() != "True":
         pytest.skip("this C library does not move its mmap threshold (not glibc)")
+
+
+def _rss_shmem() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssShmem:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status")
+def test_a_touched_segment_is_resident_whole_from_the_start():
+    """A shard touches its segment when it attaches: its resident size then holds the whole
+    segment, instead of creeping up through a long run as latencies first reach histogram
+    buckets (pages) not used before."""
+    created = ShardMemory.create(new_run_id(), 0, 2)
+    shard = ShardMemory.attach(created.path)
+    try:
+        before = _rss_shmem()
+        pages = shard.touch()
+        grown = _rss_shmem() - before
+        page = os.sysconf("SC_PAGE_SIZE")
+        assert pages == -(-shard.slots.nbytes // page)
+        assert grown >= 0.95 * shard.slots.nbytes, (grown, shard.slots.nbytes)
+        assert np.array_equal(shard.slots, created.slots)    # the same memory, as it was
+    finally:
+        shard.close()
+        created.close()

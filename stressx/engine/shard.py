@@ -93,6 +93,7 @@ def main() -> int:
     # Ctrl-C reaches the whole process group; the coordinator decides how the run stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     mem = ShardMemory.attach(job.segment)
+    mem.touch()          # its whole segment resident from the start: a flat RSS all run
     mem.set("pid", os.getpid())
     try:
         uvloop.run(run_shard(job, mem))
