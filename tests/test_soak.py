@@ -383,8 +383,10 @@ def in_heap(addr):
     return False
 big = np.ones(1_300_000 // 8)     # a snapshot copy's size: mapped, then freed
 del big
-h = np.ones(188_416 // 8)         # a histogram's
-print(in_heap(h.ctypes.data))
+# histogram-sized blocks, held together: a free chunk already in the heap may take one or
+# two whatever the threshold, the rest show where the allocator puts new large blocks
+hs = [np.ones(188_416 // 8) for _ in range(20)]
+print(sum(in_heap(h.ctypes.data) for h in hs))
 """
 
 
@@ -397,8 +399,8 @@ def test_steady_heap_keeps_large_blocks_out_of_the_heap():
     out = {mode: subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True,
                                 text=True, timeout=60) for mode in ("default", "steady")}
     assert out["steady"].returncode == 0, out["steady"].stderr
-    assert out["steady"].stdout.strip() == "False"
-    if out["default"].stdout.strip() != "True":
+    assert int(out["steady"].stdout) <= 2
+    if int(out["default"].stdout) < 18:
         pytest.skip("this C library does not move its mmap threshold (not glibc)")
 
 
