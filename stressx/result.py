@@ -55,7 +55,9 @@ class Result:
       connect_attempts, connect_failures, connect_failures_by_kind, prewarm_connect_failures,
       connections_opened, connections_closed_stray, bytes_in, bytes_out,
       tls_resumed                 https: handshakes that resumed a session (None for http)
-      client_cpu_s, client_cpu_us_per_request
+      client_cpu_s, client_cpu_us_per_request, client_cpu_busy
+                                  the shards' CPU; per shard in `shards` (cpu_pct,
+                                  cpu_busy_from_t_s)
       url, method, model, shape, workers, workers_requested, connections, insecure, workload
       scenarios                   per scenario figures (runs with a workload; else None)
       interrupted, aborted        the signal name / the reason, when the run was cut short
@@ -132,6 +134,7 @@ class Result:
     prewarm_connect_failures: dict = _figure()
     client_cpu_s: float = _figure()
     client_cpu_us_per_request: float | None = _figure()
+    client_cpu_busy: bool = _figure()
     insecure: bool = _figure()
     interrupted: str | None = _figure()
     aborted: str | None = _figure()

@@ -198,6 +198,7 @@ cdef class Engine:
                 return
             self.phase = P_RUNNING
             self.slots[S_STATE] = ST_RUNNING
+            self.slots[S_CPU_START_NS] = process_cpu_now_ns()
             if self.users is not None:
                 self.connections = users_now(self, now)
                 self.slots[S_USERS] = self.connections

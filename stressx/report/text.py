@@ -65,6 +65,15 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
         lines.append("  errors: " + "  ".join(f"{kind} x{n}" for kind, n in s["errors"].items())
                      + (f"  ({s['error_count'] / s['completed']:.2%} of completed)"
                         if s.get("completed") else ""))
+    from .figures import client_line
+    client = client_line(s)
+    if client:
+        lines.append("  " + client[0].lower() + client[1:])
+    busy = [sh for sh in s.get("shards") or [] if sh.get("cpu_busy_from_t_s") is not None]
+    for sh in busy:
+        lines.append(f"  CLIENT CPU-BOUND: shard {sh['index']} above 90% of its core for 5 s from "
+                     f"t={sh['cpu_busy_from_t_s']:g}s: its latencies are the client's as much as "
+                     f"the target's")
     if s["insecure"]:
         lines.append("  TLS certificate verification was OFF (--insecure)")
     lines += [f"  note: {note}" for note in s.get("notes") or ()]

@@ -113,6 +113,44 @@ def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
     return out
 
 
+#: A shard above CPU_BUSY_PCT of its core for CPU_BUSY_S in a row (Locust's rule) is busy:
+#: its latencies are then the client's as much as the target's.
+CPU_BUSY_PCT = 90.0
+CPU_BUSY_S = 5.0
+
+
+def shard_cpu_pct(cpu_from_ns: int, cpu_to_ns: int, from_ns: int, to_ns: int) -> float | None:
+    """A shard's CPU utilisation between two instants, in % of one core (100 = one core all
+    the time): its process CPU time (kernel accounting) over the wall time. None without a
+    window or a CPU reading."""
+    if to_ns <= from_ns or cpu_to_ns <= 0 or cpu_from_ns <= 0:
+        return None
+    return round(max(cpu_to_ns - cpu_from_ns, 0) * 100.0 / (to_ns - from_ns), 2)
+
+
+class CpuBusyWatch:
+    """One shard's run of consecutive intervals above CPU_BUSY_PCT: add() each interval row's
+    utilisation in time order; it says whether the row ends a run of CPU_BUSY_S or more (the
+    row's `cpu_busy` flag). `from_t_s`: where the first such run began (None: never busy)."""
+
+    def __init__(self) -> None:
+        self.run_s = 0.0
+        self.run_from_t_s: float | None = None
+        self.from_t_s: float | None = None
+
+    def add(self, t_s: float, span_s: float, pct: float | None) -> bool:
+        if pct is None or pct <= CPU_BUSY_PCT:
+            self.run_s, self.run_from_t_s = 0.0, None
+            return False
+        if self.run_from_t_s is None:
+            self.run_from_t_s = t_s - span_s
+        self.run_s += span_s
+        busy = self.run_s >= CPU_BUSY_S - 1e-3    # rows are rounded to the microsecond
+        if busy and self.from_t_s is None:
+            self.from_t_s = round(self.run_from_t_s, 3)
+        return busy
+
+
 def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
                   send_window_s: float, run_window_s: float, shards: list[dict],
                   interrupted: str | None, aborted: str | None, started: bool = True,
@@ -210,6 +248,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "client_cpu_s": round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e9, 6),
         "client_cpu_us_per_request": (round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e3 / sent, 3)
                                       if sent else None),
+        # a shard above CPU_BUSY_PCT of its core for CPU_BUSY_S in a row (see shards[i])
+        "client_cpu_busy": any(sh.get("cpu_busy_from_t_s") is not None for sh in shards),
         "insecure": bool(config.insecure),
         "interrupted": interrupted,
         "aborted": aborted,
