@@ -51,6 +51,7 @@ class Result:
                                   model): min, mean, p50, p90, p95, p99, p999, max
       all_latency_ms, all_latency_censored, failure_latency_ms, latency_uncorrected_ms,
       send_lag_ms, latency_basis  the other latency views (README: What the numbers mean)
+      timer_slack_ms              open model: the --timer-slack the sends were batched by
       saturated, saturation       whether the client failed to deliver the schedule, and why
       connect_attempts, connect_failures, connect_failures_by_kind, prewarm_connect_failures,
       connections_opened, connections_closed_stray, bytes_in, bytes_out,
@@ -143,6 +144,7 @@ class Result:
     workload: str | None = _figure()
     scenarios: dict | None = _figure()
     saturated: bool = _figure()
+    timer_slack_ms: float | None = _figure()
     saturation: dict | None = _figure()
     host: dict | None = _figure()
     burners: dict | None = _figure()

@@ -348,7 +348,8 @@ class Coordinator:
                 budget=split(cfg.requests, n, i) if cfg.requests is not None else -1,
                 duration_ns=int(cfg.duration * 1e9) if cfg.duration is not None else -1,
                 timeout_ns=int(cfg.timeout * 1e9), grace_ns=int(cfg.grace * 1e9),
-                connections=conns, max_connections=cap, fd_margin=SHARD_FD_MARGIN)
+                connections=conns, max_connections=cap, fd_margin=SHARD_FD_MARGIN,
+                timer_slack_ns=int(round(cfg.timer_slack * 1e9)))
             proc = subprocess.Popen(child_argv("stressx.engine.shard"), stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
@@ -440,7 +441,8 @@ class Coordinator:
         busiest, busy = None, False
         for s, (prev, cur) in zip(self.shards, readings):
             row, hists = interval_row(prev, cur, span_s, t_s,
-                                      self.control.schedule.mean_rate(t_s - span_s, t_s))
+                                      self.control.schedule.mean_rate(t_s - span_s, t_s),
+                                      self._slack_ms())
             # CPU from the snapshots themselves: each holds the shard's CPU at its instant
             row["cpu_pct"] = None if cur is prev else shard_cpu_pct(
                 prev["cpu_ns"] or cur["cpu_start_ns"], cur["cpu_ns"],
@@ -463,7 +465,7 @@ class Coordinator:
                     merged_hist[name] += h
                 else:
                     merged_hist[name] = h.copy()
-        merged = finish_row(merged_counts, merged_hist, span_s)
+        merged = finish_row(merged_counts, merged_hist, span_s, self._slack_ms())
         merged["cpu_pct"], merged["cpu_busy"] = busiest, busy   # the busiest shard's; any busy
         self._cut_k, self._cut_ns = k, to_ns
         if merged["saturated"]:
@@ -484,6 +486,9 @@ class Coordinator:
         for c in self.companions:   # with the interval's histogram: exact window percentiles
             self._abort(c.on_interval(t_s, dict(merged, latency_histogram=merged_hist["latency"],
                                                 all_latency_histogram=merged_hist["all_latency"])))
+
+    def _slack_ms(self) -> float:
+        return self.config.timer_slack * 1000 if self.config.open_model else 0.0
 
     def _scenario_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
         """Per-scenario counts and latency of the interval, merged over shards, from the
@@ -635,7 +640,7 @@ _COUNTER_COLUMNS = ("sent", "completed", "ok", "errors", "late", "dropped", "byt
                     "due", "late_at_cap", "connect_attempts")
 
 
-def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
+def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None, slack_ms: float = 0.0):
     """One shard's interval: counter deltas and histogram deltas between two readings."""
     row = {"t_s": round(t_s, 6), "interval_s": round(span_s, 6), "rate_target": rate}
     for name in _COUNTER_COLUMNS:
@@ -656,7 +661,7 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
     row["status"] = {int(c): int(status[c]) for c in status.nonzero()[0]}
     hists = {name: cur.histogram(name) - prev.histogram(name)
              for name in ("latency", "all_latency", "send_lag")}
-    return finish_row(row, hists, span_s), hists
+    return finish_row(row, hists, span_s, slack_ms), hists
 
 
 def _add_counts(a: dict, b: dict) -> dict:
@@ -675,7 +680,7 @@ def _add_counts(a: dict, b: dict) -> dict:
     return out
 
 
-def finish_row(row: dict, hists: dict, span_s: float) -> dict:
+def finish_row(row: dict, hists: dict, span_s: float, slack_ms: float = 0.0) -> dict:
     row = dict(row)
     row["rps"] = round(row["completed"] / span_s, 3)
     row["sent_rps"] = round(row["sent"] / span_s, 3)
@@ -687,7 +692,7 @@ def finish_row(row: dict, hists: dict, span_s: float) -> dict:
     lag = hists["send_lag"]
     for key, p in zip(LAG_FIELDS, (50.0, 99.0, 100.0)):
         row[f"send_lag_ms_{key}"] = round(lag.value_at_percentile(p) / 1000, 3) if lag.total else None
-    reasons = interval_saturation(row, lag)   # the second it happens, with why
+    reasons = interval_saturation(row, lag, slack_ms)   # the second it happens, with why
     row["saturated"] = bool(reasons)
     row["saturation"] = ", ".join(reasons) if reasons else None
     return row

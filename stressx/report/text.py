@@ -58,7 +58,9 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
         lag = s["send_lag_ms"]
         if lag:
             lines.append(f"  send lag ms: p50 {lag['p50']:.3f}  p99 {lag['p99']:.3f}  "
-                         f"max {lag['max']:.3f}   late {s['late']}  dropped {s['dropped']}")
+                         f"max {lag['max']:.3f}   late {s['late']}  dropped {s['dropped']}"
+                         + (f"  (timer slack {s['timer_slack_ms']:g} ms)"
+                            if s.get("timer_slack_ms") else ""))
     if s["status"]:
         lines.append("  status: " + "  ".join(f"{code} x{n}" for code, n in s["status"].items()))
     if s["errors"]:

@@ -71,24 +71,29 @@ def count_of(v) -> int:
     return int(v or 0)
 
 
-def _late_share(h: Histogram) -> float:
-    """The share of sends later than SATURATION_LATE_MS (h: send lag, microseconds)."""
+def _late_share(h: Histogram, slack_ms: float = 0.0) -> float:
+    """The share of sends later than SATURATION_LATE_MS beyond the timer slack (h: send lag,
+    microseconds)."""
     from .hdr import LOWEST_EQUIVALENT
-    late = int(h.counts[LOWEST_EQUIVALENT > SATURATION_LATE_MS * 1000].sum())
+    late = int(h.counts[LOWEST_EQUIVALENT > (SATURATION_LATE_MS + slack_ms) * 1000].sum())
     return late / h.total if h.total else 0.0
 
 
-def lag_ms(h: Histogram) -> dict | None:
-    """Send lag percentiles, and the share of sends later than SATURATION_LATE_MS."""
+def lag_ms(h: Histogram, slack_ms: float = 0.0) -> dict | None:
+    """Send lag percentiles, and the share of sends later than SATURATION_LATE_MS (with a
+    timer slack, also beyond it: `share_over_slack_plus_10ms`, what the saturation rule reads)."""
     if h.total == 0:
         return None
-    return {"p50": round(h.value_at_percentile(50) / 1000, 3),
-            "p99": round(h.value_at_percentile(99) / 1000, 3),
-            "max": round(h.max / 1000, 3),
-            f"share_over_{SATURATION_LATE_MS:g}ms": round(_late_share(h), 6)}
+    out = {"p50": round(h.value_at_percentile(50) / 1000, 3),
+           "p99": round(h.value_at_percentile(99) / 1000, 3),
+           "max": round(h.max / 1000, 3),
+           f"share_over_{SATURATION_LATE_MS:g}ms": round(_late_share(h), 6)}
+    if slack_ms:
+        out[f"share_over_slack_plus_{SATURATION_LATE_MS:g}ms"] = round(_late_share(h, slack_ms), 6)
+    return out
 
 
-def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
+def interval_saturation(row: dict, lag: Histogram | None, slack_ms: float = 0.0) -> list[str]:
     """Why the client fell behind its schedule during one interval (open model; empty: it
     did not), in short words for the progress line and the interval rows: 'send lag' (the
     scheduler itself ran late), 'connection cap' (sends waited with every allowed connection
@@ -100,8 +105,8 @@ def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
     share = SATURATION_LATE_SHARE * due
     out = []
     if lag is not None and lag.total and (
-            lag.value_at_percentile(50) / 1000 > SATURATION_LAG_P50_MS
-            or _late_share(lag) > SATURATION_LATE_SHARE):
+            lag.value_at_percentile(50) / 1000 > SATURATION_LAG_P50_MS + slack_ms
+            or _late_share(lag, slack_ms) > SATURATION_LATE_SHARE):
         out.append("send lag")
     if row.get("dropped_connection_cap") or (row.get("late_at_cap") or 0) > max(share, 1):
         out.append("connection cap")
@@ -190,7 +195,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     sent, completed = total("sent"), total("completed")
     send_window_s = max(send_window_s, 1e-9)
     run_window_s = max(run_window_s, send_window_s)
-    send_lag = lag_ms(histograms["send_lag"]) if config.open_model else None
+    slack_ms = getattr(config, "timer_slack", 0.0) * 1000 if config.open_model else 0.0
+    send_lag = lag_ms(histograms["send_lag"], slack_ms) if config.open_model else None
     rate_target = None
     shape = shape if shape is not None else config.shape
     if config.open_model:
@@ -229,6 +235,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "latency_basis": ("intended send time (coordinated-omission corrected)" if config.open_model
                           else "actual send time (closed model: each request waits for the last)"),
         "send_lag_ms": send_lag,
+        # open model: sends due within this of the first share a wake-up (send lag up to it)
+        "timer_slack_ms": round(slack_ms, 6) if config.open_model else None,
         "late": total("late"),
         "late_at_max_connections": total("late_at_cap"),
         "dropped": total("dropped"),
@@ -348,11 +356,15 @@ def saturation_reasons(s: dict) -> list[str]:
                        f"{window:g} s send window (written, or still waiting for a connection "
                        f"when it ended; {s['sent_rps']:.1f}/s written)")
     lag = s["send_lag_ms"]
-    if lag and lag["p50"] > SATURATION_LAG_P50_MS:
-        reasons.append(f"scheduler lag p50 {lag['p50']} ms: sends typically went out behind schedule")
-    share = lag and lag[f"share_over_{SATURATION_LATE_MS:g}ms"]
+    slack = s.get("timer_slack_ms") or 0.0
+    beyond = f" beyond the {slack:g} ms timer slack" if slack else ""
+    if lag and lag["p50"] > SATURATION_LAG_P50_MS + slack:
+        reasons.append(f"scheduler lag p50 {lag['p50']} ms: sends typically went out behind "
+                       f"schedule{beyond}")
+    share = lag and (lag.get(f"share_over_slack_plus_{SATURATION_LATE_MS:g}ms") if slack
+                     else lag[f"share_over_{SATURATION_LATE_MS:g}ms"])
     if share and share > SATURATION_LATE_SHARE:
-        reasons.append(f"{share:.1%} of sends went out more than {SATURATION_LATE_MS:g} ms late")
+        reasons.append(f"{share:.1%} of sends went out more than {SATURATION_LATE_MS:g} ms late{beyond}")
     return reasons
 
 
