@@ -15,6 +15,15 @@ What it measures
      test CA made at run time with openssl, in the temp dir), `wrk -t1 -c50` against
      `stressx run --connections 50 --workers 1`, once with --insecure (wrk does not verify
      either) and once verifying against the test CA (--ca-file).
+  5. Pacing against wrk2: `wrk2 -t1 -c50 -R10000` against `stressx run --rate 10000
+     --connections 50 --max-connections 50 --workers 1`, with the default timer slack and with
+     `--timer-slack 1ms`: client CPU per request and send lag; then the curve timer slack ->
+     (CPU per request, send lag p99) at each --curve-rates rate, next to the machine's
+     wake-up floor (bench_timer.py: CPU per wake-up, wake-up lag). wrk2 is in neither Debian
+     nor PyPI: it is found on PATH or through $WRK2, else the section says how to build it
+     (benchmarks/README.md). wrk2 does not report its send lag; what it does report is its
+     latency from the intended send time (corrected) and from the actual send (-U,
+     uncorrected), and the gap between their medians is the typical wait before a send.
 
 Why CPUs are pinned
   The machine has two cores. The target (our own nginx, one worker) is pinned to CPU 0 by
@@ -60,6 +69,13 @@ HOST = "127.0.0.1"
 CLIENT_CPU = "1"
 CLOSED_CONNECTIONS = 50
 WRK2_CPU_US_10K = 17.7      # wrk2 -R10000 on this machine, measured earlier (wrk2 is not in Debian)
+PACING_RATE = 10000
+PACING_CONNECTIONS = 50
+BAR_PACING_DEFAULT_CPU_RATIO = 2.5    # default slack: CPU/request <= 2.5x wrk2's...
+BAR_PACING_DEFAULT_LAG_MS = 0.2       # ...with send lag p99 < 0.2 ms
+BAR_PACING_SLACK_CPU_RATIO = 1.0      # --timer-slack 1ms: CPU/request <= wrk2's...
+BAR_PACING_SLACK_LAG_MS = 1.2         # ...with send lag p99 <= 1.2 ms
+BAR_PACING_KERNEL_US = 20.0           # ...and latency within 20 us of the kernel's receive time
 BAR_RPS_RATIO = 0.9
 BAR_CPU_RATIO = 1.2
 BAR_RATE_ERROR_PCT = 0.5
@@ -502,6 +518,123 @@ def print_open_row(rate: int, label: str, r: dict) -> None:
           f"{fmt(r['lat_p99'], '.3f', 8)} {fmt(r['cpu'], '.2f', 7)}")
 
 
+# -- 5. pacing against wrk2 ------------------------------------------------------------------
+
+WRK2_PCT = re.compile(r"^\s*(50|90|99)\.000%\s+([\d.]+)(us|ms|s|m)\b", re.M)
+UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def find_wrk2() -> str | None:
+    """wrk2 from $WRK2, else on PATH (as wrk2); None when neither has it."""
+    env = os.environ.get("WRK2")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    return shutil.which("wrk2")
+
+
+def run_wrk2(url: str, rate: int, seconds: int) -> dict:
+    """wrk2 -t1 -c50 -R<rate> --latency -U: requests, CPU (RUSAGE_CHILDREN), and its corrected
+    and uncorrected latency percentiles (ms)."""
+    cmd = pinned([find_wrk2(), "-t1", f"-c{PACING_CONNECTIONS}", f"-d{seconds}s", f"-R{rate}",
+                  "--latency", "-U", url])
+    code, out, err, cpu_s = run_measured(cmd, seconds + SLACK_S)
+    m = WRK_REQUESTS.search(out)
+    if code != 0 or not m:
+        return {"error": f"wrk2 exit {code}: {(err or out).strip()[-300:]}"}
+    requests = int(m.group(1))
+    corrected, _, uncorrected = out.partition("Uncorrected Latency")
+    def pcts(text):
+        return {f"p{p}": float(v) * UNIT_MS[u] for p, v, u in WRK2_PCT.findall(text)}
+    c, u = pcts(corrected), pcts(uncorrected)
+    return {"requests": requests, "rps": requests / seconds, "cpu_us_per_req": cpu_s * 1e6 / requests,
+            "lat_p50": c.get("p50"), "lat_p99": c.get("p99"), "unc_p50": u.get("p50"),
+            "unc_p99": u.get("p99")}
+
+
+def pacing_args(rate: int, slack: str | None) -> list[str]:
+    args = ["--rate", str(rate), "--connections", str(PACING_CONNECTIONS),
+            "--max-connections", str(PACING_CONNECTIONS)]
+    return args + (["--timer-slack", slack] if slack is not None else [])
+
+
+def pacing_row(s: dict) -> dict:
+    lag, lat, unc = s.get("send_lag_ms") or {}, s.get("latency_ms") or {}, s.get("latency_uncorrected_ms") or {}
+    return {"rps": s.get("rps"), "cpu": s.get("client_cpu_us_per_request"),
+            "lag_p50": lag.get("p50"), "lag_p99": lag.get("p99"), "lat_p50": lat.get("p50"),
+            "lat_p99": lat.get("p99"), "unc_p50": unc.get("p50"), "unc_p99": unc.get("p99"),
+            "saturated": bool(s.get("saturated")), "error": s.get("error")}
+
+
+def wake_floor() -> str:
+    """bench_timer.py's figures for 100 us and 1 ms periods: CPU per wake-up and its lag."""
+    code, out, err, _ = run_measured([sys.executable, str(REPO / "benchmarks" / "bench_timer.py"),
+                                      "--wakes", "5000", "--periods", "100,1000"], 120)
+    return out.strip() if code == 0 else f"bench_timer failed: {err.strip()[-200:]}"
+
+
+def bench_pacing(url: str, rounds: int, seconds: int, slacks: list[str], curve_rates: list[int],
+                 tmp: Path) -> dict | None:
+    print(f"\n== 5. Pacing: wrk2 -R{PACING_RATE} -c{PACING_CONNECTIONS} against stressx --rate "
+          f"{PACING_RATE}, {PACING_CONNECTIONS} connections, one shard, {seconds} s, clients on CPU {CLIENT_CPU} ==")
+    if find_wrk2() is None:
+        print("wrk2 not found (neither $WRK2 nor wrk2 on PATH): build it from "
+              "https://github.com/giltene/wrk2 (benchmarks/README.md says how) and rerun with "
+              "WRK2=/path/to/wrk2; the stressx rows follow without it")
+    print("CPU/req: wrk2 = its process (RUSAGE_CHILDREN); stressx = the shard's own "
+          "(client_cpu_us_per_request). ms. wrk2 lag: not reported by wrk2 (see gap)")
+    print(f"{'round':>5} {'client':>14} {'rps':>8} {'us/req':>7} {'lag p50':>8} {'lag p99':>8} "
+          f"{'lat p50':>8} {'lat p99':>8} {'unc p50':>8} {'unc p99':>8} {'gap p50':>8}")
+    clients = [("wrk2", None), ("stressx", None), ("stressx 1ms", "1ms")]
+    rows: dict[str, list] = {name: [] for name, _ in clients}
+    for i in range(rounds):
+        order = clients if i % 2 == 0 else clients[::-1]
+        for name, slack in order:
+            if name == "wrk2":
+                if find_wrk2() is None:
+                    continue
+                w = run_wrk2(url, PACING_RATE, seconds)
+                row = {"error": w.get("error"), "rps": w.get("rps"), "cpu": w.get("cpu_us_per_req"),
+                       "lag_p50": None, "lag_p99": None, "lat_p50": w.get("lat_p50"),
+                       "lat_p99": w.get("lat_p99"), "unc_p50": w.get("unc_p50"),
+                       "unc_p99": w.get("unc_p99"), "saturated": False}
+            else:
+                row = pacing_row(run_stressx(url, pacing_args(PACING_RATE, slack), seconds, tmp))
+            time.sleep(1)
+            rows[name].append(row)
+            print_pacing_row(str(i + 1), name, row)
+    med = {}
+    for name, rs in rows.items():
+        if rs:
+            med[name] = {k: median([r[k] for r in rs if not isinstance(r[k], (bool, str))])
+                         for k in rs[0] if k not in ("saturated", "error")}
+            print_pacing_row("med", name, med[name])
+
+    print(f"\nCurve: --timer-slack -> (CPU us/request, send lag p99 ms), one round each, {seconds} s")
+    print(f"{'rate':>7} {'slack':>7} {'us/req':>7} {'lag p50':>8} {'lag p99':>8} {'lat p50':>8} {'unc p50':>8} {'sat':>4}")
+    curve = {}
+    for rate in curve_rates:
+        for slack in slacks:
+            r = pacing_row(run_stressx(url, pacing_args(rate, slack), seconds, tmp))
+            time.sleep(1)
+            curve[(rate, slack)] = r
+            print(f"{rate:>7} {slack:>7} {fmt(r['cpu'], '.2f', 7)} {fmt(r['lag_p50'], '.3f', 8)} "
+                  f"{fmt(r['lag_p99'], '.3f', 8)} {fmt(r['lat_p50'], '.3f', 8)} "
+                  f"{fmt(r['unc_p50'], '.3f', 8)} {'yes' if r['saturated'] else 'no':>4}"
+                  + (f"  {r['error']}" if r.get("error") else ""))
+    print("\nThe machine's wake-up floor (bench_timer.py, pinned to CPU 1):")
+    print(textwrap.indent(wake_floor(), "  "))
+    return {"med": med, "curve": curve}
+
+
+def print_pacing_row(label: str, name: str, r: dict) -> None:
+    gap = (r["lat_p50"] - r["unc_p50"]) if r.get("lat_p50") is not None and r.get("unc_p50") is not None else None
+    print(f"{label:>5} {name:>14} {fmt(r.get('rps'), '.0f', 8)} {fmt(r.get('cpu'), '.2f', 7)} "
+          f"{fmt(r.get('lag_p50'), '.3f', 8)} {fmt(r.get('lag_p99'), '.3f', 8)} "
+          f"{fmt(r.get('lat_p50'), '.3f', 8)} {fmt(r.get('lat_p99'), '.3f', 8)} "
+          f"{fmt(r.get('unc_p50'), '.3f', 8)} {fmt(r.get('unc_p99'), '.3f', 8)} {fmt(gap, '.3f', 8)}"
+          + (f"  {r['error']}" if r.get("error") else ""))
+
+
 # -- 3. recorder microbenchmark -----------------------------------------------------------
 
 MICRO_CODE = textwrap.dedent("""\
@@ -552,7 +685,7 @@ def verdict(ok) -> str:
     return "n/a " if ok is None else ("PASS" if ok else "FAIL")
 
 
-def print_summary(closed, open_, micro, https=None) -> None:
+def print_summary(closed, open_, micro, https=None, pacing=None) -> None:
     print("\n== Summary (medians over rounds; benchmarks report, they do not gate) ==")
     lines = []
     if closed is not None:
@@ -601,6 +734,30 @@ def print_summary(closed, open_, micro, https=None) -> None:
         lines.append((vc <= 1 + BAR_VERIFY_RATIO if vc is not None else None,
                       f"https: verified cpu/req / --insecure cpu/req = {fmt(vc, '.3f', 0)}  "
                       f"(bar <= {1 + BAR_VERIFY_RATIO:.2f})"))
+    if pacing is not None:
+        med = pacing["med"]
+        w, d, k = med.get("wrk2"), med.get("stressx"), med.get("stressx 1ms")
+        wcpu = w["cpu"] if w else None
+        for name, m, cpu_bar, lag_bar, lag_op in (
+                ("default", d, BAR_PACING_DEFAULT_CPU_RATIO, BAR_PACING_DEFAULT_LAG_MS, "<"),
+                ("--timer-slack 1ms", k, BAR_PACING_SLACK_CPU_RATIO, BAR_PACING_SLACK_LAG_MS, "<=")):
+            if m is None:
+                continue
+            r = ratio(m["cpu"], wcpu)
+            lines.append((r <= cpu_bar if r is not None else None,
+                          f"pacing {name}: stressx cpu/req / wrk2 cpu/req = {fmt(r, '.3f', 0)} "
+                          f"({fmt(m['cpu'], '.2f', 0)} vs {fmt(wcpu, '.2f', 0)} us)  (bar <= {cpu_bar})"))
+            lag = m["lag_p99"]
+            ok = None if lag is None else (lag < lag_bar if lag_op == "<" else lag <= lag_bar)
+            lines.append((ok, f"pacing {name}: send lag p99 = {fmt(lag, '.3f', 0)} ms  (bar {lag_op} {lag_bar} ms)"))
+        if d is not None and k is not None and d["unc_p50"] is not None and k["unc_p50"] is not None:
+            # with a slack a response's time is the kernel's receive stamp; without, the read
+            # right after the wake-up: the uncorrected medians differ by the wake-up, at most
+            diff_us = (k["unc_p50"] - d["unc_p50"]) * 1000
+            lines.append((diff_us <= BAR_PACING_KERNEL_US,
+                          f"pacing --timer-slack 1ms: uncorrected latency p50 minus the default's = "
+                          f"{diff_us:+.1f} us  (bar <= {BAR_PACING_KERNEL_US:g} us: responses read "
+                          f"up to a slack late are still timed at their arrival)"))
     for ok, text in lines:
         print(f"  {'info' if ok == 'info' else verdict(ok)}  {text}")
 
@@ -619,6 +776,12 @@ def parse_args(argv):
     p.add_argument("--skip-https", action="store_true", help="skip the HTTPS closed-model runs")
     p.add_argument("--only-https", action="store_true", help="only the HTTPS closed-model runs")
     p.add_argument("--only-micro", action="store_true", help="only the recorder microbenchmark")
+    p.add_argument("--skip-pacing", action="store_true", help="skip the pacing runs against wrk2")
+    p.add_argument("--only-pacing", action="store_true", help="only the pacing runs against wrk2")
+    p.add_argument("--slacks", default="0,50us,100us,200us,500us,1ms,2ms",
+                   help="--timer-slack values of the pacing curve (default 0,50us,100us,200us,500us,1ms,2ms)")
+    p.add_argument("--curve-rates", default="10000,50000",
+                   help="rates of the pacing curve, comma separated (default 10000,50000)")
     a = p.parse_args(argv)      # exits 2 on unknown flags or bad values
     if a.rounds < 1:
         p.error("--rounds must be at least 1")
@@ -630,6 +793,17 @@ def parse_args(argv):
         p.error(f"--rates: comma-separated integers expected, got {a.rates!r}")
     if not a.rates or any(r <= 0 for r in a.rates):
         p.error("--rates: positive integers expected")
+    try:
+        a.curve_rates = [int(x) for x in a.curve_rates.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--curve-rates: comma-separated integers expected, got {a.curve_rates!r}")
+    if not a.curve_rates or any(r <= 0 for r in a.curve_rates):
+        p.error("--curve-rates: positive integers expected")
+    a.slacks = [x.strip() for x in a.slacks.split(",") if x.strip()]
+    if not a.slacks or any(not re.fullmatch(r"\d+(\.\d+)?(us|ms|s)?", x) for x in a.slacks):
+        p.error("--slacks: comma-separated durations expected (0, 50us, 1ms)")
+    if a.only_https and a.only_pacing:
+        p.error("--only-https and --only-pacing: choose one")
     return a
 
 
@@ -638,13 +812,15 @@ def main(argv=None) -> int:
     if os.cpu_count() is None or os.cpu_count() < 2:
         log("warning: fewer than 2 CPUs; the CPU 0 / CPU 1 split cannot hold")
     ensure_stressx()
-    run_closed = not (a.skip_closed or a.only_micro or a.only_https)
-    run_open = not (a.skip_open or a.only_micro or a.only_https)
-    run_https = not (a.skip_https or a.only_micro)
-    closed = open_ = https = micro = None
+    only = a.only_micro or a.only_https or a.only_pacing
+    run_closed = not (a.skip_closed or only)
+    run_open = not (a.skip_open or only)
+    run_https = not (a.skip_https or a.only_micro or a.only_pacing)
+    run_pacing = not (a.skip_pacing or a.only_micro or a.only_https)
+    closed = open_ = https = micro = pacing = None
     print(f"stressx vs wrk on {HOST}: {a.rounds} round(s), {a.seconds} s per run, "
           f"clients on CPU {CLIENT_CPU}, nginx on CPU 0; stressx via {' '.join(stressx_cmd())}")
-    if run_closed or run_open or run_https:
+    if run_closed or run_open or run_https or run_pacing:
         ensure_tools()
         tmp = Path(tempfile.mkdtemp(prefix="stressx-bench-"))
         nginx = Nginx(tmp)
@@ -656,14 +832,16 @@ def main(argv=None) -> int:
                 open_ = bench_open(nginx.url, a.rounds, a.seconds, a.rates, tmp)
             if run_https:
                 https = bench_https(nginx, a.rounds, a.seconds, tmp)
+            if run_pacing:
+                pacing = bench_pacing(nginx.url, a.rounds, a.seconds, a.slacks, a.curve_rates, tmp)
         except Exception as exc:   # report what we have; benchmarks do not gate
             print(f"bench_http: error: {exc!r}")
         finally:
             nginx.stop()
             shutil.rmtree(tmp, ignore_errors=True)
-    if not a.only_https:
+    if not (a.only_https or a.only_pacing):
         micro = bench_micro(a.rounds)
-    print_summary(closed, open_, micro, https)
+    print_summary(closed, open_, micro, https, pacing)
     return 0
 
 

@@ -60,6 +60,7 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     options writes the same files and exits with `result.exit_code`.
 
     Load options are the CLI's: rate, connections, max_connections, duration, requests,
+    timer_slack,
     workers, timeout, method, headers, body, insecure, ca_file, progress, shape / users
     (shapes.Shape), workload, scenarios. Checks: `thresholds` (['p99<200ms', 'error_rate<1%']),
     `criteria` ('ci'), `threshold_window` ('30s') and `abort_on_fail`, `report` (['md',

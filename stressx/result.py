@@ -51,11 +51,14 @@ class Result:
                                   model): min, mean, p50, p90, p95, p99, p999, max
       all_latency_ms, all_latency_censored, failure_latency_ms, latency_uncorrected_ms,
       send_lag_ms, latency_basis  the other latency views (README: What the numbers mean)
+      timer_slack_ms              open model: the --timer-slack the sends were batched by
       saturated, saturation       whether the client failed to deliver the schedule, and why
       connect_attempts, connect_failures, connect_failures_by_kind, prewarm_connect_failures,
       connections_opened, connections_closed_stray, bytes_in, bytes_out,
       tls_resumed                 https: handshakes that resumed a session (None for http)
-      client_cpu_s, client_cpu_us_per_request
+      client_cpu_s, client_cpu_us_per_request, client_cpu_busy
+                                  the shards' CPU; per shard in `shards` (cpu_pct,
+                                  cpu_busy_from_t_s)
       url, method, model, shape, workers, workers_requested, connections, insecure, workload
       scenarios                   per scenario figures (runs with a workload; else None)
       interrupted, aborted        the signal name / the reason, when the run was cut short
@@ -132,6 +135,7 @@ class Result:
     prewarm_connect_failures: dict = _figure()
     client_cpu_s: float = _figure()
     client_cpu_us_per_request: float | None = _figure()
+    client_cpu_busy: bool = _figure()
     insecure: bool = _figure()
     interrupted: str | None = _figure()
     aborted: str | None = _figure()
@@ -140,6 +144,7 @@ class Result:
     workload: str | None = _figure()
     scenarios: dict | None = _figure()
     saturated: bool = _figure()
+    timer_slack_ms: float | None = _figure()
     saturation: dict | None = _figure()
     host: dict | None = _figure()
     burners: dict | None = _figure()

@@ -118,7 +118,7 @@ def test_results_directory(counted, tmp_path):
     assert counted.counts.requests == r.requests == 600
     res = stressx.load_results(tmp_path)
     assert res.summary == r.summary     # what the run returned is what it wrote
-    assert res.manifest["format_version"] == 4 and res.manifest["config"]["rate"] == 300
+    assert res.manifest["format_version"] == 5 and res.manifest["config"]["rate"] == 300
     assert res.manifest["host"]["cpu_count"] == os.cpu_count()
     iv = res.intervals
     assert sum(iv.column("sent").to_pylist()) == r.requests

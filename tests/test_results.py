@@ -28,7 +28,7 @@ def test_stream_cut_mid_batch_keeps_complete_batches(tmp_path):
     path.write_bytes(data[:-7])      # and its last batch is cut short
     table = read_intervals(path)
     assert table.column("sent").to_pylist() == [10, 20]
-    assert table.schema.metadata[b"stressx_format_version"] == b"4"
+    assert table.schema.metadata[b"stressx_format_version"] == b"5"
 
 
 def test_stream_written_to_the_end_reads_in_plain_pyarrow(tmp_path):
@@ -87,9 +87,9 @@ def _v1_copy(tmp_path, version=_AS_IS):
 
 def test_writer_and_schemas_say_the_current_version():
     from stressx.results.files import FORMAT_VERSION, READABLE_VERSIONS, scenario_interval_schema
-    assert FORMAT_VERSION == 4 and READABLE_VERSIONS == (1, 2, 3, 4)
+    assert FORMAT_VERSION == 5 and READABLE_VERSIONS == (1, 2, 3, 4, 5)
     for schema in (interval_schema(False), interval_schema(True), scenario_interval_schema()):
-        assert schema.metadata[b"stressx_format_version"] == b"4"
+        assert schema.metadata[b"stressx_format_version"] == b"5"
 
 
 def test_a_version_1_directory_reads_with_defaults():
@@ -107,6 +107,8 @@ def test_a_version_1_directory_reads_with_defaults():
         assert set(table.column("saturation").to_pylist()) == {None}
         assert set(table.column("due").to_pylist()) == {None}
         assert set(table.column("dropped_run_ended").to_pylist()) == {None}
+        assert set(table.column("cpu_pct").to_pylist()) == {None}     # nor the CPU of 5
+        assert set(table.column("cpu_busy").to_pylist()) == {None}
         assert table.schema.metadata[b"stressx_format_version"] == b"1"
     assert r.intervals.num_rows == 5 and sum(r.intervals.column("sent").to_pylist()) == 800
     assert r.scenario_intervals is None

@@ -14,14 +14,6 @@ cdef enum:
 cdef volatile uint64_t _burn_sink = 0  # results land here so the compiler keeps the work
 
 
-cdef inline int64_t process_cpu_now_ns() noexcept nogil:
-    # CLOCK_PROCESS_CPUTIME_ID: this process's CPU time (user + system, all threads), the same
-    # quantity /proc/PID/schedstat and psutil's cpu_times() report, to the nanosecond
-    cdef timespec ts
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-    return <int64_t>ts.tv_sec * NS_PER_S + ts.tv_nsec
-
-
 cdef inline uint64_t _spin(uint64_t x, int iters) noexcept nogil:
     # a dependency chain (each step needs the last), so it cannot be vectorised or skipped:
     # integer multiply + xorshift keep one core's ALU busy

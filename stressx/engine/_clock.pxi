@@ -1,7 +1,7 @@
 # Time and timer primitives. All times inside the core are integer nanoseconds of
 # CLOCK_MONOTONIC, which Linux shares between processes, so the coordinator (time.monotonic_ns)
 # and every shard agree on one start instant.
-from posix.time cimport clock_gettime, timespec, itimerspec, CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, itimerspec, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID
 from posix.unistd cimport read as c_read, close as c_close
 
 # timerfd_* and prctl: declared in _core.pxd
@@ -14,6 +14,14 @@ cdef enum:
 cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * NS_PER_S + ts.tv_nsec
+
+
+cdef inline int64_t process_cpu_now_ns() noexcept nogil:
+    # CLOCK_PROCESS_CPUTIME_ID: this process's CPU time (user + system, all threads), the same
+    # quantity /proc/PID/schedstat and psutil's cpu_times() report, to the nanosecond
+    cdef timespec ts
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return <int64_t>ts.tv_sec * NS_PER_S + ts.tv_nsec
 
 

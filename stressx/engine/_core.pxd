@@ -69,6 +69,62 @@ cdef extern from *:
     int64_t sx_double_bits(double d) nogil
     double sx_bits_double(int64_t b) nogil
 
+# _batched.pxi: reading a socket with its kernel receive timestamp (SO_TIMESTAMPNS), and the
+# offset that turns that CLOCK_REALTIME stamp into CLOCK_MONOTONIC
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <string.h>
+    #include <time.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    /* recv without blocking; *stamp_ns: the kernel's receive time of the last byte read
+       (CLOCK_REALTIME ns; 0 if the kernel gave none). Returns bytes read, 0 at EOF, -errno. */
+    static inline Py_ssize_t sx_recv_stamped(int fd, char *buf, size_t len, int64_t *stamp_ns) {
+        struct iovec iov;
+        char ctrl[CMSG_SPACE(sizeof(struct timespec)) * 2];
+        struct msghdr msg;
+        struct cmsghdr *c;
+        struct timespec ts;
+        ssize_t n;
+        iov.iov_base = buf; iov.iov_len = len;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_iov = &iov; msg.msg_iovlen = 1;
+        msg.msg_control = ctrl; msg.msg_controllen = sizeof ctrl;
+        *stamp_ns = 0;
+        do { n = recvmsg(fd, &msg, MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
+        if (n < 0) return -errno;
+        for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                *stamp_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+            }
+        }
+        return n;
+    }
+    static inline int sx_enable_rx_stamps(int fd) {
+        int one = 1;
+        return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    }
+    /* CLOCK_REALTIME - CLOCK_MONOTONIC now, ns: read between two monotonic readings */
+    static inline int64_t sx_realtime_offset(void) {
+        struct timespec a, r, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        clock_gettime(CLOCK_REALTIME, &r);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        int64_t mono = ((int64_t)a.tv_sec * 1000000000LL + a.tv_nsec
+                        + (int64_t)b.tv_sec * 1000000000LL + b.tv_nsec) / 2;
+        return (int64_t)r.tv_sec * 1000000000LL + r.tv_nsec - mono;
+    }
+    """
+    Py_ssize_t sx_recv_stamped(int fd, char *buf, size_t len, int64_t *stamp_ns) nogil
+    int sx_enable_rx_stamps(int fd) nogil
+    int64_t sx_realtime_offset() nogil
+    int SX_EAGAIN "EAGAIN"
+    int SX_EWOULDBLOCK "EWOULDBLOCK"
+    int SX_ECONNRESET "ECONNRESET"
+    int SX_EPIPE "EPIPE"
+
 # _burn.pxi: declared here, not cimported: Cython's posix/time.pxd names pid_t without
 # cimporting it, which turns the argument into a Python object
 cdef extern from "<time.h>" nogil:
@@ -158,6 +214,9 @@ cdef class Conn:
     cdef object connect_task             # the asyncio task connecting it (None once connected)
     cdef object first_chunk              # the response's first chunk: read only if the server closes
     cdef TlsConn tls                     # https: its TLS state (_tls.pxi); None for http
+    cdef int fd                          # its socket, when the engine reads it itself (else -1)
+    cdef int64_t arrival_ns              # the kernel's receive time of the bytes being handed in
+                                         # (CLOCK_MONOTONIC; 0: now, as the loop delivered them)
 
     cdef void received(self, object data) noexcept
     cdef int feed_head(self, object data) except -2
@@ -261,6 +320,12 @@ cdef class Engine:
     cdef int64_t pending_head            # index of the oldest
     cdef int64_t pending_len             # how many wait
     cdef readonly bint stopped           # a stop request ended the run (interrupt, abort)
+    # open model with a timer slack (_batched.pxi)
+    cdef readonly int64_t timer_slack_ns # sends due within this of the first are taken on one
+                                         # wake-up (0: a wake-up per due send)
+    cdef bint batched                    # the engine reads its connections itself on its
+                                         # wake-ups (their transports paused), while running
+    cdef char *rbuf                      # its receive buffer (RBUF_SIZE bytes)
 
     # the request mix
     cdef void set_scenarios(self, list scenarios, int shard_index) except *

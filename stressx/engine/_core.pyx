@@ -15,6 +15,7 @@ functions it calls from outside, so every file can use every class:
 - ``_engine.pxi``    one shard's load engine: lifecycle, scheduler ticks, timeouts, ending
 - ``_pool.pxi``      ... its connection pool
 - ``_open.pxi``      ... its open model (the schedule, the queue of waiting sends)
+- ``_batched.pxi``   ... with a timer slack: responses read on the send wake-ups, kernel-timed
 - ``_closed.pxi``    ... its closed model
 - ``_burn.pxi``      the host-load burners' inner loops
 
@@ -39,5 +40,6 @@ include "_tls.pxi"
 include "_engine.pxi"
 include "_pool.pxi"
 include "_open.pxi"
+include "_batched.pxi"
 include "_closed.pxi"
 include "_burn.pxi"

@@ -47,6 +47,7 @@ cdef class Engine:
 
     def __dealloc__(self):
         free(self.pending)
+        free(self.rbuf)
         free(self.request_lens)
         free(self.cum_weights)
         free(self.expect)
@@ -57,7 +58,7 @@ cdef class Engine:
                  server_hostname=None, double rate=0.0, int shard_index=0, int shard_count=1,
                  int64_t budget=-1, int64_t duration_ns=-1, int64_t timeout_ns=10_000_000_000,
                  int64_t grace_ns=NS_PER_S, int connections=10, int max_connections=1024,
-                 segments=None, users_segments=None):
+                 segments=None, users_segments=None, int64_t timer_slack_ns=0):
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"shard_index {shard_index} out of range for {shard_count} shards")
         self.mem = memory
@@ -92,6 +93,14 @@ cdef class Engine:
         self.grace_ns = min(grace_ns, timeout_ns)
         self.connections = connections
         self.max_connections = max(max_connections, connections)
+        if timer_slack_ns < 0:
+            raise ValueError(f"timer_slack_ns must be >= 0, got {timer_slack_ns}")
+        self.timer_slack_ns = timer_slack_ns if self.open_model else 0
+        self.batched = self.timer_slack_ns > 0
+        if self.batched:
+            self.rbuf = <char *>malloc(RBUF_SIZE)
+            if self.rbuf == NULL:
+                raise MemoryError()
         self.idle = []
         self.conns = set()
         self.timer = Timer()
@@ -198,6 +207,7 @@ cdef class Engine:
                 return
             self.phase = P_RUNNING
             self.slots[S_STATE] = ST_RUNNING
+            self.slots[S_CPU_START_NS] = process_cpu_now_ns()
             if self.users is not None:
                 self.connections = users_now(self, now)
                 self.slots[S_USERS] = self.connections
@@ -235,6 +245,9 @@ cdef class Engine:
         cdef Conn conn
         cdef int target
         self.slots[S_HEARTBEAT_NS] = now
+        if self.batched and self.phase == P_RUNNING:
+            read_all(self, True)     # responses between sparse wake-ups; servers' closes
+            now = now_ns()
         if self.users is not None and self.phase == P_RUNNING:
             target = users_now(self, now)
             if target != self.connections:
@@ -401,6 +414,7 @@ cdef class Engine:
                 self.drop(D_RUN_ENDED, due - self.next_i)
                 self.next_i = due
             self.slots[S_DUE] = self.next_i
+        end_batching(self)           # the drain is the loop's: it reads every connection
         self.phase = P_DRAINING
         self.slots[S_STATE] = ST_DRAINING
         self.slots[S_END_NS] = end_ns

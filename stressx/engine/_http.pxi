@@ -61,6 +61,7 @@ cdef class Conn:
     def __cinit__(self, Engine engine):
         self.engine = engine
         self.state = C_CONNECTING
+        self.fd = -1
 
     def __call__(self):
         """Act as its own protocol factory for loop.create_connection."""
@@ -84,8 +85,10 @@ cdef class Conn:
             self.received(data)
 
     cdef void received(self, object data) noexcept:
-        """Response bytes (plaintext) arrived."""
+        """Response bytes (plaintext) arrived: now, or at arrival_ns when the engine read them
+        on a later wake-up (the kernel's receive time: what their latency ends on)."""
         cdef int64_t now = now_ns()
+        cdef int64_t at = self.arrival_ns if self.arrival_ns > 0 else now
         cdef Engine engine = self.engine
         cdef Py_ssize_t n = len(data)
         cdef int kind = -1
@@ -118,13 +121,13 @@ cdef class Conn:
         if kind >= 0:
             self.complete = False
             if self.has_request:
-                engine.finish(self, now, kind)
+                engine.finish(self, at, kind)
             self.abort()
             return
         if self.complete:
             self.complete = False
             if self.has_request:   # else the late answer of a request settled as a timeout
-                engine.finish(self, now, -1)
+                engine.finish(self, at, -1)
             if self.bodiless:
                 # the parser still waits for the body the headers announced: start afresh
                 self.parser = HttpResponseParser(self)

@@ -8,7 +8,7 @@
 # MAGIC and HDR_HIGHEST, 64-bit constants: declared in _core.pxd
 
 cdef enum:
-    LAYOUT_VERSION = 8
+    LAYOUT_VERSION = 9
 
     # header, written once
     S_MAGIC = 0
@@ -58,6 +58,9 @@ cdef enum:
     S_CONNECT_ATTEMPTS = 712   # connects begun, pre-warm included
     S_QUEUED = 713         # open model, gauge: due sends waiting for a connection now
     S_LAST_DONE_NS = 714   # when the last request completed (ok or error)
+    S_CPU_NS = 715         # the shard process's CPU time (user + system, kernel accounting):
+                           # set as each snapshot is taken, so an image holds it at its instant
+    S_CPU_START_NS = 716   # ...and at the start instant (when the engine began running)
     S_CONNECT_FAIL_KINDS = 720   # N_ERROR_KINDS slots: failed connects by E_* kind...
     S_PREWARM_FAIL_KINDS = 736   # ...and those of them made before the start (no request)
     # snapshots (_snapshot.pxi); in a snapshot image the INDEX/TAKEN/FINAL slots describe it
@@ -143,7 +146,7 @@ SLOTS = dict(
     rate_change_at_ns=S_RATE_CHANGE_AT_NS, n_scenarios=S_N_SCENARIOS,
     late_at_cap=S_LATE_AT_CAP, stray_closes=S_STRAY_CLOSES, tls_resumed=S_TLS_RESUMED,
     drop_reasons=S_DROP_REASONS, connect_attempts=S_CONNECT_ATTEMPTS, queued=S_QUEUED,
-    last_done_ns=S_LAST_DONE_NS, connect_fail_kinds=S_CONNECT_FAIL_KINDS,
+    last_done_ns=S_LAST_DONE_NS, cpu_ns=S_CPU_NS, cpu_start_ns=S_CPU_START_NS, connect_fail_kinds=S_CONNECT_FAIL_KINDS,
     prewarm_fail_kinds=S_PREWARM_FAIL_KINDS,
     snap_seq=S_SNAP_SEQ, snap_index=S_SNAP_INDEX, snap_taken_ns=S_SNAP_TAKEN_NS,
     snap_final=S_SNAP_FINAL, snap_next=S_SNAP_NEXT,

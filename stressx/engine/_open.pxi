@@ -40,7 +40,10 @@ cdef void tick(Engine self, int64_t now) noexcept:
     cdef int64_t due = INT64_MAX
     cdef bint more = True
     cdef bint paused = False
-    if now >= self.stop_at_ns:
+    if self.batched:
+        read_all(self, False)   # the responses since the last wake-up free their connections
+        now = now_ns()
+    if now >= self.stop_at_ns and not self.batched:
         self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
         return
     while True:
@@ -54,10 +57,14 @@ cdef void tick(Engine self, int64_t now) noexcept:
             paused = True
             break
         due += self.start_ns
-        if due > now:
+        if due > now or due >= self.stop_at_ns:
             break
         dispatch(self, due, now)
         self.next_i += 1
+    if now >= self.stop_at_ns:
+        # with a slack, the sends due before the end that waited for this wake-up went first
+        self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
+        return
     self.slots[S_DUE] = self.next_i
     self.slots[S_QUEUED] = self.pending_len
     if self.pending_len:
@@ -70,6 +77,10 @@ cdef void tick(Engine self, int64_t now) noexcept:
     elif paused:
         if self.stop_at_ns != INT64_MAX:
             self.timer.arm_at(self.stop_at_ns)
+    elif self.batched:
+        # sleep until the next send is a slack overdue: every send due by then goes on that
+        # one wake-up (never before its time); the end of the duration still ends it
+        self.timer.arm_at(min(due + self.timer_slack_ns, self.stop_at_ns))
     elif due - now < POLL_BELOW_NS:
         self.loop.call_soon(self.on_poll)
     else:

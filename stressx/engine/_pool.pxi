@@ -24,6 +24,7 @@ cdef void on_connected(Engine self, Conn conn) noexcept:
     self.connecting -= 1
     self.slots[S_CONNECTS] += 1
     self.slots[S_CONN_OPEN] += 1
+    batch_connected(self, conn)
     if conn.has_request:
         self.waiting_connect -= 1
         if self.phase == P_DRAINING:

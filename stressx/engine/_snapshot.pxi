@@ -51,6 +51,7 @@ cdef void snapshot_publish(int64_t *s, int64_t k, int64_t taken_ns, bint final) 
     cdef int64_t q = seq[0]                  # this thread is its only writer
     cdef int64_t *img = s + live * (1 + b)
     cdef int64_t i, base
+    s[S_CPU_NS] = process_cpu_now_ns()       # this shard's own slot: the CPU at the instant
     sx_store_relaxed(seq, q + 1)             # odd: being written...
     sx_fence_release()                       # ...before any store into the image
     sx_copy(img, s, S_HISTOGRAMS)            # counters, gauges, error kinds, status codes

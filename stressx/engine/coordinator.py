@@ -25,7 +25,8 @@ from ..errors import EXIT_ABORTED, EXIT_OK, SIGNAL_EXIT, ConfigError, StartupErr
 from ..load.config import RunConfig, build_request, split
 from ..results.files import LAG_FIELDS, ResultsWriter
 from ..results.hdr import Histogram
-from ..results.summary import build_summary, interval_saturation, scenario_histograms
+from ..results.summary import (CPU_BUSY_PCT, CPU_BUSY_S, CpuBusyWatch, build_summary,
+                               interval_saturation, scenario_histograms, shard_cpu_pct)
 from ..system import raise_fd_limit
 from . import _core
 from .control import RunControl
@@ -171,6 +172,7 @@ class Shard:
     pending: dict = field(default_factory=dict)   # index -> snapshot Reading, not cut yet
     final: Reading | None = None   # its final snapshot, once it has finished
     lost: str | None = None        # why it died, if it did
+    cpu: CpuBusyWatch = field(default_factory=CpuBusyWatch)   # its runs above 90% of a core
 
     def collect(self) -> None:
         """Copy the snapshots published since the last call. A shard that exited without a
@@ -224,6 +226,8 @@ def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
     p += f"  conns {row['conn_open']}"
     if row.get("saturated"):
         p += f"  SATURATED: {row['saturation']}"
+    if row.get("cpu_busy"):
+        p += f"  CLIENT CPU-BOUND ({row['cpu_pct']:.0f}% of a core)"
     return p
 
 
@@ -347,7 +351,8 @@ class Coordinator:
                 budget=split(cfg.requests, n, i) if cfg.requests is not None else -1,
                 duration_ns=int(cfg.duration * 1e9) if cfg.duration is not None else -1,
                 timeout_ns=int(cfg.timeout * 1e9), grace_ns=int(cfg.grace * 1e9),
-                connections=conns, max_connections=cap, fd_margin=SHARD_FD_MARGIN)
+                connections=conns, max_connections=cap, fd_margin=SHARD_FD_MARGIN,
+                timer_slack_ns=int(round(cfg.timer_slack * 1e9)))
             proc = subprocess.Popen(child_argv("stressx.engine.shard"), stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
@@ -436,9 +441,24 @@ class Coordinator:
         t_s = (to_ns - start_ns) / 1e9
         shard_rows, merged_counts, merged_hist = [], None, {}
         scenario_rows = self._scenario_rows(readings, t_s, span_s) if self.config.workload else []
+        busiest, busy = None, False
         for s, (prev, cur) in zip(self.shards, readings):
             row, hists = interval_row(prev, cur, span_s, t_s,
-                                      self.control.schedule.mean_rate(t_s - span_s, t_s))
+                                      self.control.schedule.mean_rate(t_s - span_s, t_s),
+                                      self._slack_ms())
+            # CPU from the snapshots themselves: each holds the shard's CPU at its instant
+            row["cpu_pct"] = None if cur is prev else shard_cpu_pct(
+                prev["cpu_ns"] or cur["cpu_start_ns"], cur["cpu_ns"],
+                prev.taken_ns or start_ns, cur.taken_ns)
+            was_busy = s.cpu.from_t_s is not None
+            row["cpu_busy"] = s.cpu.add(t_s, span_s, row["cpu_pct"])
+            if row["cpu_busy"] and not was_busy:
+                self.echo(f"stressx: warning: shard {s.index} has used over {CPU_BUSY_PCT:g}% of "
+                          f"its CPU core for {CPU_BUSY_S:g} s (since t={s.cpu.from_t_s:g}s): its "
+                          f"latencies are the client's as much as the target's; add workers")
+            if row["cpu_pct"] is not None:
+                busiest = max(busiest or 0.0, row["cpu_pct"])
+            busy = busy or row["cpu_busy"]
             s.last = cur
             s.pending = {i: r for i, r in s.pending.items() if i > k}
             shard_rows.append(dict(row, shard=s.index))
@@ -448,7 +468,8 @@ class Coordinator:
                     merged_hist[name] += h
                 else:
                     merged_hist[name] = h.copy()
-        merged = finish_row(merged_counts, merged_hist, span_s)
+        merged = finish_row(merged_counts, merged_hist, span_s, self._slack_ms())
+        merged["cpu_pct"], merged["cpu_busy"] = busiest, busy   # the busiest shard's; any busy
         self._cut_k, self._cut_ns = k, to_ns
         if merged["saturated"]:
             sat = self.saturated_intervals
@@ -468,6 +489,9 @@ class Coordinator:
         for c in self.companions:   # with the interval's histogram: exact window percentiles
             self._abort(c.on_interval(t_s, dict(merged, latency_histogram=merged_hist["latency"],
                                                 all_latency_histogram=merged_hist["all_latency"])))
+
+    def _slack_ms(self) -> float:
+        return self.config.timer_slack * 1000 if self.config.open_model else 0.0
 
     def _scenario_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
         """Per-scenario counts and latency of the interval, merged over shards, from the
@@ -525,7 +549,11 @@ class Coordinator:
         run_end_ns = max([send_end_ns] + [r["last_done_ns"] for r in readings])
         started = start_ns is not None
         shards = [{"index": s.index, "pid": s.proc.pid, "exit_code": s.proc.returncode,
-                   "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"]}
+                   "lost": s.lost, "sent": r["sent"], "ok": r["ok"], "errors": r["errors"],
+                   # from the start instant to its final snapshot, % of one core
+                   "cpu_pct": shard_cpu_pct(r["cpu_start_ns"], r["cpu_ns"], start_ns,
+                                            r.taken_ns) if started else None,
+                   "cpu_busy_from_t_s": s.cpu.from_t_s}
                   for s, r in zip(self.shards, readings)]
         if self.config.workload is not None:
             n = len(self.config.scenarios)
@@ -615,7 +643,7 @@ _COUNTER_COLUMNS = ("sent", "completed", "ok", "errors", "late", "dropped", "byt
                     "due", "late_at_cap", "connect_attempts")
 
 
-def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
+def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None, slack_ms: float = 0.0):
     """One shard's interval: counter deltas and histogram deltas between two readings."""
     row = {"t_s": round(t_s, 6), "interval_s": round(span_s, 6), "rate_target": rate}
     for name in _COUNTER_COLUMNS:
@@ -636,13 +664,14 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None):
     row["status"] = {int(c): int(status[c]) for c in status.nonzero()[0]}
     hists = {name: cur.histogram(name) - prev.histogram(name)
              for name in ("latency", "all_latency", "send_lag")}
-    return finish_row(row, hists, span_s), hists
+    return finish_row(row, hists, span_s, slack_ms), hists
 
 
 def _add_counts(a: dict, b: dict) -> dict:
     out = dict(a)
     for key, value in b.items():
-        if key in ("t_s", "interval_s", "rate_target", "shard", "saturated", "saturation") or key.startswith(("latency_ms", "all_latency_ms", "send_lag_ms", "rps", "sent_rps")):
+        if key in ("t_s", "interval_s", "rate_target", "shard", "saturated", "saturation",
+                   "cpu_pct", "cpu_busy") or key.startswith(("latency_ms", "all_latency_ms", "send_lag_ms", "rps", "sent_rps")):
             continue
         if key == "status":
             merged = dict(a["status"])
@@ -654,7 +683,7 @@ def _add_counts(a: dict, b: dict) -> dict:
     return out
 
 
-def finish_row(row: dict, hists: dict, span_s: float) -> dict:
+def finish_row(row: dict, hists: dict, span_s: float, slack_ms: float = 0.0) -> dict:
     row = dict(row)
     row["rps"] = round(row["completed"] / span_s, 3)
     row["sent_rps"] = round(row["sent"] / span_s, 3)
@@ -666,7 +695,7 @@ def finish_row(row: dict, hists: dict, span_s: float) -> dict:
     lag = hists["send_lag"]
     for key, p in zip(LAG_FIELDS, (50.0, 99.0, 100.0)):
         row[f"send_lag_ms_{key}"] = round(lag.value_at_percentile(p) / 1000, 3) if lag.total else None
-    reasons = interval_saturation(row, lag)   # the second it happens, with why
+    reasons = interval_saturation(row, lag, slack_ms)   # the second it happens, with why
     row["saturated"] = bool(reasons)
     row["saturation"] = ", ".join(reasons) if reasons else None
     return row

@@ -11,7 +11,7 @@ import base64
 import json
 from dataclasses import asdict, dataclass, fields
 
-JOB_VERSION = 1
+JOB_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class ShardJob:
     connections: int
     max_connections: int
     fd_margin: int
+    timer_slack_ns: int = 0
     version: int = JOB_VERSION
 
     def dumps(self) -> bytes:

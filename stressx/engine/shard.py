@@ -54,7 +54,7 @@ async def run_shard(job: ShardJob, mem: ShardMemory) -> None:
         shard_index=job.index, shard_count=job.count,
         budget=job.budget, duration_ns=job.duration_ns, timeout_ns=job.timeout_ns,
         grace_ns=job.grace_ns, connections=job.connections,
-        max_connections=job.max_connections,
+        max_connections=job.max_connections, timer_slack_ns=job.timer_slack_ns,
     )
     loop.add_signal_handler(signal.SIGTERM, engine.stop)
     try:

@@ -22,6 +22,10 @@ DEFAULT_DURATION_S = 10.0
 DEFAULT_CONNECTIONS = 10
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_GRACE_S = 1.0
+#: Open model: sends due within this of the first are taken on one wake-up, responses read on
+#: the same wake-ups (benchmarks/README.md: the curve it was chosen from)
+DEFAULT_TIMER_SLACK_S = 0.0
+MAX_TIMER_SLACK_S = 1.0
 MAX_WORKERS = 256
 _REQUEST_LINE = re.compile(r"[!-~]+ [!-~]+ HTTP/1\.1")
 
@@ -86,6 +90,7 @@ class RunConfig:
     workers: int | None = None
     timeout: float = DEFAULT_TIMEOUT_S
     grace: float = DEFAULT_GRACE_S       # drain grace after an interrupt
+    timer_slack: float = DEFAULT_TIMER_SLACK_S   # open model: s a send may wait to share a wake-up
     method: str = "GET"
     headers: list = field(default_factory=list)
     body: bytes = b""
@@ -130,7 +135,8 @@ class RunConfig:
 def resolve(url, *, rate=None, connections=None, max_connections=None, duration=None,
             requests=None, workers=None, timeout=DEFAULT_TIMEOUT_S, grace=DEFAULT_GRACE_S,
             method="GET", headers=(), body=b"", insecure=False, ca_file=None,
-            progress=True, shape=None, users=None, workload=None, scenarios=None) -> RunConfig:
+            progress=True, shape=None, users=None, workload=None, scenarios=None,
+            timer_slack=None) -> RunConfig:
     """Validate options and fill in defaults; raises ConfigError on the first bad one.
     `shape` (a shapes.Shape of the rate) makes an open-model run follow it; `users` (a Shape
     of the number of connections) does the same for a closed-model run. `workload` (a path or
@@ -172,6 +178,7 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
     workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
     timeout = parse_duration(timeout, "--timeout")
     grace = float(grace)
+    timer_slack = parse_timer_slack(timer_slack, timeout)
     method = check_method(method)
     if isinstance(headers, (str, dict)):
         headers = [headers] if isinstance(headers, str) else list(headers.items())
@@ -197,10 +204,31 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         _check_framing(mix[0], parsed_headers, "--header")
     return RunConfig(url=target.url, rate=rate, connections=connections,
                      max_connections=max_connections, duration=duration, requests=requests,
-                     workers=workers, timeout=timeout, grace=grace, method=method,
+                     workers=workers, timeout=timeout, grace=grace, timer_slack=timer_slack,
+                     method=method,
                      headers=parsed_headers, body=bytes(body), insecure=bool(insecure),
                      ca_file=ca_file, progress=progress, target=target, shape=shape,
                      users_shape=users, scenarios=mix, workload=source)
+
+
+def parse_timer_slack(value, timeout: float, option: str = "--timer-slack") -> float:
+    """Seconds of timer slack: 0 (or 'off') for none, else a duration ('1ms', '200us') up to
+    MAX_TIMER_SLACK_S and under the request timeout. None: the default."""
+    if value is None:
+        return DEFAULT_TIMER_SLACK_S
+    if isinstance(value, bool):
+        raise ConfigError(option, f"expected a duration like 1ms or 200us, or 0, got {value!r}")
+    text = str(value).strip().lower()
+    if text in ("off", "none") or re.fullmatch(r"0+(\.0*)?(ms|us|s)?", text):
+        return 0.0
+    try:
+        slack = parse_duration(value, option)
+    except ConfigError:
+        raise ConfigError(option, f"expected a duration like 1ms or 200us, or 0, got {str(value)!r}") from None
+    if slack > MAX_TIMER_SLACK_S or slack >= timeout:
+        raise ConfigError(option, f"must be at most {MAX_TIMER_SLACK_S:g}s and under --timeout "
+                                  f"({timeout:g}s), got {str(value)!r}")
+    return slack
 
 
 def _merged_headers(run_headers, sc) -> list:

@@ -20,7 +20,7 @@ from .profiles import profile_settings
 
 # settings a run takes (flag spelling: --max-connections for max_connections)
 RUN_KEYS = ("target", "rate", "connections", "max_connections", "duration", "requests", "workers",
-            "timeout", "method", "headers", "body", "body_file", "insecure", "ca_file", "workload",
+            "timeout", "timer_slack", "method", "headers", "body", "body_file", "insecure", "ca_file", "workload",
             "scenario", "model")
 PATTERN_PARAMS = sorted({name for _, spec in shapes.PATTERNS.values() for name, *_ in spec})
 FILE_KEYS = set(RUN_KEYS) | {"profile", "pattern", "tests", "scenarios", "thresholds", "criteria",
@@ -203,7 +203,8 @@ def _resolve_one(s: dict, origins: dict, shape, progress: bool) -> RunConfig:
             max_connections=s.get("max_connections"),
             duration=s.get("duration") if shape is None else None,   # a shape has its own
             requests=s.get("requests"), workers=s.get("workers"),
-            timeout=s.get("timeout", "10s"), method=s.get("method", "GET"), headers=headers,
+            timeout=s.get("timeout", "10s"), timer_slack=s.get("timer_slack"),
+            method=s.get("method", "GET"), headers=headers,
             body=body or b"", insecure=bool(s.get("insecure", False)), ca_file=s.get("ca_file"),
             progress=progress, workload=s.get("workload"), scenarios=scenario or None,
             shape=shape if model == "open" else None, users=shape if model == "closed" else None)

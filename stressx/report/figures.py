@@ -71,6 +71,11 @@ def alerts(s: dict) -> list[str]:
         reasons = (s.get("saturation") or {}).get("reasons") or []
         out.append("SATURATED: the client did not keep the requested schedule"
                    + (": " + "; ".join(reasons) if reasons else ""))
+    busy = [sh for sh in s.get("shards") or [] if sh.get("cpu_busy_from_t_s") is not None]
+    if busy:
+        out.append("CLIENT CPU-BOUND: " + "; ".join(
+            f"shard {sh['index']} above 90% of its core for 5 s from t={sh['cpu_busy_from_t_s']:g}s"
+            for sh in busy) + ": its latencies are the client's as much as the target's")
     if s.get("insecure"):
         out.append("INSECURE: TLS certificate verification was off (--insecure)")
     if s.get("dropped"):
@@ -189,6 +194,22 @@ def censoring_note(s: dict) -> str | None:
     """The censoring sentence ('20% timed out at 1 s: percentiles above p80 are ≥ 1 s
     (censored)'), None when no percentile is censored."""
     return (s.get("all_latency_censored") or {}).get("text")
+
+
+def client_line(s: dict) -> str | None:
+    """What the client cost: CPU per request and each shard's CPU utilisation (None for a
+    summary from before they were recorded, or a run that sent nothing)."""
+    per_request = s.get("client_cpu_us_per_request")
+    shards = [sh for sh in s.get("shards") or [] if sh.get("cpu_pct") is not None]
+    if per_request is None and not shards:
+        return None
+    parts = []
+    if per_request is not None:
+        parts.append(f"{per_request:.1f} µs CPU per request")
+    if shards:
+        parts.append("shard CPU " + ", ".join(f"#{sh['index']} {sh['cpu_pct']:.0f}%"
+                                              for sh in shards) + " of a core")
+    return "Client: " + "; ".join(parts)
 
 
 def host_line(s: dict) -> str | None:

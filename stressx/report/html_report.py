@@ -163,6 +163,12 @@ def _throughput_table(s: dict) -> str:
         rows.append(["send lag p99 ms", F.ms(lag.get("p99"))])
     if s.get("client_cpu_us_per_request") is not None:
         rows.append(["client CPU µs/request", f"{s['client_cpu_us_per_request']:.1f}"])
+    for sh in s.get("shards") or []:
+        if sh.get("cpu_pct") is not None:
+            busy = sh.get("cpu_busy_from_t_s")
+            rows.append([f"shard {sh['index']} CPU % of a core",
+                         f"{sh['cpu_pct']:.1f}" + (f" (above 90% for 5 s from t={busy:g}s)"
+                                                   if busy is not None else "")])
     return '<h2 id="throughput">Throughput</h2>' + table(["", "value"], rows, cls="throughput")
 
 

@@ -82,6 +82,9 @@ def render(data) -> str:
         out.append("Status codes: " + ", ".join(f"`{code}` × {n}" for code, n, _ in status))
     out.append("")
 
+    client = F.client_line(s)
+    if client:
+        out += [client, ""]
     host = F.host_line(s)
     if host:
         out += [host, ""]

@@ -58,13 +58,24 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
         lag = s["send_lag_ms"]
         if lag:
             lines.append(f"  send lag ms: p50 {lag['p50']:.3f}  p99 {lag['p99']:.3f}  "
-                         f"max {lag['max']:.3f}   late {s['late']}  dropped {s['dropped']}")
+                         f"max {lag['max']:.3f}   late {s['late']}  dropped {s['dropped']}"
+                         + (f"  (timer slack {s['timer_slack_ms']:g} ms)"
+                            if s.get("timer_slack_ms") else ""))
     if s["status"]:
         lines.append("  status: " + "  ".join(f"{code} x{n}" for code, n in s["status"].items()))
     if s["errors"]:
         lines.append("  errors: " + "  ".join(f"{kind} x{n}" for kind, n in s["errors"].items())
                      + (f"  ({s['error_count'] / s['completed']:.2%} of completed)"
                         if s.get("completed") else ""))
+    from .figures import client_line
+    client = client_line(s)
+    if client:
+        lines.append("  " + client[0].lower() + client[1:])
+    busy = [sh for sh in s.get("shards") or [] if sh.get("cpu_busy_from_t_s") is not None]
+    for sh in busy:
+        lines.append(f"  CLIENT CPU-BOUND: shard {sh['index']} above 90% of its core for 5 s from "
+                     f"t={sh['cpu_busy_from_t_s']:g}s: its latencies are the client's as much as "
+                     f"the target's")
     if s["insecure"]:
         lines.append("  TLS certificate verification was OFF (--insecure)")
     lines += [f"  note: {note}" for note in s.get("notes") or ()]

@@ -36,11 +36,16 @@ Format versions (manifest.json ``format_version``, the streams' schema metadata
   ``dropped_<reason>``, ``connect_attempts``, ``connect_failures``) and the live saturation
   flag (``saturated``, ``saturation``); summary.json gained ``due``, ``dropped_reasons``,
   ``send_window_s``, ``run_window_s``, connect counts, and ``duration_s`` became the run window.
+- 5: the interval streams gained the client's CPU: ``cpu_pct`` (per shard: its CPU over the
+  interval, % of one core; merged: the busiest shard's) and ``cpu_busy`` (the shard has been
+  above 90% of its core for 5 s in a row; merged: any shard); summary.json gained
+  ``client_cpu_busy`` and, per shard, ``cpu_pct`` and ``cpu_busy_from_t_s``.
 
 Readers accept every version in READABLE_VERSIONS, upgrading older data on read (version 1:
 ``users`` is null, ``scenario_intervals`` None; before 3: the ``all_latency_ms_*`` columns are
 null, and the summary gains ``all_latency_ms`` where its files settle it, see
-_add_all_latency; before 4: the accounting columns and ``saturated`` null), and refuse a newer
+_add_all_latency; before 4: the accounting columns and ``saturated`` null; before 5: the CPU
+columns null), and refuse a newer
 or unknown version with
 FormatVersionError (the CLI: exit 2) rather than misread it. A change to what any file holds
 bumps FORMAT_VERSION.
@@ -68,8 +73,8 @@ from ..errors import ConfigError
 from .censoring import censoring
 from .hdr import H_MAX, H_MIN, Histogram
 
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 ERROR_KINDS = _core.ERROR_KINDS
 DROP_REASONS = _core.DROP_REASONS
 
@@ -101,6 +106,7 @@ def interval_schema(per_shard: bool) -> pa.Schema:
     fields += [pa.field(f"send_lag_ms_{f}", pa.float64()) for f in LAG_FIELDS]
     fields += [pa.field(f"all_latency_ms_{f}", pa.float64()) for f in _LATENCY_FIELDS]
     fields += _ACCOUNTING_FIELDS
+    fields += _CLIENT_FIELDS
     return pa.schema(fields, metadata={"stressx_format_version": str(FORMAT_VERSION)})
 
 
@@ -113,6 +119,10 @@ _ACCOUNTING_FIELDS = ([pa.field(name, pa.int64()) for name in ("due", "queued", 
                       + [pa.field("connect_attempts", pa.int64()),
                          pa.field("connect_failures", pa.int64()),
                          pa.field("saturated", pa.bool_()), pa.field("saturation", pa.string())])
+
+
+#: Interval columns added in format version 5: the client's own CPU (see the module docstring).
+_CLIENT_FIELDS = [pa.field("cpu_pct", pa.float64()), pa.field("cpu_busy", pa.bool_())]
 
 
 def scenario_interval_schema() -> pa.Schema:

@@ -71,24 +71,29 @@ def count_of(v) -> int:
     return int(v or 0)
 
 
-def _late_share(h: Histogram) -> float:
-    """The share of sends later than SATURATION_LATE_MS (h: send lag, microseconds)."""
+def _late_share(h: Histogram, slack_ms: float = 0.0) -> float:
+    """The share of sends later than SATURATION_LATE_MS beyond the timer slack (h: send lag,
+    microseconds)."""
     from .hdr import LOWEST_EQUIVALENT
-    late = int(h.counts[LOWEST_EQUIVALENT > SATURATION_LATE_MS * 1000].sum())
+    late = int(h.counts[LOWEST_EQUIVALENT > (SATURATION_LATE_MS + slack_ms) * 1000].sum())
     return late / h.total if h.total else 0.0
 
 
-def lag_ms(h: Histogram) -> dict | None:
-    """Send lag percentiles, and the share of sends later than SATURATION_LATE_MS."""
+def lag_ms(h: Histogram, slack_ms: float = 0.0) -> dict | None:
+    """Send lag percentiles, and the share of sends later than SATURATION_LATE_MS (with a
+    timer slack, also beyond it: `share_over_slack_plus_10ms`, what the saturation rule reads)."""
     if h.total == 0:
         return None
-    return {"p50": round(h.value_at_percentile(50) / 1000, 3),
-            "p99": round(h.value_at_percentile(99) / 1000, 3),
-            "max": round(h.max / 1000, 3),
-            f"share_over_{SATURATION_LATE_MS:g}ms": round(_late_share(h), 6)}
+    out = {"p50": round(h.value_at_percentile(50) / 1000, 3),
+           "p99": round(h.value_at_percentile(99) / 1000, 3),
+           "max": round(h.max / 1000, 3),
+           f"share_over_{SATURATION_LATE_MS:g}ms": round(_late_share(h), 6)}
+    if slack_ms:
+        out[f"share_over_slack_plus_{SATURATION_LATE_MS:g}ms"] = round(_late_share(h, slack_ms), 6)
+    return out
 
 
-def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
+def interval_saturation(row: dict, lag: Histogram | None, slack_ms: float = 0.0) -> list[str]:
     """Why the client fell behind its schedule during one interval (open model; empty: it
     did not), in short words for the progress line and the interval rows: 'send lag' (the
     scheduler itself ran late), 'connection cap' (sends waited with every allowed connection
@@ -100,8 +105,8 @@ def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
     share = SATURATION_LATE_SHARE * due
     out = []
     if lag is not None and lag.total and (
-            lag.value_at_percentile(50) / 1000 > SATURATION_LAG_P50_MS
-            or _late_share(lag) > SATURATION_LATE_SHARE):
+            lag.value_at_percentile(50) / 1000 > SATURATION_LAG_P50_MS + slack_ms
+            or _late_share(lag, slack_ms) > SATURATION_LATE_SHARE):
         out.append("send lag")
     if row.get("dropped_connection_cap") or (row.get("late_at_cap") or 0) > max(share, 1):
         out.append("connection cap")
@@ -111,6 +116,44 @@ def interval_saturation(row: dict, lag: Histogram | None) -> list[str]:
     if row.get("errors_fd_limit"):
         out.append("fd limit")
     return out
+
+
+#: A shard above CPU_BUSY_PCT of its core for CPU_BUSY_S in a row (Locust's rule) is busy:
+#: its latencies are then the client's as much as the target's.
+CPU_BUSY_PCT = 90.0
+CPU_BUSY_S = 5.0
+
+
+def shard_cpu_pct(cpu_from_ns: int, cpu_to_ns: int, from_ns: int, to_ns: int) -> float | None:
+    """A shard's CPU utilisation between two instants, in % of one core (100 = one core all
+    the time): its process CPU time (kernel accounting) over the wall time. None without a
+    window or a CPU reading."""
+    if to_ns <= from_ns or cpu_to_ns <= 0 or cpu_from_ns <= 0:
+        return None
+    return round(max(cpu_to_ns - cpu_from_ns, 0) * 100.0 / (to_ns - from_ns), 2)
+
+
+class CpuBusyWatch:
+    """One shard's run of consecutive intervals above CPU_BUSY_PCT: add() each interval row's
+    utilisation in time order; it says whether the row ends a run of CPU_BUSY_S or more (the
+    row's `cpu_busy` flag). `from_t_s`: where the first such run began (None: never busy)."""
+
+    def __init__(self) -> None:
+        self.run_s = 0.0
+        self.run_from_t_s: float | None = None
+        self.from_t_s: float | None = None
+
+    def add(self, t_s: float, span_s: float, pct: float | None) -> bool:
+        if pct is None or pct <= CPU_BUSY_PCT:
+            self.run_s, self.run_from_t_s = 0.0, None
+            return False
+        if self.run_from_t_s is None:
+            self.run_from_t_s = t_s - span_s
+        self.run_s += span_s
+        busy = self.run_s >= CPU_BUSY_S - 1e-3    # rows are rounded to the microsecond
+        if busy and self.from_t_s is None:
+            self.from_t_s = round(self.run_from_t_s, 3)
+        return busy
 
 
 def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
@@ -152,7 +195,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     sent, completed = total("sent"), total("completed")
     send_window_s = max(send_window_s, 1e-9)
     run_window_s = max(run_window_s, send_window_s)
-    send_lag = lag_ms(histograms["send_lag"]) if config.open_model else None
+    slack_ms = getattr(config, "timer_slack", 0.0) * 1000 if config.open_model else 0.0
+    send_lag = lag_ms(histograms["send_lag"], slack_ms) if config.open_model else None
     rate_target = None
     shape = shape if shape is not None else config.shape
     if config.open_model:
@@ -191,6 +235,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "latency_basis": ("intended send time (coordinated-omission corrected)" if config.open_model
                           else "actual send time (closed model: each request waits for the last)"),
         "send_lag_ms": send_lag,
+        # open model: sends due within this of the first share a wake-up (send lag up to it)
+        "timer_slack_ms": round(slack_ms, 6) if config.open_model else None,
         "late": total("late"),
         "late_at_max_connections": total("late_at_cap"),
         "dropped": total("dropped"),
@@ -210,6 +256,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
         "client_cpu_s": round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e9, 6),
         "client_cpu_us_per_request": (round((total("cpu_user_ns") + total("cpu_sys_ns")) / 1e3 / sent, 3)
                                       if sent else None),
+        # a shard above CPU_BUSY_PCT of its core for CPU_BUSY_S in a row (see shards[i])
+        "client_cpu_busy": any(sh.get("cpu_busy_from_t_s") is not None for sh in shards),
         "insecure": bool(config.insecure),
         "interrupted": interrupted,
         "aborted": aborted,
@@ -308,11 +356,15 @@ def saturation_reasons(s: dict) -> list[str]:
                        f"{window:g} s send window (written, or still waiting for a connection "
                        f"when it ended; {s['sent_rps']:.1f}/s written)")
     lag = s["send_lag_ms"]
-    if lag and lag["p50"] > SATURATION_LAG_P50_MS:
-        reasons.append(f"scheduler lag p50 {lag['p50']} ms: sends typically went out behind schedule")
-    share = lag and lag[f"share_over_{SATURATION_LATE_MS:g}ms"]
+    slack = s.get("timer_slack_ms") or 0.0
+    beyond = f" beyond the {slack:g} ms timer slack" if slack else ""
+    if lag and lag["p50"] > SATURATION_LAG_P50_MS + slack:
+        reasons.append(f"scheduler lag p50 {lag['p50']} ms: sends typically went out behind "
+                       f"schedule{beyond}")
+    share = lag and (lag.get(f"share_over_slack_plus_{SATURATION_LATE_MS:g}ms") if slack
+                     else lag[f"share_over_{SATURATION_LATE_MS:g}ms"])
     if share and share > SATURATION_LATE_SHARE:
-        reasons.append(f"{share:.1%} of sends went out more than {SATURATION_LATE_MS:g} ms late")
+        reasons.append(f"{share:.1%} of sends went out more than {SATURATION_LATE_MS:g} ms late{beyond}")
     return reasons
 
 
