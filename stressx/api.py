@@ -55,7 +55,7 @@ def _checks(thresholds, criteria, threshold_window, abort_on_fail, report, basel
 def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), burn=(),
         safety=(), thresholds=(), criteria: str | None = None, threshold_window=None,
         abort_on_fail: bool = False, report=None, baseline=None, regression_threshold=None,
-        **options) -> Result:
+        dashboard: bool | None = None, **options) -> Result:
     """Run one load test, judge it, and return its Result: `stressx run URL` with the same
     options writes the same files and exits with `result.exit_code`.
 
@@ -69,7 +69,9 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     ('cpu=50%', 'mem>90%:stop'); every run samples host metrics. `companions` adds coordinator
     companions (they get a RunControl as `companion.control`); two of one name are refused.
     `out` None: the files go to a temporary directory, removed (the Result keeps the summary
-    and the interval table); reports need an `out`.
+    and the interval table); reports need an `out`. With `progress=True` the run draws the
+    live terminal dashboard when stdout is a terminal (`dashboard=False`: one progress line a
+    second through `echo` instead, as `--no-dashboard`).
 
     Raises ConfigError (a ValueError) for a bad option, before anything is sent."""
     options.setdefault("progress", False)
@@ -83,7 +85,8 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     host.companions()                     # a bad spec or limit: nothing started
     with _results_dir(out) as out_dir:
         return _pipeline.run_one(cfg, out_dir, checks=checks, host=host, companions=companions,
-                                 echo=echo, temporary=out is None)
+                                 echo=echo, temporary=out is None,
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, cfg.progress))
 
 
 async def run_async(url: str, **options) -> Result:
@@ -95,7 +98,7 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
                burn=(), safety=(), thresholds=(), criteria: str | None = None,
                threshold_window=None, abort_on_fail: bool = False, report=None, baseline=None,
                regression_threshold=None, progress: bool = False,
-               **settings) -> "_pipeline.SequenceResult":
+               dashboard: bool | None = None, **settings) -> "_pipeline.SequenceResult":
     """`stressx run --config FILE`: the file's run, or its `tests:` in order (each in its own
     subdirectory of the results directory), with the file's thresholds, reports, baseline,
     burners and safety limits; keywords override the file as flags do (`rate`, `duration`,
@@ -111,6 +114,9 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
         layer[0]["out"] = str(out)
     layers.append(layer)
     merged, origins = _plan.merge(*layers)
+    in_file = merged.pop("dashboard", None)         # the file's output.dashboard
+    if dashboard is None and in_file is not None:
+        dashboard = bool(in_file)
     checks = _checks(thresholds, criteria, threshold_window, abort_on_fail, report, baseline,
                      regression_threshold)
     host = {k: v for k, v in (("burn", burn), ("safety", safety)) if v}
@@ -118,7 +124,8 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
     if plan.checks.formats and plan.out is None:
         raise ConfigError("report", "reports are files: give out= or output.dir a results directory")
     with _results_dir(plan.out) as base:
-        return _pipeline.execute(plan, base, echo=echo, temporary=plan.out is None)
+        return _pipeline.execute(plan, base, echo=echo, temporary=plan.out is None,
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, progress))
 
 
 def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10",
