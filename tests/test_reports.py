@@ -259,6 +259,35 @@ def test_html_escapes_what_the_run_recorded(run_dir):
     assert chart_specs(page)["error-breakdown"]["data"][0]["y"] == ["&lt;b&gt;odd&lt;/b&gt;"]
 
 
+def test_every_chart_spec_is_valid_plotly(tmp_path):
+    """Each embedded spec passes plotly's own figure validation (a misspelt property raises)."""
+    import plotly.graph_objects as go
+    d = with_scenarios(tmp_path)
+    page = report.REPORTERS["html"].render(judged(d, "p99<5ms"))
+    specs = chart_specs(page)
+    assert len(specs) >= 5
+    for cid, spec in specs.items():
+        go.Figure(data=spec["data"], layout=spec["layout"])
+        assert spec["config"]["displaylogo"] is False, cid
+
+
+def test_live_bundle_specs_name_the_columns_they_plot(run_dir):
+    """What a live page starts from: plotly.js and the interval charts, each trace naming its
+    row columns in `meta`, so rows appended later land in the right trace."""
+    from stressx.report.charts import MIN_CHART_INTERVAL_S, live_bundle, plotly_js
+    rows = report.load(run_dir).intervals
+    js, specs = live_bundle(rows)
+    assert js is plotly_js() and js.startswith("/**") and "Plotly" in js[:2000]
+    whole = [r for r in rows if r["interval_s"] >= MIN_CHART_INTERVAL_S]
+    assert set(specs) == {"latency-over-time", "throughput-over-time"}
+    for spec in specs.values():
+        for trace in spec["data"]:
+            assert trace["x"] == [r[trace["meta"]["x"]] for r in whole]
+            assert trace["y"] == [r[trace["meta"]["y"]] for r in whole], trace["name"]
+    empty = live_bundle()[1]                     # before the first row: empty traces
+    assert all(t["x"] == [] for spec in empty.values() for t in spec["data"])
+
+
 class Chromium:
     """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4): loads a
     page, records console messages, log entries and every request, and evaluates script in
