@@ -10,7 +10,7 @@ drawing the dashboard shares its core with the shard: the worst case for the sha
 
 Per run it reads the summary: the shard's CPU per request (`client_cpu_us_per_request`, the
 figure the dashboard must not move), sent_rps, send lag p99, and the dashboard's own section
-(frames drawn, mean ms per frame); and the whole process tree's CPU per request
+(frames drawn, the coordinator's CPU time drawing them); and the whole process tree's CPU per request
 (RUSAGE_CHILDREN: coordinator, shard, Python start-up) for information.
 
     /work/bin/quiet python benchmarks/bench_dashboard.py              # 3 rounds, 10 s, 10000/s
@@ -85,7 +85,8 @@ def one_run(url: str, rate: int, seconds: int, out: Path, dashboard: bool) -> di
     return {"cpu_us_per_req": s["client_cpu_us_per_request"], "sent_rps": s["sent_rps"],
             "lag_p99": (s.get("send_lag_ms") or {}).get("p99"), "saturated": s["saturated"],
             "tree_us_per_req": tree_cpu_s * 1e6 / max(s["requests"], 1),
-            "frames": dash.get("frames"), "draw_ms": dash.get("draw_ms_mean"), "drawn_kb": drawn / 1024,
+            "frames": dash.get("frames"), "draw_ms": dash.get("draw_cpu_ms_mean"),
+            "draw_share": (dash["draw_cpu_ms"] / 1e3 / s["duration_s"] * 100) if dash else None, "drawn_kb": drawn / 1024,
             "exit": code}
 
 
@@ -115,16 +116,16 @@ def main(argv=None) -> int:
     print(f"\nstressx run --rate {args.rate} --workers 1, {args.seconds} s, {args.rounds} round(s), "
           f"on a pseudo-terminal (160x50)")
     print(f"{'':<16}{'shard CPU us/req':>18}{'tree CPU us/req':>17}{'sent_rps':>10}{'lag p99 ms':>12}"
-          f"{'frames':>8}{'ms/frame':>10}{'KiB drawn':>11}")
+          f"{'frames':>8}{'CPU ms/frame':>13}{'% of a core':>12}{'KiB drawn':>11}")
     medians = {}
     for dashboard in (True, False):
         rows = [r for r in results[dashboard] if "error" not in r]
-        for key in ("cpu_us_per_req", "tree_us_per_req", "sent_rps", "lag_p99", "frames", "draw_ms", "drawn_kb"):
+        for key in ("cpu_us_per_req", "tree_us_per_req", "sent_rps", "lag_p99", "frames", "draw_ms", "draw_share", "drawn_kb"):
             medians[(dashboard, key)] = B.median([r[key] for r in rows])
         m = lambda k, spec=".2f", w=10: B.fmt(medians[(dashboard, k)], spec, w)  # noqa: E731
         print(f"{'dashboard' if dashboard else '--no-dashboard':<16}{m('cpu_us_per_req', '.2f', 18)}"
               f"{m('tree_us_per_req', '.2f', 17)}{m('sent_rps', '.0f')}{m('lag_p99', '.3f', 12)}"
-              f"{m('frames', '.0f', 8)}{m('draw_ms', '.2f')}{m('drawn_kb', '.0f', 11)}")
+              f"{m('frames', '.0f', 8)}{m('draw_ms', '.2f', 13)}{m('draw_share', '.2f', 12)}{m('drawn_kb', '.0f', 11)}")
     on, off = medians[(True, "cpu_us_per_req")], medians[(False, "cpu_us_per_req")]
     if on is not None and off:
         change = 100 * (on - off) / off
