@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -27,19 +28,25 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 PROGRESS = re.compile(r"^\[\s*\d+\.\ds\]\s+\d+ req/s \(sent .*  conns \d+.*$", re.M)
 
 
-def run_in_pty(argv, env=None, cols=160, rows=60, timeout=RUN_TIMEOUT_S) -> tuple[int, str]:
+def run_in_pty(argv, env=None, cols=160, rows=60, timeout=RUN_TIMEOUT_S,
+               signal_after: tuple[int, float] | None = None) -> tuple[int, str]:
     """Run argv with stdout and stderr on a pseudo-terminal of cols x rows, as in a terminal
-    window; (exit code, everything it wrote, escape sequences removed)."""
+    window; (exit code, everything it wrote, escape sequences removed). `signal_after`:
+    (signal, seconds): send it to the process group then, as a terminal's Ctrl-C does."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
                             env=env, start_new_session=True)
     os.close(slave)
     out, deadline = b"", time.monotonic() + timeout
+    signal_at = time.monotonic() + signal_after[1] if signal_after else None
     try:
         while time.monotonic() < deadline:
-            if not select.select([master], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                break
+            if signal_at is not None and time.monotonic() >= signal_at:
+                os.killpg(proc.pid, signal_after[0])
+                signal_at = None
+            if not select.select([master], [], [], 0.1)[0]:
+                continue
             try:
                 chunk = os.read(master, 1 << 16)
             except OSError:          # EIO: the child closed its end
@@ -80,7 +87,7 @@ def test_dashboard_in_a_terminal_draws_the_results_figures(target, tmp_path):
     out = tmp_path / "run"
     code, text = run_in_pty(cli("run", target.url, "--rate", "300", "--duration", "3s",
                                 "--workers", "2", "--out", out, "--threshold", "p99<5s",
-                                "--threshold", "error_rate<1%"), env=_env())
+                                "--threshold", "error_rate<1%", "--burn", "cpu=10%"), env=_env())
     assert code == 0, text[-3000:]
     results = load_results(out)
     s = results.summary
@@ -118,8 +125,26 @@ def test_dashboard_in_a_terminal_draws_the_results_figures(target, tmp_path):
     assert re.search(r"^\s*passing\s+error_rate < 1%\s", frame, re.M)
     assert re.search(r"^phase steady, 0 s left\s+run 0 s left of 3 s", frame, re.M)
     assert re.search(r"^host\s+CPU \d+%  memory \d+%", frame, re.M)
+    assert re.search(r"^burners\s+cpu0 10% \(now \d+%\)", frame, re.M)
     # the summary records what drawing cost the coordinator
     assert s["dashboard"]["frames"] >= 10 and s["dashboard"]["refresh_hz"] == 5
+
+
+def test_ctrl_c_under_the_dashboard(target, tmp_path):
+    """Ctrl-C: the stop message shows above the dashboard, its last frame draws what was
+    counted, and the results are complete (exit 130)."""
+    out = tmp_path / "run"
+    code, text = run_in_pty(cli("run", target.url, "--rate", "200", "--duration", "30s",
+                                "--workers", "1", "--out", out), env=_env(),
+                            signal_after=(signal.SIGINT, 3.0))
+    assert code == 130, text[-3000:]
+    assert "stressx: SIGINT: stopping, draining in-flight requests" in text
+    s = load_results(out).summary
+    assert s["interrupted"] == "SIGINT" and s["requests"] > 0
+    frame = text[:text.rindex("stressx: GET ")]
+    assert _numbers(_last(frame, r"^\s*cumulative\s")) == [
+        s["latency_ms"][k] for k in ("p50", "p90", "p99", "p999", "max")]
+    assert _last(frame, r"^requests \d+").split()[1] == str(s["requests"])
 
 
 def _assert_progress_lines(text: str, out) -> None:
