@@ -130,6 +130,20 @@ def test_dashboard_in_a_terminal_draws_the_results_figures(target, tmp_path):
     assert s["dashboard"]["frames"] >= 10 and s["dashboard"]["refresh_hz"] == 5
 
 
+def test_closed_model_dashboard_shows_connections(target, tmp_path):
+    out = tmp_path / "run"
+    code, text = run_in_pty(cli("ramp", target.url, "--model", "closed", "--min-rps", "2",
+                                "--max-rps", "4", "--duration", "2s", "--workers", "1",
+                                "--out", out), env=_env())
+    assert code == 0, text[-3000:]
+    frame = text[:text.rindex("stressx: GET ")]
+    last = [r for r in load_results(out).intervals.to_pylist() if r["interval_s"] >= 0.5][-1]
+    assert _last(frame, r"^target connections").split() == [
+        "target", "connections", "4", "active", str(last["users"]), "open", str(last["conn_open"])]
+    assert _last(frame, r"^\s+achieved req/s").split()[2] == f"{last['rps']:,.0f}"
+    assert re.search(r"^phase ramp, 0 s left", frame, re.M)
+
+
 def test_ctrl_c_under_the_dashboard(target, tmp_path):
     """Ctrl-C: the stop message shows above the dashboard, its last frame draws what was
     counted, and the results are complete (exit 130)."""

@@ -275,10 +275,17 @@ class Dashboard(Companion):
         if target is None and self.control is not None and cfg is not None and cfg.open_model:
             target = self.control.rate_at()
         rates = Table.grid(padding=(0, 2))
-        if cfg is not None and not cfg.open_model:
-            rates.add_row("connections", str(row.get("conn_open", "-")), "users", str(row.get("users", "-")))
-        rates.add_row("target req/s", _rate(target), "achieved req/s", _rate(row.get("rps")),
-                      "sent req/s", _rate(row.get("sent_rps")))
+        if cfg is not None and not cfg.open_model:   # the closed model's target: connections
+            shape = cfg.users_shape
+            want = (shape.rate_at(max(0.0, min(f.t_s, shape.duration) - 1e-6)) if shape is not None
+                    else cfg.connections)
+            rates.add_row("target connections", f"{want:.0f}", "active", str(row.get("users", "-")),
+                          "open", str(row.get("conn_open", "-")))
+            rates.add_row("", "", "achieved req/s", _rate(row.get("rps")),
+                          "sent req/s", _rate(row.get("sent_rps")))
+        else:
+            rates.add_row("target req/s", _rate(target), "achieved req/s", _rate(row.get("rps")),
+                          "sent req/s", _rate(row.get("sent_rps")))
         rates.add_row("last 60 s", Text(sparkline(f.rates), style="cyan"), "", "", "", "")
 
         # latency: now (the last interval) and cumulative
