@@ -171,7 +171,7 @@ def embed(chart_id: str, spec: dict) -> str:
 
 #: Draws every embedded chart from its JSON spec (the page's only script besides plotly.js).
 DRAW_SCRIPT = """document.querySelectorAll('script[data-spec-for]').forEach(function (s) {
-  var el = document.getElementById(s.getAttribute('data-spec-for'));
+  var el = s.previousElementSibling;          /* the chart's own <div>, written just before */
   var spec = JSON.parse(s.textContent);
   Plotly.newPlot(el, spec.data, spec.layout, spec.config);
 });"""
