@@ -131,7 +131,7 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
 def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10",
              max_rps="100000", probe_duration="10s", precision: float = 0.05,
              max_probes: int = 20, out: str | Path | None = None, echo=None,
-             progress: bool = False, **options):
+             progress: bool = False, dashboard: bool | None = None, **options):
     """`stressx capacity`: the highest rate the target sustains within the SLO (['p99<50ms'])
     and `max_error_rate`: probes (steady runs of `probe_duration`) double the rate until one
     fails, then bisect. Returns explore.capacity.CapacityResult (`.capacity` None when even the
@@ -144,12 +144,13 @@ def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10"
             max_error_rate=max_error_rate, start_rps=start_rps, max_rps=max_rps,
             probe_duration=probe_duration, precision=precision, max_probes=max_probes,
             progress=progress)
-        return _pipeline.run_capacity(search, echo=echo)
+        return _pipeline.run_capacity(search, echo=echo,
+                                      dashboard=_pipeline.dashboard_wanted(dashboard, progress))
 
 
 def scaling(url: str | None = None, *, instances, rps_per_instance, duration="60s",
             scale_cmd: str | None = None, out: str | Path | None = None, echo=None,
-            progress: bool = False, **options):
+            progress: bool = False, dashboard: bool | None = None, **options):
     """`stressx scaling`: one steady run of `duration` per instance count (instances '2,4,8' or
     [2, 4, 8]) at count x `rps_per_instance`, each after `scale_cmd` ('kubectl scale ...
     --replicas={n}'). Returns explore.scaling.ScalingResult (levels with efficiency;
@@ -162,13 +163,14 @@ def scaling(url: str | None = None, *, instances, rps_per_instance, duration="60
         test = _pipeline.scaling_plan(settings, origins, base, instances=instances,
                                       rps_per_instance=rps_per_instance, duration=duration,
                                       scale_cmd=scale_cmd, progress=progress)
-        return _pipeline.run_scaling(test, echo=echo)
+        return _pipeline.run_scaling(test, echo=echo,
+                                     dashboard=_pipeline.dashboard_wanted(dashboard, progress))
 
 
 def adaptive(url: str | None = None, *, duration, start_rps="10", step_rps="10",
              max_rps="10000", step_every="10s", slo=(), max_error_rate="1%",
              backoff: float = 0.5, cooldown="20s", out: str | Path | None = None, echo=None,
-             progress: bool = False, **options) -> Result:
+             progress: bool = False, dashboard: bool | None = None, **options) -> Result:
     """`stressx adaptive`: a run that starts at `start_rps`, raises the rate by `step_rps`
     every `step_every` while the limits (`slo`, `max_error_rate`) hold and multiplies it by
     `backoff` when they break (then holds for `cooldown`). Returns its Result; `.adaptive`
@@ -180,4 +182,5 @@ def adaptive(url: str | None = None, *, duration, start_rps="10", step_rps="10",
                                    max_error_rate=max_error_rate, backoff=backoff,
                                    cooldown=cooldown, progress=progress)
     with _results_dir(out) as base:
-        return _pipeline.execute(plan, base, echo=echo, temporary=out is None).results[-1]
+        return _pipeline.execute(plan, base, echo=echo, temporary=out is None,
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, progress)).results[-1]

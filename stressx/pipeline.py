@@ -379,14 +379,15 @@ def capacity_plan(settings: dict, origins: dict, out: Path, *, slo, max_error_ra
 
 
 def run_capacity(search: Capacity, *, echo=None, yield_cpu: bool = False,
-                 on_result: Callable | None = None):
+                 on_result: Callable | None = None, dashboard: bool = False):
     """Double the rate until a probe fails, then bisect; explore.capacity.CapacityResult
     (also in capacity.json). Every probe's rate fits the host's limits before the first."""
     from .explore.capacity import search as _search
     check_resources(search.config(search.plan["probes_while_passing"][-1]["rate"]))
 
     def probe(rate: float, out_dir: Path) -> dict:
-        result = run_one(search.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu)
+        result = run_one(search.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu,
+                         dashboard=dashboard)
         if on_result is not None:
             on_result(rate, result)
         return result.summary
@@ -419,7 +420,7 @@ def scaling_plan(settings: dict, origins: dict, out: Path, *, instances, rps_per
 
 
 def run_scaling(test: Scaling, *, echo=None, yield_cpu: bool = False,
-                on_result: Callable | None = None):
+                on_result: Callable | None = None, dashboard: bool = False):
     """One steady run per level (after its scale command); explore.scaling.ScalingResult
     (also in scaling.json). Every level fits the host's limits before the first command."""
     from .explore.scaling import run_scaling as _run_scaling
@@ -427,7 +428,8 @@ def run_scaling(test: Scaling, *, echo=None, yield_cpu: bool = False,
         check_resources(test.config(n * test.per_instance))
 
     def level(rate: float, out_dir: Path) -> dict:
-        result = run_one(test.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu)
+        result = run_one(test.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu,
+                         dashboard=dashboard)
         if on_result is not None:
             on_result(rate, result)
         return result.summary
