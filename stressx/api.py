@@ -55,7 +55,7 @@ def _checks(thresholds, criteria, threshold_window, abort_on_fail, report, basel
 def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), burn=(),
         safety=(), thresholds=(), criteria: str | None = None, threshold_window=None,
         abort_on_fail: bool = False, report=None, baseline=None, regression_threshold=None,
-        **options) -> Result:
+        dashboard: bool | None = None, **options) -> Result:
     """Run one load test, judge it, and return its Result: `stressx run URL` with the same
     options writes the same files and exits with `result.exit_code`.
 
@@ -70,7 +70,9 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     ('cpu=50%', 'mem>90%:stop'); every run samples host metrics. `companions` adds coordinator
     companions (they get a RunControl as `companion.control`); two of one name are refused.
     `out` None: the files go to a temporary directory, removed (the Result keeps the summary
-    and the interval table); reports need an `out`.
+    and the interval table); reports need an `out`. With `progress=True` the run draws the
+    live terminal dashboard when stdout is a terminal (`dashboard=False`: one progress line a
+    second through `echo` instead, as `--no-dashboard`).
 
     Raises ConfigError (a ValueError) for a bad option, before anything is sent."""
     options.setdefault("progress", False)
@@ -84,7 +86,8 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     host.companions()                     # a bad spec or limit: nothing started
     with _results_dir(out) as out_dir:
         return _pipeline.run_one(cfg, out_dir, checks=checks, host=host, companions=companions,
-                                 echo=echo, temporary=out is None)
+                                 echo=echo, temporary=out is None,
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, cfg.progress))
 
 
 async def run_async(url: str, **options) -> Result:
@@ -96,7 +99,7 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
                burn=(), safety=(), thresholds=(), criteria: str | None = None,
                threshold_window=None, abort_on_fail: bool = False, report=None, baseline=None,
                regression_threshold=None, progress: bool = False,
-               **settings) -> "_pipeline.SequenceResult":
+               dashboard: bool | None = None, **settings) -> "_pipeline.SequenceResult":
     """`stressx run --config FILE`: the file's run, or its `tests:` in order (each in its own
     subdirectory of the results directory), with the file's thresholds, reports, baseline,
     burners and safety limits; keywords override the file as flags do (`rate`, `duration`,
@@ -112,6 +115,9 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
         layer[0]["out"] = str(out)
     layers.append(layer)
     merged, origins = _plan.merge(*layers)
+    in_file = merged.pop("dashboard", None)         # the file's output.dashboard
+    if dashboard is None and in_file is not None:
+        dashboard = bool(in_file)
     checks = _checks(thresholds, criteria, threshold_window, abort_on_fail, report, baseline,
                      regression_threshold)
     host = {k: v for k, v in (("burn", burn), ("safety", safety)) if v}
@@ -119,13 +125,14 @@ def run_config(config: str | Path | None = None, *, out: str | Path | None = Non
     if plan.checks.formats and plan.out is None:
         raise ConfigError("report", "reports are files: give out= or output.dir a results directory")
     with _results_dir(plan.out) as base:
-        return _pipeline.execute(plan, base, echo=echo, temporary=plan.out is None)
+        return _pipeline.execute(plan, base, echo=echo, temporary=plan.out is None,
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, progress))
 
 
 def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10",
              max_rps="100000", probe_duration="10s", precision: float = 0.05,
              max_probes: int = 20, out: str | Path | None = None, echo=None,
-             progress: bool = False, **options):
+             progress: bool = False, dashboard: bool | None = None, **options):
     """`stressx capacity`: the highest rate the target sustains within the SLO (['p99<50ms'])
     and `max_error_rate`: probes (steady runs of `probe_duration`) double the rate until one
     fails, then bisect. Returns explore.capacity.CapacityResult (`.capacity` None when even the
@@ -138,12 +145,13 @@ def capacity(url: str | None = None, *, slo, max_error_rate="1%", start_rps="10"
             max_error_rate=max_error_rate, start_rps=start_rps, max_rps=max_rps,
             probe_duration=probe_duration, precision=precision, max_probes=max_probes,
             progress=progress)
-        return _pipeline.run_capacity(search, echo=echo)
+        return _pipeline.run_capacity(search, echo=echo,
+                                      dashboard=_pipeline.dashboard_wanted(dashboard, progress))
 
 
 def scaling(url: str | None = None, *, instances, rps_per_instance, duration="60s",
             scale_cmd: str | None = None, out: str | Path | None = None, echo=None,
-            progress: bool = False, **options):
+            progress: bool = False, dashboard: bool | None = None, **options):
     """`stressx scaling`: one steady run of `duration` per instance count (instances '2,4,8' or
     [2, 4, 8]) at count x `rps_per_instance`, each after `scale_cmd` ('kubectl scale ...
     --replicas={n}'). Returns explore.scaling.ScalingResult (levels with efficiency;
@@ -156,13 +164,14 @@ def scaling(url: str | None = None, *, instances, rps_per_instance, duration="60
         test = _pipeline.scaling_plan(settings, origins, base, instances=instances,
                                       rps_per_instance=rps_per_instance, duration=duration,
                                       scale_cmd=scale_cmd, progress=progress)
-        return _pipeline.run_scaling(test, echo=echo)
+        return _pipeline.run_scaling(test, echo=echo,
+                                     dashboard=_pipeline.dashboard_wanted(dashboard, progress))
 
 
 def adaptive(url: str | None = None, *, duration, start_rps="10", step_rps="10",
              max_rps="10000", step_every="10s", slo=(), max_error_rate="1%",
              backoff: float = 0.5, cooldown="20s", out: str | Path | None = None, echo=None,
-             progress: bool = False, **options) -> Result:
+             progress: bool = False, dashboard: bool | None = None, **options) -> Result:
     """`stressx adaptive`: a run that starts at `start_rps`, raises the rate by `step_rps`
     every `step_every` while the limits (`slo`, `max_error_rate`) hold and multiplies it by
     `backoff` when they break (then holds for `cooldown`). Returns its Result; `.adaptive`
@@ -174,4 +183,5 @@ def adaptive(url: str | None = None, *, duration, start_rps="10", step_rps="10",
                                    max_error_rate=max_error_rate, backoff=backoff,
                                    cooldown=cooldown, progress=progress)
     with _results_dir(out) as base:
-        return _pipeline.execute(plan, base, echo=echo, temporary=out is None).results[-1]
+        return _pipeline.execute(plan, base, echo=echo, temporary=out is None,
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, progress)).results[-1]

@@ -144,11 +144,33 @@ class HostLoad:
 
 
 # -- one run -----------------------------------------------------------------------------------
+def dashboard_wanted(dashboard, progress: bool = True, stream=None) -> bool:
+    """Whether a run draws the live terminal dashboard: `dashboard` True or None (auto), the
+    run shows progress, and `stream` (stdout) is a terminal. False: one progress line a
+    second, as on output that is not a terminal."""
+    import sys
+    stream = stream or sys.stdout
+    if dashboard is False or not progress:
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _dashboard(config: RunConfig, comps: list, checks: Checks | None):
+    from .hostload.hostmetrics import HostSampler
+    from .report.dashboard import Dashboard
+    sampler = next((c for c in comps if isinstance(c, HostSampler)), None)
+    return Dashboard(checks.thresholds if checks is not None else (), sampler)
+
+
 def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
             host: HostLoad | None = None, companions=(), echo=None, yield_cpu: bool = False,
-            temporary: bool = False) -> Result:
+            temporary: bool = False, dashboard: bool = False) -> Result:
     """One validated run with its companions (host load first: burners start before the
-    shards and stop before the sampler; then the window judge; then `companions`), judged by
+    shards and stop before the sampler; then the window judge; then `companions`; then the
+    terminal dashboard when `dashboard` is true and the run shows progress), judged by
     `checks` (None: not judged, no thresholds.json). `temporary`: out_dir is about to be
     removed, so the Result keeps the interval table and names no directory. Raises
     ConfigError (the run does not fit the host's limits: nothing sent), StartupError, and
@@ -156,6 +178,8 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
     out_dir = Path(out_dir)
     comps = ((host.companions(config, echo) if host is not None else [])
              + (checks.companions() if checks is not None else []) + list(companions))
+    if dashboard and config.progress:
+        comps.append(_dashboard(config, comps, checks))
     coordinator = Coordinator(config, out_dir, echo=echo, companions=comps, yield_cpu=yield_cpu)
     try:
         summary = coordinator.run()
@@ -298,10 +322,12 @@ class SequenceResult:
 
 
 def execute(plan: Plan, out: Path, *, echo=None, yield_cpu: bool = False,
-            on_result: Callable | None = None, temporary: bool = False) -> SequenceResult:
+            on_result: Callable | None = None, temporary: bool = False,
+            dashboard: bool = False) -> SequenceResult:
     """Run a plan's runs in order into `out` (each in its own subdirectory when there are
-    several), judging each; `on_result(test, result)` after each. An interrupted run ends the
-    plan. Raises what run_one raises (the runs before it are done and written)."""
+    several), judging each; `on_result(test, result)` after each; `dashboard`: each run draws
+    the terminal dashboard (see run_one). An interrupted run ends the plan. Raises what
+    run_one raises (the runs before it are done and written)."""
     echo = echo or (lambda line: None)
     done = SequenceResult([])
     for t in plan.tests:
@@ -309,7 +335,7 @@ def execute(plan: Plan, out: Path, *, echo=None, yield_cpu: bool = False,
             echo(f"stressx: test {t.name}: {t.config.shape.describe() if t.config.shape else t.config.model}")
         result = run_one(t.config, plan.out_dir(out, t), checks=plan.checks, host=plan.host,
                          companions=plan.companions(t.config) if plan.companions else (),
-                         echo=echo, yield_cpu=yield_cpu, temporary=temporary)
+                         echo=echo, yield_cpu=yield_cpu, temporary=temporary, dashboard=dashboard)
         done.runs.append((t.name, result))
         if on_result is not None:
             on_result(t, result)
@@ -353,14 +379,15 @@ def capacity_plan(settings: dict, origins: dict, out: Path, *, slo, max_error_ra
 
 
 def run_capacity(search: Capacity, *, echo=None, yield_cpu: bool = False,
-                 on_result: Callable | None = None):
+                 on_result: Callable | None = None, dashboard: bool = False):
     """Double the rate until a probe fails, then bisect; explore.capacity.CapacityResult
     (also in capacity.json). Every probe's rate fits the host's limits before the first."""
     from .explore.capacity import search as _search
     check_resources(search.config(search.plan["probes_while_passing"][-1]["rate"]))
 
     def probe(rate: float, out_dir: Path) -> dict:
-        result = run_one(search.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu)
+        result = run_one(search.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu,
+                         dashboard=dashboard)
         if on_result is not None:
             on_result(rate, result)
         return result.summary
@@ -393,7 +420,7 @@ def scaling_plan(settings: dict, origins: dict, out: Path, *, instances, rps_per
 
 
 def run_scaling(test: Scaling, *, echo=None, yield_cpu: bool = False,
-                on_result: Callable | None = None):
+                on_result: Callable | None = None, dashboard: bool = False):
     """One steady run per level (after its scale command); explore.scaling.ScalingResult
     (also in scaling.json). Every level fits the host's limits before the first command."""
     from .explore.scaling import run_scaling as _run_scaling
@@ -401,7 +428,8 @@ def run_scaling(test: Scaling, *, echo=None, yield_cpu: bool = False,
         check_resources(test.config(n * test.per_instance))
 
     def level(rate: float, out_dir: Path) -> dict:
-        result = run_one(test.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu)
+        result = run_one(test.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu,
+                         dashboard=dashboard)
         if on_result is not None:
             on_result(rate, result)
         return result.summary

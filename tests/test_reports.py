@@ -146,6 +146,16 @@ def test_terminal_summary_shows_the_markdown_key_figures(tmp_path):
 # -- HTML --------------------------------------------------------------------------------------
 
 CHARTS = ["latency-over-time", "throughput-over-time", "latency-distribution", "error-breakdown"]
+_SPEC = re.compile(r'<script type="application/json" data-spec-for="([^"]+)">(.*?)</script>', re.S)
+
+
+def chart_specs(page: str) -> dict:
+    """The plotly specs a page embeds, by chart id."""
+    return {cid: json.loads(text) for cid, text in _SPEC.findall(page)}
+
+
+def without_scripts(page: str) -> str:
+    return re.sub(r"<script\b[^>]*>.*?</script>", "", page, flags=re.S)
 
 
 def test_html_content(tmp_path):
@@ -164,10 +174,20 @@ def test_html_content(tmp_path):
             "(censored).") in page
     assert '<div class="k">success rate</div><div class="v">99.75%</div>' in page
     # the throughput chart draws the target as a dashed line beside what was achieved
-    assert 'data-series="target req/s"' in page and 'data-series="completed req/s"' in page
-    # self-contained: nothing is fetched (CSP forbids it, and nothing tries)
-    assert "Content-Security-Policy" in page and "default-src 'none'" in page
-    assert not re.search(r"""(src|href)\s*=|url\(|@import|<script""", page, re.I)
+    specs = chart_specs(page)
+    assert set(CHARTS + ["scenario-success"]) <= set(specs)
+    traces = {t["name"]: t for t in specs["throughput-over-time"]["data"]}
+    assert traces["target req/s"]["line"]["dash"] == "dash"
+    assert traces["completed req/s"]["line"]["dash"] == "solid"
+    # self-contained: nothing is fetched (CSP forbids it, and nothing tries); the only code
+    # is the two inline scripts the CSP names by hash: plotly.js and the chart drawing
+    from stressx.report.charts import DRAW_SCRIPT, plotly_js
+    from stressx.report.page import csp
+    policy = csp((plotly_js(), DRAW_SCRIPT))
+    assert f'content="{policy}"' in page and policy.startswith("default-src 'none';")
+    assert policy.count("'sha256-") == 2 and "unsafe" not in policy.split("script-src")[1]
+    assert re.findall(r"<script>", page) == ["<script>", "<script>"]
+    assert not re.search(r"""(src|href)\s*=|url\(|@import|<script""", without_scripts(page), re.I)
     # sections whose data the run lacks are left out
     assert 'id="host-metrics"' not in page and 'id="scaling"' not in page
 
@@ -192,8 +212,10 @@ def test_html_renders_host_metrics_only_when_present(run_dir):
     assert len(data.host_samples) == 40
     page = report.REPORTERS["html"].render(data)
     assert 'id="host-metrics"' in page and 'data-chart="host-metrics"' in page
-    assert 'data-series="host CPU %"' in page and 'data-series="shards CPU % of a core"' in page
-    assert 'data-series="burners CPU % of a core"' not in page      # never sampled
+    host = {t["name"]: t for t in chart_specs(page)["host-metrics"]["data"]}
+    assert set(host) == {"host CPU %", "memory used %", "shards CPU % of a core"}  # burners: never sampled
+    assert host["host CPU %"]["y"] == [s["cpu_pct"] for s in samples]
+    assert host["host CPU %"]["x"] == [s["t_s"] for s in samples]
     assert "<h3>cpu_pct</h3>" in page and "<td>max</td><td>69</td>" in page
     assert 'id="scaling"' not in page
     md = report.REPORTERS["md"].render(data)
@@ -230,7 +252,40 @@ def test_html_escapes_what_the_run_recorded(run_dir):
     edit_summary(run_dir, url="http://127.0.0.1:1/<script>alert(1)</script>",
                  errors={"<b>odd</b>": 2})
     page = report.REPORTERS["html"].render(report.load(run_dir))
-    assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;odd&lt;/b&gt;" in page
+    text = without_scripts(page)
+    assert "<script>" not in text and "&lt;script&gt;" in text and "&lt;b&gt;odd&lt;/b&gt;" in text
+    assert page.count("<script") == 2 + len(chart_specs(page))     # plotly.js, the drawing, specs
+    # in a chart, a label is escaped for plotly (which reads <b>, <a href> in labels)
+    assert chart_specs(page)["error-breakdown"]["data"][0]["y"] == ["&lt;b&gt;odd&lt;/b&gt;"]
+
+
+def test_every_chart_spec_is_valid_plotly(tmp_path):
+    """Each embedded spec passes plotly's own figure validation (a misspelt property raises)."""
+    import plotly.graph_objects as go
+    d = with_scenarios(tmp_path)
+    page = report.REPORTERS["html"].render(judged(d, "p99<5ms"))
+    specs = chart_specs(page)
+    assert len(specs) >= 5
+    for cid, spec in specs.items():
+        go.Figure(data=spec["data"], layout=spec["layout"])
+        assert spec["config"]["displaylogo"] is False, cid
+
+
+def test_live_bundle_specs_name_the_columns_they_plot(run_dir):
+    """What a live page starts from: plotly.js and the interval charts, each trace naming its
+    row columns in `meta`, so rows appended later land in the right trace."""
+    from stressx.report.charts import MIN_CHART_INTERVAL_S, live_bundle, plotly_js
+    rows = report.load(run_dir).intervals
+    js, specs = live_bundle(rows)
+    assert js is plotly_js() and js.startswith("/**") and "Plotly" in js[:2000]
+    whole = [r for r in rows if r["interval_s"] >= MIN_CHART_INTERVAL_S]
+    assert set(specs) == {"latency-over-time", "throughput-over-time"}
+    for spec in specs.values():
+        for trace in spec["data"]:
+            assert trace["x"] == [r[trace["meta"]["x"]] for r in whole]
+            assert trace["y"] == [r[trace["meta"]["y"]] for r in whole], trace["name"]
+    empty = live_bundle()[1]                     # before the first row: empty traces
+    assert all(t["x"] == [] for spec in empty.values() for t in spec["data"])
 
 
 class Chromium:
@@ -330,26 +385,44 @@ def _need_chromium():
         pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
 
 
-_GEOMETRY = """JSON.stringify(Array.from(document.querySelectorAll('svg.chart')).map(svg => {
-  const box = svg.getBoundingClientRect();
-  return {chart: svg.dataset.chart, width: box.width, height: box.height,
-          marks: Array.from(svg.querySelectorAll('.series, .bar')).map(m => {
-            const b = m.getBBox(); return [m.dataset.series || m.dataset.label, b.width, b.height];
-          })};
+_CHARTS_JS = """JSON.stringify(Array.from(document.querySelectorAll('div.chart')).map(el => {
+  const box = el.getBoundingClientRect();
+  return {chart: el.dataset.chart, width: box.width, height: box.height,
+          svg: el.querySelectorAll('svg.main-svg').length,
+          drawn: Array.from(el.querySelectorAll('.scatterlayer .trace, .barlayer .point')).map(m => {
+            const b = m.getBBox(); return [b.width, b.height];
+          }),
+          traces: (el.data || []).map(t => ({name: t.name, x: Array.from(t.x || []),
+                                             y: Array.from(t.y || [])}))};
 }))"""
 
 
+def _load_offline(browser, url: str) -> str:
+    """Open `url` with the browser's network emulated offline: a page that needed anything
+    from the network would fail to draw."""
+    target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+    session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        browser.send(f"{domain}.enable", session)
+    browser.send("Network.emulateNetworkConditions", session, offline=True, latency=0,
+                 downloadThroughput=-1, uploadThroughput=-1)
+    browser.send("Page.navigate", session, url=url)
+    browser.wait_event("Page.loadEventFired")
+    return session
+
+
 def test_html_report_in_headless_chromium(tmp_path):
-    """The page loads in a real browser with no request beyond itself, no console message or
-    CSP violation, and every chart lays out with drawn series and bars."""
+    """The page loads offline in a real browser with no request beyond itself, no console
+    message or CSP violation; every chart is drawn by plotly with its series and bars, and
+    the plotted points are the interval rows' values."""
     _need_chromium()
     d = with_scenarios(tmp_path)
     judged(d, "p99<5ms", criteria="ci")
     page = report.build(d, ["html"])["html"]
     browser = Chromium(tmp_path / "chromium-profile")
     try:
-        session = browser.open(page.as_uri())
-        charts = json.loads(browser.evaluate(session, _GEOMETRY))
+        session = _load_offline(browser, page.as_uri())
+        charts = json.loads(browser.evaluate(session, _CHARTS_JS))
         title = browser.evaluate(session, "document.title")
         verdict = browser.evaluate(session, "document.getElementById('verdict').textContent")
         png = browser.send("Page.captureScreenshot", session, captureBeyondViewport=True)["data"]
@@ -361,13 +434,22 @@ def test_html_report_in_headless_chromium(tmp_path):
     assert set(CHARTS + ["scenario-success"]) <= set(by_id)
     for c in charts:
         assert c["width"] > 300 and c["height"] > 80, c
-        assert c["marks"] and all(w > 0 for _, w, _ in c["marks"]), c
-    series = {name for name, _, _ in by_id["latency-over-time"]["marks"]}
-    assert series == {"p50", "p90", "p99", "p99.9", "max"}
-    assert {n for n, _, _ in by_id["throughput-over-time"]["marks"]} == {
-        "completed req/s", "sent req/s", "target req/s"}
-    assert {n for n, _, _ in by_id["scenario-success"]["marks"]} == {"browse", "checkout", "search"}
-    assert [n for n, _, _ in by_id["error-breakdown"]["marks"]] == ["timeout"]
+        assert c["svg"] >= 1 and c["drawn"] and all(w > 0 for w, _ in c["drawn"]), c
+    names = lambda chart: [t["name"] for t in by_id[chart]["traces"]]
+    assert names("latency-over-time") == ["p50", "p90", "p99", "p99.9", "max"]
+    assert names("throughput-over-time") == ["completed req/s", "sent req/s", "target req/s"]
+    assert by_id["scenario-success"]["traces"][0]["y"] == ["browse", "checkout", "search"]
+    assert by_id["error-breakdown"]["traces"][0]["y"] == ["timeout"]
+    # the plotted values are the interval rows' (the partial last interval left out)
+    rows = [r for r in report.load(d).intervals if r["interval_s"] >= 0.25]
+    assert len(rows) >= 4
+    latency = {t["name"]: t for t in by_id["latency-over-time"]["traces"]}
+    for name, col in (("p50", "latency_ms_p50"), ("p99", "latency_ms_p99"), ("max", "latency_ms_max")):
+        assert latency[name]["x"] == [r["t_s"] for r in rows]
+        assert latency[name]["y"] == [r[col] for r in rows], name
+    throughput = {t["name"]: t for t in by_id["throughput-over-time"]["traces"]}
+    assert throughput["completed req/s"]["y"] == [r["rps"] for r in rows]
+    assert throughput["target req/s"]["y"] == [r["rate_target"] for r in rows]
     requested = [e["params"]["request"]["url"] for e in browser.events
                  if e.get("method") == "Network.requestWillBeSent"]
     assert requested == [page.as_uri()]
@@ -379,8 +461,9 @@ def test_html_report_in_headless_chromium(tmp_path):
 
 
 def test_html_report_dump_dom(tmp_path):
-    """The plain command-line route: --dump-dom prints the DOM Chromium built, charts included,
-    and with logging on, no console message (a blocked fetch would log one)."""
+    """The plain command-line route: --dump-dom prints the DOM Chromium built, every chart
+    drawn by plotly in it, and with logging on, no console message (a blocked fetch or a CSP
+    refusal would log one)."""
     _need_chromium()
     d = copy_run(tmp_path)
     page = report.build(d, ["html"])["html"]
@@ -389,8 +472,10 @@ def test_html_report_dump_dom(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for chart in CHARTS:
-        assert re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>', proc.stdout), chart
-    assert proc.stdout.count("<polyline") >= 10
+        m = re.search(rf'<div class="chart[^"]*" id="{chart}" data-chart="{chart}"[^>]*>(.*?)'
+                      rf'<script type="application/json"', proc.stdout, re.S)
+        assert m and 'class="main-svg"' in m.group(1), chart
+    assert proc.stdout.count('class="trace scatter') >= 10
     assert ":CONSOLE" not in proc.stderr, proc.stderr[-2000:]
 
 

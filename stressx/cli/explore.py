@@ -38,6 +38,12 @@ def _print_json(output: dict):
     return show
 
 
+def _dashboard(output: dict) -> bool:
+    """Each probe or level draws the live dashboard on a terminal, as `run` does."""
+    return pipeline.dashboard_wanted(output.get("dashboard", True) and not output["as_json"],
+                                     progress=not output["quiet"])
+
+
 def _dry_run(plan: dict) -> None:
     """Print a dry run's plan (with the resolved run it repeats, at its first rate); exit 0."""
     click.echo(json.dumps(plan, indent=2, default=str))
@@ -66,7 +72,7 @@ def capacity(slo, max_error_rate, start_rps, max_rps, probe_duration, precision,
         if output["dry_run"]:
             _dry_run(search.dry_run())
         result = pipeline.run_capacity(search, echo=echo_err, yield_cpu=True,
-                                       on_result=_print_json(output))
+                                       on_result=_print_json(output), dashboard=_dashboard(output))
     except ConfigError as exc:
         err(str(exc))
         sys.exit(EXIT_USAGE)
@@ -107,7 +113,7 @@ def scaling(instances, rps_per_instance, level_duration, scale_cmd, **params):
         if output["dry_run"]:
             _dry_run(test.dry_run())
         result = pipeline.run_scaling(test, echo=echo_err, yield_cpu=True,
-                                      on_result=_print_json(output))
+                                      on_result=_print_json(output), dashboard=_dashboard(output))
     except ConfigError as exc:
         err(str(exc))
         sys.exit(EXIT_USAGE)

@@ -49,6 +49,9 @@ def load_options(f):
         option("--out", "-o", key="out", help="Results directory (default ./stressx-results/<timestamp>)."),
         click.option("--json", "as_json", is_flag=True, default=None, help="Print the summary JSON on stdout."),
         click.option("--quiet", "-q", is_flag=True, default=None, help="No progress lines."),
+        option("--no-dashboard", key="no_dashboard", is_flag=True, default=None,
+               help="One progress line a second instead of the live dashboard drawn when "
+                    "stdout is a terminal (config file: output.dashboard: false)."),
         click.option("--dry-run", is_flag=True, help="Print the plan (the resolved runs, probes, "
                      "levels, commands) as JSON; send nothing, run nothing."),
     ]
@@ -82,7 +85,7 @@ def _cli_layer(ctx: click.Context, params: dict, pattern: str | None) -> tuple[d
 
 def settings_for(ctx: click.Context, params: dict, pattern: str | None = None):
     """Merge config file and command line; returns (settings, origins, output options)."""
-    output = {k: params.pop(k) for k in ("as_json", "quiet", "dry_run")}
+    output = {k: params.pop(k) for k in ("as_json", "quiet", "dry_run", "no_dashboard")}
     cli = _cli_layer(ctx, params, pattern)
     layers = []
     if params.get("config"):
@@ -99,6 +102,14 @@ def settings_for(ctx: click.Context, params: dict, pattern: str | None = None):
     for key, flag_name in (("as_json", "json"), ("quiet", "quiet")):
         if output[key] is None:
             output[key] = bool(settings.get(flag_name, False))
+    in_file = settings.pop("dashboard", None)
+    if output.pop("no_dashboard"):
+        output["dashboard"] = False
+    elif in_file is not None:
+        if not isinstance(in_file, bool):
+            raise ConfigError(origins.get("dashboard", "output.dashboard"),
+                              f"expected true or false, got {in_file!r}")
+        output["dashboard"] = in_file
     return settings, origins, output
 
 
@@ -142,9 +153,12 @@ def run_plan(settings: dict, origins: dict, output: dict, *, checks: dict | None
             click.echo(format_summary(result.summary, str(result.out_dir)))
         if plan.checks is not None:
             cli_reports.show_verdict(result, echo)
+    # the live dashboard on a terminal (not under --json: stdout is the summary's)
+    dashboard = pipeline.dashboard_wanted(output.get("dashboard", True) and not output["as_json"],
+                                          progress=not output["quiet"])
     try:
         done = pipeline.execute(plan, plan.out or default_out_dir(), echo=echo_err,
-                                yield_cpu=True, on_result=show)
+                                yield_cpu=True, on_result=show, dashboard=dashboard)
     except ConfigError as exc:      # the run does not fit the host's limits: nothing sent
         err(str(exc))
         return EXIT_USAGE

@@ -69,6 +69,11 @@ class Companion:
 
     name = "companion"
     control: "RunControl | None" = None       # set by the coordinator before prepare()
+    shows_progress = False   # True: it draws the run's progress itself (the terminal dashboard),
+                             # so the coordinator prints no progress line
+    cumulative = False       # True: on_interval's row also holds the run so far's histograms
+                             # (run_latency_histogram, run_all_latency_histogram: the shards'
+                             # snapshots merged, exact min and max, as the summary's)
 
     def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
     def start(self, start_ns: int) -> None: ...
@@ -264,6 +269,8 @@ class Coordinator:
         self._signals_seen = 0
         self.notes: list[str] = []           # how the run was set up, for the summary
         self.workers_requested = config.workers
+        self._drawn = any(c.shows_progress for c in self.companions)
+        self._cumulative = any(c.cumulative for c in self.companions)
 
     # -- public ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -484,11 +491,18 @@ class Coordinator:
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["latency"])
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"],
                                 "all_latency")
-        if self.config.progress and span_s >= 0.5:   # not the run's last sliver of a second
+        if self.config.progress and span_s >= 0.5 and not self._drawn:  # not the last sliver
             self.echo(_progress_line(t_s, merged, merged["rate_target"]))
+        given = dict(merged, latency_histogram=merged_hist["latency"],
+                     all_latency_histogram=merged_hist["all_latency"])
+        if self._cumulative:
+            for name in ("latency", "all_latency"):
+                run = Histogram.empty()
+                for _, cur in readings:
+                    run.add(cur.histogram(name))
+                given[f"run_{name}_histogram"] = run
         for c in self.companions:   # with the interval's histogram: exact window percentiles
-            self._abort(c.on_interval(t_s, dict(merged, latency_histogram=merged_hist["latency"],
-                                                all_latency_histogram=merged_hist["all_latency"])))
+            self._abort(c.on_interval(t_s, dict(given)))
 
     def _slack_ms(self) -> float:
         return self.config.timer_slack * 1000 if self.config.open_model else 0.0

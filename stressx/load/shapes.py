@@ -56,6 +56,18 @@ class Shape:
     # host-load weights by phase: ((start_s, end_s, {"cpu": w, "mem": w, "io": w}), ...);
     # burners that follow the shape multiply their level by their kind's weight
     weights: tuple = field(default=(), compare=False)
+    # named phases: ((start_s, end_s, name), ...); empty: the whole shape is one phase, its name
+    phase_spans: tuple = field(default=(), compare=False)
+
+    def phase_at(self, t: float) -> tuple[str, float, float]:
+        """(name, start_s, end_s) of the phase at t seconds (the live dashboard's "phase" and
+        "time left"); a shape without named phases is one phase named after itself."""
+        for start, end, name in self.phase_spans:
+            if start <= t < end:
+                return name, start, end
+        if self.phase_spans and t >= self.phase_spans[-1][1]:
+            return self.phase_spans[-1][2], self.phase_spans[-1][0], self.phase_spans[-1][1]
+        return self.name, 0.0, self.duration
 
     def weight(self, kind: str, t: float) -> float:
         for start, end, w in self.weights:
@@ -110,7 +122,7 @@ class Shape:
             segs.append(Segment("const", t - start, 0.0))
         segs.append(Segment("const", INF, rate))
         return Shape(self.name, tuple(_compact(segs, t)), dict(self.params, changed_at=round(t, 3)),
-                     self.weights)
+                     self.weights, self.phase_spans)
 
     def for_schedule(self) -> list[tuple]:
         return [s.as_tuple() for s in self.segments]
@@ -245,7 +257,12 @@ def phases(parts: list[Shape], name: str = "phases") -> Shape:
     if not parts:
         raise ConfigError("phases", "needs at least one phase")
     segs = tuple(s for p in parts for s in p.segments)
-    return Shape(name, segs, dict(phases=len(parts), duration=sum(p.duration for p in parts)))
+    spans, t = [], 0.0
+    for i, p in enumerate(parts):
+        spans.append((t, t + p.duration, f"{i + 1}:{p.name}"))
+        t += p.duration
+    return Shape(name, segs, dict(phases=len(parts), duration=sum(p.duration for p in parts)),
+                 phase_spans=tuple(spans))
 
 
 # Progressive ramp preset: named phases as a share of a maximum rate (min %, max %).
@@ -271,7 +288,7 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
     _check("--max-rps", max_rate, 0, False)
     names = list(phase_names or PRESETS["progressive"])
     overrides = overrides or {}
-    segs, weights, t = [], [], 0.0
+    segs, weights, spans, t = [], [], [], 0.0
     for name in names:
         if name not in PROGRESSIVE_PHASES:
             raise ConfigError("--phases", f"unknown phase {name!r}; phases are {', '.join(PROGRESSIVE_PHASES)}")
@@ -284,6 +301,7 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
         w = {k: float(o[f"{k}_weight"]) for k in ("cpu", "mem", "io") if f"{k}_weight" in o}
         if w:
             weights.append((t, t + d, w))
+        spans.append((t, t + d, name))
         t += d
         if up > 0:
             segs.append(Segment("linear", up, r_lo, r_hi))
@@ -293,7 +311,8 @@ def progressive(max_rate: float, phase_names=None, phase_duration: float = 60.0,
             segs.append(Segment("linear", down, r_hi, r_lo))
     return Shape("progressive", tuple(segs), dict(max_rps=max_rate, phases=",".join(names),
                                                   phase_duration=phase_duration, ramp_up=ramp_up,
-                                                  ramp_down=ramp_down), tuple(weights))
+                                                  ramp_down=ramp_down), tuple(weights),
+                 tuple(spans))
 
 
 # -- patterns by name: what the pattern commands and config files build ------------------------

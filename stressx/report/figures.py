@@ -9,9 +9,6 @@ import math
 #: (summary key, column title) of the latency tables, in order.
 LATENCY_COLUMNS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"),
                    ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
-#: Intervals shorter than this (the drain tail after the last send) are left out of
-#: per-second charts: a 30 ms tail with nothing completed would draw a false drop to 0 req/s.
-MIN_CHART_INTERVAL_S = 0.25
 
 
 def model_line(s: dict) -> str:
@@ -130,10 +127,6 @@ def interval_rows(results) -> list[dict]:
         if isinstance(st, list):
             r["status"] = {str(code): n for code, n in st}
     return rows
-
-
-def chart_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["interval_s"] >= MIN_CHART_INTERVAL_S]
 
 
 def percentile_curve(hist, points: int = 120) -> list[tuple[float, float, float]]:

@@ -1,11 +1,11 @@
-"""report.html: one self-contained page (inline CSS and SVG, no script, no network) with an
-executive summary, threshold verdicts, charts and tables.
+"""report.html: one self-contained page (inline CSS, plotly.js and the charts' specs, no
+network) with an executive summary, threshold verdicts, charts and tables.
 
-Charts: latency percentiles over time, throughput achieved vs target over time, the HDR
-percentile distribution (log percentile axis), the error breakdown and, with a `scenarios`
-section, success rate per scenario. Host metrics and scaling sections appear only when the
-results hold them. A Content-Security-Policy forbids every fetch, so the page provably needs
-nothing but itself.
+Charts (plotly: hover, zoom; see charts.py): latency percentiles over time, throughput achieved
+vs target over time, the HDR percentile distribution (log percentile axis), the error breakdown
+and, with a `scenarios` section, success rate per scenario. Host metrics and scaling sections
+appear only when the results hold them. A Content-Security-Policy forbids every fetch and runs
+only the page's own two scripts, so the page provably needs nothing but itself.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from html import escape
 
 from ..results.summary import error_rate
 from . import figures as F
+from .charts import (DRAW_SCRIPT, PALETTE, Series, bar_spec, embed, latency_over_time, line_spec,
+                     plotly_js, throughput_over_time)
 from .comparison import html_section
 from .page import page, table
-from .svg import PALETTE, Series, bar_chart, line_chart
 
 FILENAME = "report.html"
 
@@ -77,31 +78,11 @@ def _thresholds_section(data) -> str:
 
 
 def _latency_over_time(rows: list[dict]) -> str:
-    rows = F.chart_rows(rows)
-    keys = (("p50", "latency_ms_p50"), ("p90", "latency_ms_p90"), ("p99", "latency_ms_p99"),
-            ("p99.9", "latency_ms_p999"), ("max", "latency_ms_max"))
-    series = [Series(name, [(r["t_s"], r[col]) for r in rows]) for name, col in keys]
-    if any(r.get("errors") and r.get("all_latency_ms_p99") is not None for r in rows):
-        # failures timed too: the all-requests p99 beside the successes' percentiles
-        series.append(Series("all requests p99", [(r["t_s"], r.get("all_latency_ms_p99")) for r in rows],
-                             PALETTE[6], dashed=True))
-    values = [y for s in series for _, y in s.points if y]
-    y_log = bool(values) and max(values) / max(min(values), 1e-3) > 100
-    return line_chart(series, chart_id="latency-over-time", title="Latency percentiles per second",
-                      x_label="time since start (s)",
-                      y_label="latency ms" + (" (log)" if y_log else ""), y_log=y_log)
+    return embed("latency-over-time", latency_over_time(rows))
 
 
 def _throughput_over_time(rows: list[dict]) -> str:
-    rows = F.chart_rows(rows)
-    series = [Series("completed req/s", [(r["t_s"], r["rps"]) for r in rows], PALETTE[0]),
-              Series("sent req/s", [(r["t_s"], r["sent_rps"]) for r in rows], PALETTE[1])]
-    if any(r.get("rate_target") is not None for r in rows):
-        series.append(Series("target req/s", [(r["t_s"], r.get("rate_target")) for r in rows],
-                             PALETTE[3], dashed=True))
-    return line_chart(series, chart_id="throughput-over-time",
-                      title="Throughput per second: achieved vs target",
-                      x_label="time since start (s)", y_label="requests/s")
+    return embed("throughput-over-time", throughput_over_time(rows))
 
 
 def _distribution(results) -> str:
@@ -118,9 +99,9 @@ def _distribution(results) -> str:
     top = max((x for s in series for x, _ in s.points), default=3.0)
     labels = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
     ticks = [(float(i), labels[i]) for i in range(0, int(top) + 1) if i < len(labels)]
-    return line_chart(series, chart_id="latency-distribution",
-                      title="Latency by percentile (HDR distribution, log percentile scale)",
-                      x_label="percentile", y_label="latency ms", x_ticks=ticks)
+    return embed("latency-distribution", line_spec(
+        series, title="Latency by percentile (HDR distribution, log percentile scale)",
+        x_title="percentile", y_title="latency ms", x_ticks=ticks))
 
 
 def _errors_section(s: dict) -> str:
@@ -128,10 +109,10 @@ def _errors_section(s: dict) -> str:
     breakdown = F.error_breakdown(s)
     status = F.status_breakdown(s)
     if breakdown:
-        out.append(bar_chart([(k, n) for k, n, _ in breakdown], chart_id="error-breakdown",
-                             title="Errors by kind", value_label="requests",
-                             fmt=lambda v: f"{v:,.0f}", colors=["#dc2626", "#ea580c", "#d97706",
-                                                               "#7c3aed", "#db2777"]))
+        out.append(embed("error-breakdown", bar_spec(
+            [(k, n) for k, n, _ in breakdown], title="Errors by kind", value_title="requests",
+            text=[f"{n:,.0f}" for _, n, _ in breakdown],
+            colors=["#dc2626", "#ea580c", "#d97706", "#7c3aed", "#db2777"])))
         out.append(table(["kind", "count", "share of completed"],
                          [[k, n, F.pct(share)] for k, n, share in breakdown], cls="errors"))
     else:
@@ -176,12 +157,12 @@ def _scenarios_section(s: dict) -> str:
     rows = F.scenario_rows(s)
     if not rows:
         return ""
-    chart = bar_chart([(r["name"], 100 * (r["success_rate"] or 0)) for r in rows],
-                      chart_id="scenario-success", title="Success rate per scenario",
-                      value_label="% of completed requests that succeeded", max_value=100,
-                      fmt=lambda v: f"{v:.2f}%",
-                      colors=["#16a34a" if (r["success_rate"] or 0) >= 0.99 else "#dc2626"
-                              for r in rows])
+    values = [100 * (r["success_rate"] or 0) for r in rows]
+    chart = embed("scenario-success", bar_spec(
+        [(r["name"], v) for r, v in zip(rows, values)], title="Success rate per scenario",
+        value_title="% of completed requests that succeeded", max_value=100,
+        text=[f"{v:.2f}%" for v in values],
+        colors=["#16a34a" if (r["success_rate"] or 0) >= 0.99 else "#dc2626" for r in rows]))
     body = table(["scenario", "requests", "ok", "errors", "error rate", "p50 ms", "p95 ms",
                   "p99 ms", "max ms", "all requests p99 ms", "baseline violations"],
                  [[r["name"], f"{r['requests']:,}", f"{r['ok']:,}", f"{r['errors']:,}",
@@ -204,9 +185,10 @@ def _generic(value) -> str:
                 isinstance(v.get(c), (int, float)) and not isinstance(v.get(c), bool)
                 for v in value)]
             if numeric:
-                out = line_chart([Series(c, [(v["t_s"], v[c]) for v in value]) for c in numeric[:6]],
-                                 chart_id="samples-over-time", title="Samples over time",
-                                 x_label="time since start (s)", y_label="value") + out
+                out = embed("samples-over-time", line_spec(
+                    [Series(c, [(v["t_s"], v[c]) for v in value]) for c in numeric[:6]],
+                    title="Samples over time", x_title="time since start (s)",
+                    y_title="value")) + out
         return out
     if isinstance(value, dict):
         parts, scalars = [], []
@@ -237,18 +219,18 @@ def _scaling_section(data) -> str:
         return ""
     levels = sorted(levels, key=lambda lv: lv.get("instances", 0))
     xs = [lv.get("instances") for lv in levels]
-    throughput = line_chart(
+    ticks = [(float(x), str(x)) for x in xs]
+    throughput = embed("scaling", line_spec(
         [Series("achieved req/s", [(x, lv.get("rps")) for x, lv in zip(xs, levels)], PALETTE[0]),
          Series("target req/s", [(x, lv.get("rate_target")) for x, lv in zip(xs, levels)],
                 PALETTE[3], dashed=True)],
-        chart_id="scaling", title="Throughput by instance count: achieved vs target",
-        x_label="instances", y_label="requests/s", x_ticks=[(float(x), str(x)) for x in xs])
-    efficiency = line_chart(
+        title="Throughput by instance count: achieved vs target", x_title="instances",
+        y_title="requests/s", x_ticks=ticks))
+    efficiency = embed("scaling-efficiency", line_spec(
         [Series("efficiency", [(x, lv.get("efficiency")) for x, lv in zip(xs, levels)], PALETTE[1]),
          Series("linear", [(x, 1.0) for x in xs], PALETTE[7], dashed=True)],
-        chart_id="scaling-efficiency",
         title="Scaling efficiency (throughput per instance vs the smallest level)",
-        x_label="instances", y_label="efficiency", x_ticks=[(float(x), str(x)) for x in xs])
+        x_title="instances", y_title="efficiency", x_ticks=ticks))
     this = data.results.path.name
     rows, classes = [], []
     for lv in levels:
@@ -278,10 +260,10 @@ def _host_section(data) -> str:
         keys = [("host CPU %", "cpu_pct"), ("memory used %", "mem_used_pct"),
                 ("shards CPU % of a core", "shards_cpu_pct"),
                 ("burners CPU % of a core", "burners_cpu_pct")]
-        series = [Series(label, [(r["t_s"], r.get(key)) for r in rows]) for label, key in keys
-                  if any(r.get(key) is not None for r in rows)]
-        out.append(line_chart(series, chart_id="host-metrics", title="Host load over time",
-                              x_label="time since start (s)", y_label="%"))
+        series = [Series(label, [(r["t_s"], r.get(key)) for r in rows], meta={"x": "t_s", "y": key})
+                  for label, key in keys if any(r.get(key) is not None for r in rows)]
+        out.append(embed("host-metrics", line_spec(series, title="Host load over time",
+                                                   x_title="time since start (s)", y_title="%")))
     if host:
         out.append(_generic(host))
     return "\n".join(out)
@@ -315,4 +297,5 @@ def render(data) -> str:
         _throughput_table(s), _errors_section(s), _scenarios_section(s), _comparison_section(data),
         _scaling_section(data), _host_section(data), _config_section(data.results),
     ])
-    return page(f"stressx report: {s.get('method', '')} {s.get('url', '')}", body)
+    return page(f"stressx report: {s.get('method', '')} {s.get('url', '')}", body,
+                scripts=(plotly_js(), DRAW_SCRIPT))
