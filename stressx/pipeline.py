@@ -176,17 +176,31 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
     ConfigError (the run does not fit the host's limits: nothing sent), StartupError, and
     RunInterrupted for a Ctrl-C the run's own handler could not take."""
     out_dir = Path(out_dir)
-    comps = ((host.companions(config, echo) if host is not None else [])
-             + (checks.companions() if checks is not None else []) + list(companions))
-    if dashboard and config.progress:
-        comps.append(_dashboard(config, comps, checks))
-    coordinator = Coordinator(config, out_dir, echo=echo, companions=comps, yield_cpu=yield_cpu)
-    try:
-        summary = coordinator.run()
-    except RunInterrupted:
-        raise
-    except KeyboardInterrupt:
-        raise RunInterrupted(coordinator.exit_code() or EXIT_SIGINT) from None
+    if config.cluster is not None:
+        if host is not None and (host.burn or host.safety):
+            raise ConfigError("--burn" if host.burn else "--safety",
+                              "host load runs on one host: it is not available with --cluster")
+        # over a Ray cluster: one coordinator per host, the driver here merges them (Ray is
+        # imported there, never on the single-host path); the driver prints progress lines
+        from .cluster.driver import run_cluster
+        comps = (checks.companions() if checks is not None else []) + list(companions)
+        try:
+            summary = run_cluster(config, out_dir, echo=echo, companions=comps)
+        except KeyboardInterrupt:
+            raise RunInterrupted(EXIT_SIGINT) from None
+    else:
+        comps = ((host.companions(config, echo) if host is not None else [])
+                 + (checks.companions() if checks is not None else []) + list(companions))
+        if dashboard and config.progress:
+            comps.append(_dashboard(config, comps, checks))
+        coordinator = Coordinator(config, out_dir, echo=echo, companions=comps,
+                                  yield_cpu=yield_cpu)
+        try:
+            summary = coordinator.run()
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            raise RunInterrupted(coordinator.exit_code() or EXIT_SIGINT) from None
     verdict = checks.judge(summary, out_dir) if checks is not None else None
     table = None
     if temporary:
@@ -195,6 +209,13 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
         thresholds=verdict.thresholds, comparison=verdict.comparison, reports=verdict.reports,
         exit_code=verdict.exit_code)
     return Result(summary, None if temporary else out_dir, intervals_table=table, **judged)
+
+
+def _check_resources(config: RunConfig) -> None:
+    """The host's limits before any run; a cluster run's hosts check their own (a failing
+    host is a ConfigError naming it, before the common start)."""
+    if config.cluster is None:
+        check_resources(config)
 
 
 # -- plans: the runs of a command ---------------------------------------------------------------
@@ -282,7 +303,7 @@ def make_plan(settings: dict, origins: dict, *, checks: dict | None = None,
     tests = _plan.plan(settings, origins, progress=progress)
     if not dry_run:
         for t in tests:
-            check_resources(t.config)
+            _check_resources(t.config)
     shown = dict(resolved_host.to_json() if resolved_host else {}, **(extra or {}))
     return Plan(tests, resolved_checks, resolved_host, companions,
                 Path(settings["out"]) if settings.get("out") else None, shown)
@@ -383,7 +404,7 @@ def run_capacity(search: Capacity, *, echo=None, yield_cpu: bool = False,
     """Double the rate until a probe fails, then bisect; explore.capacity.CapacityResult
     (also in capacity.json). Every probe's rate fits the host's limits before the first."""
     from .explore.capacity import search as _search
-    check_resources(search.config(search.plan["probes_while_passing"][-1]["rate"]))
+    _check_resources(search.config(search.plan["probes_while_passing"][-1]["rate"]))
 
     def probe(rate: float, out_dir: Path) -> dict:
         result = run_one(search.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu,
@@ -425,7 +446,7 @@ def run_scaling(test: Scaling, *, echo=None, yield_cpu: bool = False,
     (also in scaling.json). Every level fits the host's limits before the first command."""
     from .explore.scaling import run_scaling as _run_scaling
     for n in test.levels:
-        check_resources(test.config(n * test.per_instance))
+        _check_resources(test.config(n * test.per_instance))
 
     def level(rate: float, out_dir: Path) -> dict:
         result = run_one(test.config(rate), out_dir, echo=echo, yield_cpu=yield_cpu,

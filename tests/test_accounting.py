@@ -9,7 +9,7 @@ import stressx
 from stressx._testing.faults import FaultServerThread, free_port
 from stressx._testing.target import TargetThread
 from stressx.engine import _core
-from stressx.engine.coordinator import Abort, Companion, _progress_line
+from stressx.engine.coordinator import Abort, Companion, progress_line
 
 
 def adds_up(r, received=None):
@@ -181,10 +181,10 @@ def test_every_connect_attempt_counts(tmp_path):
     assert r.connect_failures_by_kind == {"connect_refused": 9}
 
 
-def test_progress_line_names_saturation():
+def testprogress_line_names_saturation():
     row = {"rps": 10.0, "sent_rps": 10.0, "ok": 10, "errors": 0, "latency_ms_p50": 1.0,
            "latency_ms_p99": 2.0, "send_lag_ms_p99": 0.1, "late": 5, "dropped": 3,
            "conn_open": 8, "saturated": True, "saturation": "connection cap, queue"}
-    line = _progress_line(1.0, row, 100.0)
+    line = progress_line(1.0, row, 100.0)
     assert line.endswith("conns 8  SATURATED: connection cap, queue") and "dropped 3" in line
-    assert "SATURATED" not in _progress_line(1.0, dict(row, saturated=False, saturation=None), 100.0)
+    assert "SATURATED" not in progress_line(1.0, dict(row, saturated=False, saturation=None), 100.0)

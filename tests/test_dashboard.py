@@ -161,24 +161,24 @@ def test_ctrl_c_under_the_dashboard(target, tmp_path):
     assert _last(frame, r"^requests \d+").split()[1] == str(s["requests"])
 
 
-def _assert_progress_lines(text: str, out) -> None:
+def _assertprogress_lines(text: str, out) -> None:
     """Today's output: one progress line a second, each exactly as the coordinator formats
     its interval row, then the summary; no dashboard."""
-    from stressx.engine.coordinator import _progress_line
+    from stressx.engine.coordinator import progress_line
     results = load_results(out)
     rows = [r for r in results.intervals.to_pylist() if r["interval_s"] >= 0.5]
     assert len(rows) >= 2
-    assert PROGRESS.findall(text) == [_progress_line(r["t_s"], r, r["rate_target"]) for r in rows]
+    assert PROGRESS.findall(text) == [progress_line(r["t_s"], r, r["rate_target"]) for r in rows]
     assert "latency histogram" not in text and "cumulative" not in text
     assert "dashboard" not in results.summary
 
 
-def test_output_that_is_not_a_terminal_keeps_the_progress_lines(target, tmp_path):
+def test_output_that_is_not_a_terminal_keeps_theprogress_lines(target, tmp_path):
     r = run_cli("run", target.url, "--rate", "200", "--duration", "2s", "--workers", "1",
                 "--out", tmp_path, env=_env())
     assert r.returncode == 0, r.stderr
     assert not ANSI.search(r.stdout + r.stderr)
-    _assert_progress_lines(r.stderr, tmp_path)
+    _assertprogress_lines(r.stderr, tmp_path)
     assert r.stdout.startswith("stressx: GET ")
 
 
@@ -195,7 +195,7 @@ def test_no_dashboard_from_each_source(target, tmp_path, source):
         args += ["--config", cfg]
     code, text = run_in_pty(cli("run", target.url, *args), env=env)
     assert code == 0, text
-    _assert_progress_lines(text, tmp_path / "o")
+    _assertprogress_lines(text, tmp_path / "o")
 
 
 def test_no_dashboard_from_the_library(target, tmp_path):
@@ -210,7 +210,7 @@ def test_no_dashboard_from_the_library(target, tmp_path):
         code, text = run_in_pty([sys.executable, "-c", script, target.url, out, mode], env=_env())
         assert code == 0 and "exit 0" in text, text
         if mode == "off":
-            _assert_progress_lines(text, out)
+            _assertprogress_lines(text, out)
         else:
             assert not PROGRESS.search(text) and "latency histogram (cumulative)" in text
             s = load_results(out).summary

@@ -22,7 +22,8 @@ MAX_TOP_LEVEL = 10
 # The stages in import order: a module may import from its own stage and from stages before
 # it, never from one after it. The pipeline reads down this list (what to send -> the format a
 # run leaves, which the engine writes -> how it is sent -> judging it -> host load beside it
-# -> exploring -> reports -> the library's face and the command line).
+# -> exploring -> reports -> spreading a run over hosts -> the library's face and the command
+# line).
 STAGES = [
     ("leaves", ["stressx._version", "stressx.errors", "stressx.units", "stressx.system",
                 "stressx._testing"]),
@@ -34,6 +35,7 @@ STAGES = [
     ("explore", ["stressx.explore"]),
     ("report", ["stressx.report"]),
     ("microbench", ["stressx.microbench"]),
+    ("cluster", ["stressx.cluster"]),
     ("api", ["stressx.result", "stressx.pipeline", "stressx.api"]),
     ("pytest", ["stressx.pytest_plugin"]),
     ("cli", ["stressx.cli"]),

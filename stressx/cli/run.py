@@ -44,6 +44,13 @@ def load_options(f):
         option("--ca-file", key="ca_file", help="CA bundle to verify the target's certificate with."),
         option("--workload", key="workload", help="A workload file or name (./workloads/NAME.yaml, else a built-in: stressx list-scenarios): a weighted mix of scenarios."),
         option("--scenario", key="scenario", help="Only these scenarios of the workload (comma-separated)."),
+        option("--cluster", key="cluster", help="Spread the run over a Ray cluster (pip install "
+                "'stressx[ray]'): local:N (N simulated hosts here, head on 127.0.0.1), auto, "
+                "ray://HOST:PORT or HOST:PORT. One agent per host; --workers is per host."),
+        option("--hosts", key="hosts", help="With --cluster: the load hosts: N, a custom Ray "
+                "resource LABEL every load host has, or LABEL:N (default: every host)."),
+        option("--max-clock-uncertainty", key="max_clock_uncertainty", help="With --cluster: "
+                "refuse to start when a host's clock offset is less sure than this (default 5ms)."),
         option("--config", key="config", type=click.Path(dir_okay=False), help="A YAML config file."),
         option("--profile", key="profile", help="Start from a named profile (stressx list-profiles)."),
         option("--out", "-o", key="out", help="Results directory (default ./stressx-results/<timestamp>)."),

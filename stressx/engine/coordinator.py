@@ -77,7 +77,7 @@ class Companion:
 
     def prepare(self, config: RunConfig, out_dir: Path) -> None: ...
     def start(self, start_ns: int) -> None: ...
-    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...  # row["latency_histogram"], row["all_latency_histogram"]: its Histograms
+    def on_interval(self, t_s: float, row: dict) -> "Abort | None": ...  # row["latency_histogram"], row["all_latency_histogram"], row["send_lag_histogram"]: its Histograms
     def poll(self) -> "Abort | None": ...   # every ~20 ms: emergency stops between intervals
     def stop(self) -> None: ...
     def finish(self) -> dict: return {}
@@ -106,7 +106,8 @@ def effective_workers(cfg: RunConfig) -> tuple[int, str | None]:
 
 
 def shard_connections(cfg: RunConfig, n: int, i: int) -> tuple[int, int]:
-    """(connections shard i of n opens before the start, the most it may have open)."""
+    """(connections shard i of n opens before the start, the most it may have open). In a
+    cluster run n counts every host's shards and i is the shard's global index."""
     if cfg.open_model and cfg.connections is None:
         conns = default_open_pool(cfg.shape.peak() / n)
     else:
@@ -121,14 +122,17 @@ def shard_connections(cfg: RunConfig, n: int, i: int) -> tuple[int, int]:
     return conns, max(cap, conns)
 
 
-def check_fd_limits(cfg: RunConfig, companions: int = 0) -> tuple[RunConfig, list[str]]:
+def check_fd_limits(cfg: RunConfig, companions: int = 0,
+                    shard_slice: tuple[int, int] | None = None) -> tuple[RunConfig, list[str]]:
     """Before any request: will the descriptors the run may open fit in RLIMIT_NOFILE? The
     soft limit is raised towards the hard one (shards inherit it, and raise their own too).
     An open-model cap left at its default is lowered to fit, with a note: returns the config
     to run (`cfg` itself, or a copy with the lower cap) and the notes. Anything else that
-    cannot fit is a ConfigError naming the limit, the number and the option."""
+    cannot fit is a ConfigError naming the limit, the number and the option. `shard_slice`
+    (first, total): this host runs shards first .. first + cfg.workers - 1 of total."""
     n = cfg.workers
-    pool, cap = shard_connections(cfg, n, 0)          # shard 0 has the largest share
+    first, total = shard_slice or (0, n)
+    pool, cap = shard_connections(cfg, total, first)  # the first shard has the largest share
     shard_need = cap + SHARD_FD_MARGIN
     try:
         own = len(os.listdir("/proc/self/fd"))
@@ -141,7 +145,7 @@ def check_fd_limits(cfg: RunConfig, companions: int = 0) -> tuple[RunConfig, lis
     if shard_need > soft and cfg.open_model and cfg.max_connections is None \
             and soft - SHARD_FD_MARGIN >= max(pool, 1):
         per_shard = int(soft - SHARD_FD_MARGIN)
-        cfg = dataclasses.replace(cfg, max_connections=per_shard * n)
+        cfg = dataclasses.replace(cfg, max_connections=per_shard * total)
         notes.append(f"--max-connections lowered from its default {max(DEFAULT_MAX_CONNECTIONS, cfg.connections or 0)} "
                      f"to {cfg.max_connections} ({per_shard} per shard) to fit RLIMIT_NOFILE "
                      f"({soft:g} file descriptors per process)")
@@ -212,7 +216,7 @@ class Shard:
         return self.pending.get(k) or self.final
 
 
-def _progress_line(t_s: float, row: dict, rate: float | None) -> str:
+def progress_line(t_s: float, row: dict, rate: float | None) -> str:
     p = f"[{t_s:6.1f}s] {row['rps']:9.0f} req/s"
     if rate:
         p += f" (sent {row['sent_rps']:.0f}/s of {rate:.0f}/s)" if rate >= 10 else \
@@ -243,8 +247,19 @@ class Coordinator:
     Two companions of one name are refused (ValueError): their sections and files would clash."""
 
     def __init__(self, config: RunConfig, out_dir: str | os.PathLike, echo=None,
-                 companions: list[Companion] = (), yield_cpu: bool = False):
+                 companions: list[Companion] = (), yield_cpu: bool = False,
+                 shard_slice: tuple[int, int] | None = None, start_gate=None):
+        """`shard_slice` (first, total): this coordinator runs shards first .. first +
+        config.workers - 1 of `total` (one host's part of a cluster run: the schedule, budget
+        and connections are split over all of them by interleaving); None: all of them.
+        `start_gate()`: called once the shards are ready, returns the common start instant
+        (CLOCK_MONOTONIC ns, at least START_DELAY_NS ahead) or None to stop before the start;
+        None: start START_DELAY_NS from now."""
         self.config = config
+        self.shard_slice = shard_slice
+        # this host's share of the global schedule (its rows and summary judge that share)
+        self.rate_share = config.workers / shard_slice[1] if shard_slice else 1.0
+        self.start_gate = start_gate
         self.companions = list(companions)
         seen = set()
         for c in self.companions:
@@ -271,6 +286,7 @@ class Coordinator:
         self.workers_requested = config.workers
         self._drawn = any(c.shows_progress for c in self.companions)
         self._cumulative = any(c.cumulative for c in self.companions)
+        self.final_readings: list[Reading] = []
 
     # -- public ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -278,8 +294,9 @@ class Coordinator:
         Raises ConfigError, before anything is written or started, when the run's file
         descriptors cannot fit in RLIMIT_NOFILE. An interrupt before the common start still
         writes a summary (nothing sent, `interrupted` set)."""
-        self._plan_workers()
-        self.config, notes = check_fd_limits(self.config, len(self.companions))
+        if self.shard_slice is None:      # a cluster's driver decided the shards of each host
+            self._plan_workers()
+        self.config, notes = check_fd_limits(self.config, len(self.companions), self.shard_slice)
         for note in notes:
             self._note(note)
         # from here on the config is what runs: companions see it through their control
@@ -304,7 +321,11 @@ class Coordinator:
                 from ..system import steady_heap, yield_cpu
                 yield_cpu(5)
                 steady_heap()
-            start_ns = self.start_ns = self.control.start_ns = time.monotonic_ns() + START_DELAY_NS
+            start_ns = (self.start_gate() if self.start_gate is not None
+                        else time.monotonic_ns() + START_DELAY_NS)
+            if start_ns is None or self.interrupted:
+                return self._finish(writer, None)
+            self.start_ns = self.control.start_ns = start_ns
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
             writer.start_latency_log(time.time() + (start_ns - time.monotonic_ns()) / 1e9)
@@ -336,14 +357,14 @@ class Coordinator:
 
     def _spawn(self) -> None:
         cfg = self.config
-        n = cfg.workers
+        first, n = self.shard_slice or (0, cfg.workers)
         run_id = new_run_id()
         scenarios = tuple(ShardScenario(
             request=build_request(cfg, sc), weight=sc.weight, expect=tuple(sc.expect_status),
             band_min_us=-1 if sc.baseline_min_ms is None else int(sc.baseline_min_ms * 1000),
             band_max_us=-1 if sc.baseline_max_ms is None else int(sc.baseline_max_ms * 1000),
         ) for sc in cfg.scenarios)
-        for i in range(n):
+        for i in range(first, first + cfg.workers):
             if self.interrupted:
                 break            # interrupted while starting: start no more shards
             mem = ShardMemory.create(run_id, i, len(scenarios))
@@ -451,7 +472,7 @@ class Coordinator:
         busiest, busy = None, False
         for s, (prev, cur) in zip(self.shards, readings):
             row, hists = interval_row(prev, cur, span_s, t_s,
-                                      self.control.schedule.mean_rate(t_s - span_s, t_s),
+                                      self._rate(t_s - span_s, t_s),
                                       self._slack_ms())
             # CPU from the snapshots themselves: each holds the shard's CPU at its instant
             row["cpu_pct"] = None if cur is prev else shard_cpu_pct(
@@ -469,7 +490,7 @@ class Coordinator:
             s.last = cur
             s.pending = {i: r for i, r in s.pending.items() if i > k}
             shard_rows.append(dict(row, shard=s.index))
-            merged_counts = row if merged_counts is None else _add_counts(merged_counts, row)
+            merged_counts = row if merged_counts is None else add_counts(merged_counts, row)
             for name, h in hists.items():
                 if name in merged_hist:
                     merged_hist[name] += h
@@ -492,9 +513,10 @@ class Coordinator:
         writer.latency_interval((from_ns - start_ns) / 1e9, span_s, merged_hist["all_latency"],
                                 "all_latency")
         if self.config.progress and span_s >= 0.5 and not self._drawn:  # not the last sliver
-            self.echo(_progress_line(t_s, merged, merged["rate_target"]))
+            self.echo(progress_line(t_s, merged, merged["rate_target"]))
         given = dict(merged, latency_histogram=merged_hist["latency"],
-                     all_latency_histogram=merged_hist["all_latency"])
+                     all_latency_histogram=merged_hist["all_latency"],
+                     send_lag_histogram=merged_hist["send_lag"], interval_index=k)
         if self._cumulative:
             for name in ("latency", "all_latency"):
                 run = Histogram.empty()
@@ -506,6 +528,11 @@ class Coordinator:
 
     def _slack_ms(self) -> float:
         return self.config.timer_slack * 1000 if self.config.open_model else 0.0
+
+    def _rate(self, t0: float, t1: float) -> float | None:
+        """The mean target rate of this coordinator's shards between two instants."""
+        rate = self.control.schedule.mean_rate(t0, t1)
+        return rate * self.rate_share if rate is not None else None
 
     def _scenario_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
         """Per-scenario counts and latency of the interval, merged over shards, from the
@@ -550,6 +577,7 @@ class Coordinator:
         # the snapshots the last interval ends on; before the start nothing was counted and
         # the live slots (connections opened) are read as they are
         readings = [s.final if s.final is not None else s.mem.read() for s in self.shards]
+        self.final_readings = readings       # what the summary counts (a cluster agent sends them)
         per_shard = [{name: r.histogram(name) for name in HISTOGRAMS} for r in readings]
         merged = {name: Histogram.empty() for name in HISTOGRAMS}
         for hs in per_shard:
@@ -582,7 +610,7 @@ class Coordinator:
                                 shards=shards, interrupted=interrupted, aborted=self.aborted,
                                 started=started, workers_requested=self.workers_requested,
                                 notes=self.notes, saturated_intervals=self.saturated_intervals,
-                                shape=self.control.schedule.shape)
+                                shape=self.control.schedule.shape, rate_share=self.rate_share)
         for c in self.companions:
             c.stop()
             summary[c.name] = c.finish()
@@ -681,7 +709,9 @@ def interval_row(prev, cur, span_s: float, t_s: float, rate: float | None, slack
     return finish_row(row, hists, span_s, slack_ms), hists
 
 
-def _add_counts(a: dict, b: dict) -> dict:
+def add_counts(a: dict, b: dict) -> dict:
+    """Two interval rows' counts added (gauges too: connections open over shards or hosts);
+    the figures derived from them are finish_row()'s."""
     out = dict(a)
     for key, value in b.items():
         if key in ("t_s", "interval_s", "rate_target", "shard", "saturated", "saturation",

@@ -27,6 +27,10 @@ DEFAULT_GRACE_S = 1.0
 DEFAULT_TIMER_SLACK_S = 0.0
 MAX_TIMER_SLACK_S = 1.0
 MAX_WORKERS = 256
+DEFAULT_CLOCK_UNCERTAINTY_S = 0.005   # cluster runs: the most a host's clock offset may be unsure
+MAX_LOCAL_HOSTS = 16                  # --cluster local:N: simulated hosts on this machine
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+_HOSTS_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _REQUEST_LINE = re.compile(r"[!-~]+ [!-~]+ HTTP/1\.1")
 
 
@@ -102,6 +106,9 @@ class RunConfig:
     users_shape: object = None           # shapes.Shape of active connections (closed model)
     scenarios: list = field(default_factory=list)   # workload.Scenario mix (one: the URL)
     workload: str | None = None          # where the mix came from
+    cluster: str | None = None           # a Ray cluster to spread the run over (see parse_cluster)
+    hosts: str | None = None             # which of its hosts: 'N', 'LABEL' or 'LABEL:N'
+    clock_uncertainty: float = DEFAULT_CLOCK_UNCERTAINTY_S   # seconds: refuse a start above it
 
     @property
     def open_model(self) -> bool:
@@ -136,12 +143,24 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
             requests=None, workers=None, timeout=DEFAULT_TIMEOUT_S, grace=DEFAULT_GRACE_S,
             method="GET", headers=(), body=b"", insecure=False, ca_file=None,
             progress=True, shape=None, users=None, workload=None, scenarios=None,
-            timer_slack=None) -> RunConfig:
+            timer_slack=None, cluster=None, hosts=None, max_clock_uncertainty=None) -> RunConfig:
     """Validate options and fill in defaults; raises ConfigError on the first bad one.
     `shape` (a shapes.Shape of the rate) makes an open-model run follow it; `users` (a Shape
     of the number of connections) does the same for a closed-model run. `workload` (a path or
     workload.Workload) replaces the single request with a weighted mix, optionally narrowed to
-    the `scenarios` named."""
+    the `scenarios` named. `cluster` spreads the run over the hosts of a Ray cluster
+    (parse_cluster; `workers` is then per host, by default each host's CPUs)."""
+    cluster = parse_cluster(cluster) if cluster is not None else None
+    if hosts is not None:
+        if cluster is None:
+            raise ConfigError("--hosts", "chooses the hosts of a --cluster; none was given")
+        hosts = parse_hosts(hosts)
+    clock = DEFAULT_CLOCK_UNCERTAINTY_S
+    if max_clock_uncertainty is not None:
+        clock = parse_duration(max_clock_uncertainty, "--max-clock-uncertainty")
+        if not 0 < clock <= 1:
+            raise ConfigError("--max-clock-uncertainty", f"must be above 0 and at most 1s, got "
+                                                         f"{max_clock_uncertainty!r}")
     target = parse_target(url)
     rate = parse_rate(rate) if rate is not None else None
     if rate is not None and shape is not None:
@@ -167,7 +186,7 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
     if rate is not None:
         shape = shapes.Shape("steady", (shapes.Segment("const", duration or float("inf"), rate),),
                              dict(rps=rate))
-    if workers is None:
+    if workers is None and cluster is None:
         # one per usable CPU, and no more than the run can keep busy (the coordinator says
         # so when an explicit --workers is lowered for the same reason)
         workers = min(usable_cpus(), MAX_WORKERS)
@@ -175,7 +194,8 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
             workers = min(workers, connections)     # closed model (a users shape: its peak)
         if requests is not None:
             workers = min(workers, requests)
-    workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
+    if workers is not None:
+        workers = _positive_int(workers, "--workers", 1, MAX_WORKERS)
     timeout = parse_duration(timeout, "--timeout")
     grace = float(grace)
     timer_slack = parse_timer_slack(timer_slack, timeout)
@@ -208,7 +228,41 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
                      method=method,
                      headers=parsed_headers, body=bytes(body), insecure=bool(insecure),
                      ca_file=ca_file, progress=progress, target=target, shape=shape,
-                     users_shape=users, scenarios=mix, workload=source)
+                     users_shape=users, scenarios=mix, workload=source, cluster=cluster,
+                     hosts=hosts, clock_uncertainty=clock)
+
+
+def parse_cluster(value, option: str = "--cluster") -> str:
+    """A cluster address as given: `local:N` (start N simulated hosts on this machine, the
+    Ray head on 127.0.0.1 only), `auto` (the Ray cluster this machine belongs to),
+    `ray://HOST:PORT` (Ray Client) or `HOST:PORT` (a head's GCS address). Checked here
+    without Ray, so a typo is exit 2 before anything starts."""
+    text = str(value).strip()
+    if text.startswith("local:"):
+        n = _positive_int(text[6:], option, 1, MAX_LOCAL_HOSTS)
+        return f"local:{n}"
+    if text == "auto":
+        return text
+    rest = text[6:] if text.startswith("ray://") else text
+    if _HOST_PORT.fullmatch(rest) and 0 < int(rest.rsplit(":", 1)[1]) < 65536:
+        return text
+    raise ConfigError(option, f"expected local:N, auto, ray://HOST:PORT or HOST:PORT, got {text!r}")
+
+
+def parse_hosts(value, option: str = "--hosts") -> str:
+    """Which hosts of the cluster send: `N` (any N, one agent each), `LABEL` (every host
+    with the custom Ray resource LABEL, `ray start --resources '{"LABEL": 1}'`) or
+    `LABEL:N`."""
+    text = str(value).strip()
+    if text.isdigit():
+        return str(_positive_int(text, option, 1, 10_000))
+    label, _, count = text.partition(":")
+    if not _HOSTS_LABEL.fullmatch(label) or (count and not count.isdigit()):
+        raise ConfigError(option, f"expected N, LABEL or LABEL:N (a custom Ray resource of the "
+                                  f"load hosts), got {text!r}")
+    if count:
+        _positive_int(count, option, 1, 10_000)
+    return text
 
 
 def parse_timer_slack(value, timeout: float, option: str = "--timer-slack") -> float:

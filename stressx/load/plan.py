@@ -21,7 +21,7 @@ from .profiles import profile_settings
 # settings a run takes (flag spelling: --max-connections for max_connections)
 RUN_KEYS = ("target", "rate", "connections", "max_connections", "duration", "requests", "workers",
             "timeout", "timer_slack", "method", "headers", "body", "body_file", "insecure", "ca_file", "workload",
-            "scenario", "model")
+            "scenario", "model", "cluster", "hosts", "max_clock_uncertainty")
 PATTERN_PARAMS = sorted({name for _, spec in shapes.PATTERNS.values() for name, *_ in spec})
 FILE_KEYS = set(RUN_KEYS) | {"profile", "pattern", "tests", "scenarios", "thresholds", "criteria",
                              "output", "burn", "safety"}
@@ -207,7 +207,9 @@ def _resolve_one(s: dict, origins: dict, shape, progress: bool) -> RunConfig:
             method=s.get("method", "GET"), headers=headers,
             body=body or b"", insecure=bool(s.get("insecure", False)), ca_file=s.get("ca_file"),
             progress=progress, workload=s.get("workload"), scenarios=scenario or None,
-            shape=shape if model == "open" else None, users=shape if model == "closed" else None)
+            shape=shape if model == "open" else None, users=shape if model == "closed" else None,
+            cluster=s.get("cluster"), hosts=s.get("hosts"),
+            max_clock_uncertainty=s.get("max_clock_uncertainty"))
     except ConfigError as exc:
         raise _relabel(exc, origins) from None
 

@@ -160,14 +160,16 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
                   send_window_s: float, run_window_s: float, shards: list[dict],
                   interrupted: str | None, aborted: str | None, started: bool = True,
                   workers_requested: int | None = None, notes: list[str] = (),
-                  saturated_intervals: dict | None = None, shape=None) -> dict:
+                  saturated_intervals: dict | None = None, shape=None,
+                  rate_share: float = 1.0) -> dict:
     """`send_window_s`: from the start to the end of sending (the duration's end, the stop, or
     a spent budget's last write); `run_window_s`: from the start to the later of that and the
     last completion. `started` False: the run was stopped before its common start instant
     (nothing was sent); `notes` are one-line remarks on how the run was set up (fewer workers
     than asked). `saturated_intervals`: {count, first_t_s, reasons} of the interval rows
     flagged while the run went on. `shape`: the rate shape followed, live changes included
-    (adaptive ramps, safety back-off); default the config's."""
+    (adaptive ramps, safety back-off); default the config's. `rate_share`: the part of that
+    shape these readings' shards send (one host of a cluster run: its shards / all shards)."""
     def total(name):
         return sum(r[name] for r in readings)
 
@@ -201,7 +203,7 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     shape = shape if shape is not None else config.shape
     if config.open_model:
         # over the send window, from the shape followed (with the live changes)
-        rate_target = round(shape.integral(send_window_s) / send_window_s, 3)
+        rate_target = round(rate_share * shape.integral(send_window_s) / send_window_s, 3)
     summary = {
         "format_version": FORMAT_VERSION,
         "stressx_version": __version__,
