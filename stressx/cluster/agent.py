@@ -75,8 +75,13 @@ class Agent:
     # -- what the driver calls ---------------------------------------------------------------
     def info(self) -> dict:
         self._touch()
+        try:                              # inside a Ray worker: which node this is
+            import ray
+            node = ray.get_runtime_context().get_node_id()
+        except Exception:
+            node = None
         return {"hostname": socket.gethostname(), "pid": os.getpid(), "cpus": usable_cpus(),
-                "monotonic_ns": time.monotonic_ns()}
+                "node_id": node, "monotonic_ns": time.monotonic_ns()}
 
     def clock(self) -> int:
         """This host's CLOCK_MONOTONIC, for the driver's offset probes."""

@@ -393,6 +393,7 @@ class _Run:
         shard_rows = []
         for i, name in enumerate(h.names):
             entry = {"name": name, "hostname": h.infos[i]["hostname"],
+                     "node_id": h.infos[i].get("node_id"),
                      "shards": list(range(h.first[i], h.first[i] + h.workers[i])),
                      "clock_offset_ms": round(h.offset_ns[i] / 1e6, 3),
                      "clock_uncertainty_ms": round(h.uncertainty_ns[i] / 1e6, 3),
