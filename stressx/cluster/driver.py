@@ -137,10 +137,18 @@ class _Run:
     # -- the phases --------------------------------------------------------------------------
     def run(self) -> dict:
         try:
+            t0 = time.monotonic()
             self._place()
             self._share()
+            h = self.hosts
+            self.echo(f"stressx: {len(h)} agents placed, one per host, in {time.monotonic() - t0:.1f} s: "
+                      + ", ".join(f"{n} ({w} shard{'s' if w > 1 else ''})"
+                                  for n, w in zip(h.names, h.workers)))
+            t0 = time.monotonic()
             self._prepare()
             self._probe_clocks()
+            self.echo(f"stressx: shards ready on every host in {time.monotonic() - t0:.1f} s; "
+                      f"clock offsets known to +-{max(h.uncertainty_ns) / 1e6:.3f} ms at worst")
             writer = ResultsWriter(self.out_dir)
             restore = self._install_signal_handlers()
             try:

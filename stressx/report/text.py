@@ -16,6 +16,31 @@ def _latency_rows(label: str, lat: dict | None, empty: str = "no successful resp
     return [f"  {label:<32}{head}", f"  {'':<32}{vals}"]
 
 
+def _cluster_lines(s: dict) -> list[str]:
+    """A cluster run: the start skew, the merge cost, and each host's own figures."""
+    c = s.get("cluster")
+    if not c:
+        return []
+    merge = c.get("merge_ms") or {}
+    skew = c.get("start_skew_ms")
+    out = [f"  cluster {c['address']}: {c['hosts']} hosts, start skew "
+           + (f"{skew:.3f} ms" if skew is not None else "n/a")
+           + f" (clock offsets known to +-{c['clock_uncertainty_ms']:.3f} ms)"
+           + (f", merge {merge['mean']:.2f} ms per interval" if merge else "")]
+    for h in s.get("hosts") or ():
+        shards = h["shards"]
+        span = f"{shards[0]}-{shards[-1]}" if len(shards) > 1 else str(shards[0])
+        if h.get("lost"):
+            out.append(f"    {h['name']:<20} shards {span:<7} LOST: {h['lost']}")
+            continue
+        p99 = (h.get("latency_ms") or {}).get("p99")
+        out.append(f"    {h['name']:<20} shards {span:<7} requests {h.get('requests')}  "
+                   f"ok {h.get('ok')}  errors {h.get('error_count')}"
+                   + (f"  p99 {p99:.3f} ms" if p99 is not None else "")
+                   + f"  clock {h['clock_offset_ms']:+.3f} ms")
+    return out
+
+
 def format_summary(s: dict, out_dir: str | None = None) -> str:
     if s["rate_target"] is not None:
         model = f"open model, {s['rate_target']:g} req/s target"
@@ -87,6 +112,7 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
     if s["aborted"]:
         lines.append(f"  ABORTED: {s['aborted']}")
     lines += _scenario_lines(s)
+    lines += _cluster_lines(s)
     from .host import format_host_section
     lines += format_host_section(s)
     adaptive = s.get("adaptive")
