@@ -102,3 +102,31 @@ def test_the_single_host_path_never_imports_ray(target, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(report.read_text()) == []
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["requests"] == 15
+
+
+def test_an_agent_stops_its_load_when_the_driver_goes_silent(target, tmp_path):
+    """The agent without Ray (it is a plain class that Ray wraps): prepared, started, then
+    never polled again: after `silence_s` it stops its own load and keeps what it counted."""
+    import time
+
+    from stressx.cluster.agent import Agent, agent_config
+    from stressx.load.config import resolve
+    config = resolve(target.url, rate=200, duration=30, cluster="local:2", workers=1)
+    agent = Agent()
+    before = target.requests
+    agent.prepare(agent_config(config, 1), 1, 2, "h1-test", 1.0)   # shard 1 of 2
+    assert agent.wait_ready(30) == {"state": "ready"}
+    started = agent.start(time.monotonic_ns() + 50_000_000)
+    assert started["late_ms"] == 0
+    polled = agent.poll()
+    assert polled["state"] == "running"
+    t0 = time.monotonic()
+    fin = agent.finish(20)      # one contact, then it waits: the driver is silent from here
+    took = time.monotonic() - t0
+    assert fin["state"] == "done" and 0.9 < took < 5     # ~1 s of silence, not the 30 s run
+    s = fin["summary"]
+    assert s["exit_code"] == 4 and "silent" in s["aborted"]
+    assert 0 < s["requests"] == target.requests - before
+    assert s["rate_target"] == pytest.approx(100, rel=0.05)      # its half of 200/s
+    assert s["shards"][0]["index"] == 1
+    assert len(fin["readings"]) == 1 and fin["results_tar"][:2] == b"\x1f\x8b"

@@ -122,6 +122,8 @@ class Agent:
         now = time.monotonic_ns()
         self._start_late_ns = max(0, now - start_ns)
         self._start_ns = max(start_ns, now + 1_000_000)   # a past instant: as soon as possible
+        if self._state == "ready":
+            self._state = "running"
         self._go.set()
         return {"start_ns": self._start_ns, "late_ms": self._start_late_ns / 1e6}
 
@@ -152,10 +154,9 @@ class Agent:
         """Once the run has ended: the summary, the shards' final readings (what it counted,
         as int64 slot arrays) and the results directory as a gzipped tar; the directory is
         removed here."""
-        self._touch()
+        self._touch()                     # once: a driver gone while it waits is still noticed
         deadline = time.monotonic() + timeout
         while not self._done.wait(0.1):
-            self._touch()
             if time.monotonic() > deadline:
                 return {"state": self._state, "error": {"kind": "internal", "option": None,
                         "message": f"the run did not end within {timeout:.0f} s"}}
@@ -204,9 +205,6 @@ class Agent:
         self._state = "ready"
         self._ready.set()
         self._go.wait(START_WAIT_S + self._silence_s)
-        if self._start_ns is None:
-            return None
-        self._state = "running"
         return self._start_ns
 
     def _run(self) -> None:
