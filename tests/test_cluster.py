@@ -81,6 +81,14 @@ def test_one_summary_of_the_planned_schedule_over_one_agent_per_node(cli_run, cl
     assert s["cluster"]["hosts"] == NODES and s["cluster"]["merge_ms"]["intervals"] >= 5
     assert 0 <= s["cluster"]["start_skew_ms"] < 5
     assert s["cluster"]["clock_uncertainty_ms"] <= 5
+    assert s["cluster"]["merge_ms"]["intervals"] == r.intervals.num_rows
+    # one machine: every host reads the same CLOCK_MONOTONIC, so the true offsets are 0 and the
+    # start instants directly comparable; each estimate is within its uncertainty of the truth
+    for h in hosts:
+        assert abs(h["clock_offset_ms"]) <= h["clock_uncertainty_ms"] + 0.001
+    starts = [h["start_monotonic_ns"] for h in hosts]
+    two_worst = sum(sorted(h["clock_uncertainty_ms"] for h in hosts)[-2:])
+    assert (max(starts) - min(starts)) / 1e6 <= two_worst + 0.001
 
 
 def test_merged_percentiles_are_those_of_the_merged_raw_histograms(cli_run):

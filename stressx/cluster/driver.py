@@ -189,6 +189,10 @@ class _Run:
             bundle, what = {label: 1}, f"the resource {label!r}"
         n = count or len(fits)
         where = "--hosts" if self.config.hosts else "--cluster"
+        if n == 0 and label is not None:
+            raise ConfigError(where, f"no host of the cluster has the resource {label!r} (start "
+                                     f"the load hosts with ray start --resources "
+                                     f"'{{\"{label}\": 1}}')")
         if n == 0 or n > len(fits):
             raise ConfigError(where, f"the cluster has {len(fits)} host(s) with {what}, "
                                      f"{n or 1} needed (one agent per host)")
@@ -405,6 +409,7 @@ class _Run:
                      "shards": list(range(h.first[i], h.first[i] + h.workers[i])),
                      "clock_offset_ms": round(h.offset_ns[i] / 1e6, 3),
                      "clock_uncertainty_ms": round(h.uncertainty_ns[i] / 1e6, 3),
+                     "start_monotonic_ns": h.start_ns[i],
                      "start_late_ms": round(h.start_late_ms[i], 3),
                      "lost": h.lost.get(i), "results": None}
             fin = finals.get(i)
