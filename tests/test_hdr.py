@@ -337,6 +337,30 @@ def test_encoding_of_huge_counts_and_sparse_buckets():
     assert ours_inner[40 + 1 + 1 + 8:][:9] == bytes([0x8A] + [0x80] * 8)
 
 
+def test_vectorised_decode_agrees_with_the_byte_loop(monkeypatch):
+    """The numpy decoder (taken for every ordinary histogram) and the byte-by-byte loop (kept
+    for 9-byte counts) read the same counts from the same encodings."""
+    rng = np.random.default_rng(7)
+    encodings = []
+    for _ in range(60):
+        values = rng.lognormal(np.log(rng.uniform(5, 1e6)), rng.uniform(0.1, 3),
+                               int(rng.integers(0, 5000)))
+        h = Histogram.from_values(np.clip(values, 0, 2 * hdr.HIGHEST).astype(np.int64))
+        h.counts[int(rng.integers(0, hdr.COUNTS_LEN))] += int(rng.integers(1, 2 ** 54))
+        h.slots[hdr.H_TOTAL] = int(h.counts.sum())
+        encodings.append((h, h.encode()))
+    for h, text in encodings:
+        inner = zlib.decompress(base64.b64decode(text)[8:])
+        counts = np.zeros(hdr.COUNTS_LEN, dtype=np.int64)
+        assert hdr._decode_counts_fast(inner, 40, len(inner), counts)
+        assert counts.tolist() == h.counts.tolist()
+    fast = [Histogram.decode(text) for _, text in encodings]
+    monkeypatch.setattr(hdr, "_decode_counts_fast", lambda *a: False)
+    for (h, text), f in zip(encodings, fast):
+        assert Histogram.decode(text) == f
+        assert f.counts.tolist() == h.counts.tolist()
+
+
 def test_decode_rejects_foreign_layout_and_garbage():
     other = HdrHistogram(1, 3_600_000_000, 2)
     other.record_value(5)
