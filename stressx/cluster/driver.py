@@ -362,7 +362,8 @@ class _Run:
         messages = merger.cut(k)
         t_s = max(m["t_s"] for m in messages)
         rate = self.control.schedule.mean_rate(merger.cut_t_s, t_s)
-        row, hists, took = merge_intervals(messages, merger.cut_t_s, rate)
+        slack_ms = self.config.timer_slack * 1000 if self.config.open_model else 0.0
+        row, hists, took = merge_intervals(messages, merger.cut_t_s, rate, slack_ms)
         merger.merge_s.append(took)
         start_s, span = merger.cut_t_s, row["interval_s"]
         merger.cut_t_s = t_s

@@ -40,9 +40,11 @@ def encode_interval(t_s: float, row: dict) -> dict:
                            if key in row}}
 
 
-def merge_intervals(messages: list[dict], from_t_s: float, rate_target) -> tuple[dict, dict, float]:
+def merge_intervals(messages: list[dict], from_t_s: float, rate_target,
+                    slack_ms: float = 0.0) -> tuple[dict, dict, float]:
     """Merged row (as intervals.arrows holds it) and histograms of one boundary's messages
-    (one per host that sent row k); returns (row, histograms, seconds the merge took)."""
+    (one per host that sent row k); returns (row, histograms, seconds the merge took). The
+    client's CPU columns are the busiest shard's and whether any was busy, as on one host."""
     t0 = time.perf_counter()
     t_s = max(m["t_s"] for m in messages)
     span = max(t_s - from_t_s, 1e-9)
@@ -53,7 +55,10 @@ def merge_intervals(messages: list[dict], from_t_s: float, rate_target) -> tuple
         for name, text in m["histograms"].items():
             hists[name] += Histogram.decode(text)
     counts.update(t_s=round(t_s, 6), interval_s=round(span, 6), rate_target=rate_target)
-    row = finish_row(counts, hists, span)
+    row = finish_row(counts, hists, span, slack_ms)
+    cpu = [m["counts"].get("cpu_pct") for m in messages if m["counts"].get("cpu_pct") is not None]
+    row["cpu_pct"] = max(cpu) if cpu else None
+    row["cpu_busy"] = any(m["counts"].get("cpu_busy") for m in messages)
     return row, hists, time.perf_counter() - t0
 
 
