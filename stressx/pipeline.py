@@ -181,9 +181,11 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
             raise ConfigError("--burn" if host.burn else "--safety",
                               "host load runs on one host: it is not available with --cluster")
         # over a Ray cluster: one coordinator per host, the driver here merges them (Ray is
-        # imported there, never on the single-host path); the driver prints progress lines
+        # imported there, never on the single-host path)
         from .cluster.driver import run_cluster
         comps = (checks.companions() if checks is not None else []) + list(companions)
+        if dashboard and config.progress:     # fed by the merged rows: the whole cluster
+            comps.append(_dashboard(config, comps, checks))
         try:
             summary = run_cluster(config, out_dir, echo=echo, companions=comps)
         except KeyboardInterrupt:

@@ -122,6 +122,7 @@ class _Run:
     def __init__(self, ray, config, out_dir: Path, echo, companions: list, local: bool):
         self.ray, self.config, self.out_dir, self.echo = ray, config, out_dir, echo
         self.companions, self.local = companions, local
+        self._drawn = any(getattr(c, "shows_progress", False) for c in companions)
         self.hosts: _Hosts | None = None
         self.pg = None
         self.aborted: str | None = None
@@ -379,7 +380,7 @@ class _Run:
         writer.intervals([row], [])
         writer.latency_interval(start_s, span, hists["latency"])
         writer.latency_interval(start_s, span, hists["all_latency"], "all_latency")
-        if self.config.progress and span >= 0.5:
+        if self.config.progress and span >= 0.5 and not self._drawn:
             line = progress_line(t_s, row, row["rate_target"])
             if len(messages) < len(self.hosts):
                 line += f"  ({len(messages)} of {len(self.hosts)} hosts)"
