@@ -173,7 +173,7 @@ class Dashboard(Companion):
         console = Console(file=self.stream, force_terminal=True)
         self._live = Live(console=console, auto_refresh=False, transient=False,
                           redirect_stdout=True, redirect_stderr=True,
-                          vertical_overflow="visible")
+                          vertical_overflow="ellipsis")   # the last frame is drawn whole
         self._live.start()
         self._draw()
 
@@ -224,13 +224,17 @@ class Dashboard(Companion):
             if console is not None:
                 parts = [_Lines(console.render_lines(p, console.options, pad=False)) for p in parts]
             self._cached = (self.figures.intervals, parts)
-        body, thresholds = self._cached[1]
-        return Group(*self._clock_lines(), body, *self._host_lines(), thresholds)
+        main, hist, detail, thresholds = self._cached[1]
+        parts = [*self._clock_lines(), main, hist, detail, *self._host_lines(), thresholds]
+        if console is not None and self._state != "finished" and \
+                sum(_height(p) for p in parts) > console.height - 1:
+            parts.remove(hist)         # a short terminal: the histogram goes first
+        return Group(*parts)
 
     def _clock_lines(self) -> list:
         from rich.text import Text
         cfg, f = self.config, self.figures
-        elapsed = (time.monotonic_ns() - self.start_ns) / 1e9 if self.start_ns else 0.0
+        elapsed = max(0.0, (time.monotonic_ns() - self.start_ns) / 1e9) if self.start_ns else 0.0
         if self._state == "finished":
             elapsed = f.t_s
         head = Text()
@@ -337,7 +341,14 @@ class Dashboard(Companion):
             style = {"passing": "green", "close": "yellow", "failing": "bold red", "unmeasured": "dim"}
             for text, state, actual in ths:
                 th_table.add_row(Text(state, style=style[state]), text, actual)
-        return [Group(rates, lat, totals, hist, detail), th_table]
+        return [Group(rates, lat, totals), hist, detail, th_table]
+
+
+def _height(part) -> int:
+    """Lines a part takes: laid-out ones are counted; the clock and host lines are one each."""
+    if isinstance(part, _Lines):
+        return len(part.lines)
+    return getattr(part, "row_count", 1) or 1
 
 
 class _Lines:
