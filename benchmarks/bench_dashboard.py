@@ -6,7 +6,8 @@ stdout and stderr on it, so stressx sees a terminal and draws the dashboard (5 f
 in the coordinator); then the same run with `--no-dashboard` (one progress line a second) on the
 same terminal. Rounds alternate the order. Target: the script's own nginx (bench_http.Nginx),
 its worker on CPU 0; the stressx process tree on CPU 1 (`taskset -c 1`), so the coordinator
-drawing the dashboard shares its core with the shard: the worst case for the shard.
+drawing the dashboard shares its core with the shard: the worst case for the shard. This
+script, reading the terminal as a terminal emulator would, runs on CPU 0.
 
 Per run it reads the summary: the shard's CPU per request (`client_cpu_us_per_request`, the
 figure the dashboard must not move), sent_rps, send lag p99, and the dashboard's own section
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
     if args.rounds < 1 or args.seconds < 1 or args.rate < 1:
         ap.error("--rounds, --seconds and --rate must be >= 1")
     B.ensure_stressx()
+    # this script reads the terminal, as a terminal emulator would: not on the client's core
+    os.sched_setaffinity(0, {int(B.CLIENT_CPU) ^ 1})
     results = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         nginx = B.Nginx(Path(tmp))

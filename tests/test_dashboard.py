@@ -144,6 +144,25 @@ def test_closed_model_dashboard_shows_connections(target, tmp_path):
     assert re.search(r"^phase ramp, 0 s left", frame, re.M)
 
 
+def test_a_short_terminal_drops_the_histogram_until_the_last_frame(target, tmp_path):
+    """24 rows: the frames during the run leave the histogram out (and crop, never scroll);
+    the last frame is drawn whole."""
+    out = tmp_path / "run"
+    code, text = run_in_pty(cli("run", target.url, "--rate", "200", "--duration", "3s",
+                                "--workers", "1", "--out", out), env=_env(), cols=100, rows=24)
+    assert code == 0, text[-3000:]
+    frame = text[:text.rindex("stressx: GET ")]
+    frames = frame.split("stressx GET ")[1:]        # a frame's first line: its header
+    running = [f for f in frames if "   running " in f.split("\n", 1)[0]]
+    assert len(running) >= 5 and frames[-1].split("\n", 1)[0].split()[1] == "finished"
+    assert sum("latency histogram" not in f for f in running) >= 3     # left out while it runs
+    assert all(len(f.rstrip("\n").split("\n")) <= 24 for f in running)
+    assert "latency histogram (cumulative)" in frames[-1]             # the last frame: whole
+    s = load_results(out).summary
+    assert _numbers(_last(frame, r"^\s*cumulative\s")) == [
+        s["latency_ms"][k] for k in ("p50", "p90", "p99", "p999", "max")]
+
+
 def test_ctrl_c_under_the_dashboard(target, tmp_path):
     """Ctrl-C: the stop message shows above the dashboard, its last frame draws what was
     counted, and the results are complete (exit 130)."""

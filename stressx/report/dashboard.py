@@ -163,7 +163,7 @@ class Dashboard(Companion):
     def prepare(self, config, out_dir) -> None:
         self.config = config
         # before the shards start: the imports are not paid for during the run
-        import rich.console, rich.live, rich.segment, rich.table, rich.text  # noqa: F401, E401
+        import rich.console, rich.live, rich.segment, rich.text  # noqa: F401, E401
 
     def start(self, start_ns: int) -> None:
         from rich.console import Console
@@ -173,7 +173,7 @@ class Dashboard(Companion):
         console = Console(file=self.stream, force_terminal=True)
         self._live = Live(console=console, auto_refresh=False, transient=False,
                           redirect_stdout=True, redirect_stderr=True,
-                          vertical_overflow="visible")
+                          vertical_overflow="ellipsis")   # the last frame is drawn whole
         self._live.start()
         self._draw()
 
@@ -224,13 +224,17 @@ class Dashboard(Companion):
             if console is not None:
                 parts = [_Lines(console.render_lines(p, console.options, pad=False)) for p in parts]
             self._cached = (self.figures.intervals, parts)
-        body, thresholds = self._cached[1]
-        return Group(*self._clock_lines(), body, *self._host_lines(), thresholds)
+        main, hist, detail, thresholds = self._cached[1]
+        parts = [*self._clock_lines(), main, hist, detail, *self._host_lines(), thresholds]
+        if console is not None and self._state != "finished" and \
+                sum(_height(p) for p in parts) > console.height - 1:
+            parts.remove(hist)         # a short terminal: the histogram goes first
+        return Group(*parts)
 
     def _clock_lines(self) -> list:
         from rich.text import Text
         cfg, f = self.config, self.figures
-        elapsed = (time.monotonic_ns() - self.start_ns) / 1e9 if self.start_ns else 0.0
+        elapsed = max(0.0, (time.monotonic_ns() - self.start_ns) / 1e9) if self.start_ns else 0.0
         if self._state == "finished":
             elapsed = f.t_s
         head = Text()
@@ -249,95 +253,105 @@ class Dashboard(Companion):
         return [head, Text(phase)]
 
     def _host_lines(self) -> list:
-        from rich.table import Table
         host = self.sampler.last_row if self.sampler is not None else None
-        grid = Table.grid(padding=(0, 2))
-        if host:
-            grid.add_row("host        ", f"CPU {host.get('cpu_pct') or 0:.0f}%  memory {host.get('mem_used_pct') or 0:.0f}%"
-                         + (f"  shards CPU {host['shards_cpu_pct']:.0f}% of a core"
-                            if host.get("shards_cpu_pct") is not None else ""))
-            req, got = host.get("burner_requested") or {}, host.get("burner_achieved") or {}
-            if req:
-                grid.add_row("burners     ", "  ".join(
-                    f"{name} {_level(name, req[name])} (now {_level(name, got.get(name))})" for name in req))
-        return [grid] if host else []
+        if not host:
+            return []
+        lines = [_kv("host", f"CPU {host.get('cpu_pct') or 0:.0f}%  memory {host.get('mem_used_pct') or 0:.0f}%"
+                     + (f"  shards CPU {host['shards_cpu_pct']:.0f}% of a core"
+                        if host.get("shards_cpu_pct") is not None else ""))]
+        req, got = host.get("burner_requested") or {}, host.get("burner_achieved") or {}
+        if req:
+            lines.append(_kv("burners", "  ".join(
+                f"{name} {_level(name, req[name])} (now {_level(name, got.get(name))})" for name in req)))
+        return lines
 
     def _interval_parts(self) -> list:
-        """[the figures of the rows, the threshold states]: both change once per interval."""
+        """[rates, latency and counts], [histogram], [status, errors, lag, saturation],
+        [threshold states]: lines that change once per interval. Plain styled lines, not rich
+        tables: a table's layout cost ~15 ms, and it ran on the shards' core."""
         from rich.console import Group
-        from rich.table import Table
         from rich.text import Text
 
         f = self.figures
         row = f.last or {}
         cfg = self.config
-        target = row.get("rate_target")
-        if target is None and self.control is not None and cfg is not None and cfg.open_model:
-            target = self.control.rate_at()
-        rates = Table.grid(padding=(0, 2))
+        main = []
         if cfg is not None and not cfg.open_model:   # the closed model's target: connections
             shape = cfg.users_shape
             want = (shape.rate_at(max(0.0, min(f.t_s, shape.duration) - 1e-6)) if shape is not None
                     else cfg.connections)
-            rates.add_row("target connections", f"{want:.0f}", "active", str(row.get("users", "-")),
-                          "open", str(row.get("conn_open", "-")))
-            rates.add_row("", "", "achieved req/s", _rate(row.get("rps")),
-                          "sent req/s", _rate(row.get("sent_rps")))
+            main.append(_kv("target connections", f"{want:<8.0f}  active {row.get('users', '-')!s:<8}  "
+                                                  f"open {row.get('conn_open', '-')}", width=20))
+            main.append(_kv("", f"achieved req/s {_rate(row.get('rps')):<8}  "
+                                f"sent req/s {_rate(row.get('sent_rps'))}", width=20))
         else:
-            rates.add_row("target req/s", _rate(target), "achieved req/s", _rate(row.get("rps")),
-                          "sent req/s", _rate(row.get("sent_rps")))
-        rates.add_row("last 60 s", Text(sparkline(f.rates), style="cyan"), "", "", "", "")
-
+            target = row.get("rate_target")
+            if target is None and self.control is not None and cfg is not None:
+                target = self.control.rate_at(max(0.0, self.control.elapsed()))
+            main.append(_kv("target req/s", f"{_rate(target):<8}  achieved req/s {_rate(row.get('rps')):<8}  "
+                                            f"sent req/s {_rate(row.get('sent_rps'))}"))
+        main.append(_kv("last 60 s", Text(sparkline(f.rates), style="cyan")))
         # latency: now (the last interval) and cumulative
-        lat = Table(title="latency ms", title_justify="left", box=None, padding=(0, 1))
-        lat.add_column("")
-        for _, title in PERCENTILES:
-            lat.add_column(title, justify="right")
-        lat.add_row("now", *[_ms(row.get(f"latency_ms_{k}")) for k, _ in PERCENTILES])
+        main.append(Text("latency ms", style="bold"))
+        main.append(Text(" " * 12 + "".join(f"{title:>10}" for _, title in PERCENTILES), style="dim"))
         cum = f.cumulative() or {}
-        lat.add_row("cumulative", *[_ms(cum.get(k)) for k, _ in PERCENTILES])
+        main.append(Text(f" {'now':<11}" + "".join(f"{_ms(row.get(f'latency_ms_{k}')):>10}" for k, _ in PERCENTILES)))
+        main.append(Text(f" {'cumulative':<11}" + "".join(f"{_ms(cum.get(k)):>10}" for k, _ in PERCENTILES)))
         c = f.counts
-        totals = Text(f"requests {c['sent']}  completed {c['completed']}  ok {c['ok']}  "
-                      f"errors {c['errors']}")
+        main.append(Text(f"requests {c['sent']}  completed {c['completed']}  ok {c['ok']}  "
+                         f"errors {c['errors']}"))
 
         # histogram of every success so far
-        hist = Table(title="latency histogram (cumulative)", title_justify="left", box=None,
-                     padding=(0, 1))
-        hist.add_column("ms", justify="right")
-        hist.add_column("")
-        hist.add_column("count", justify="right")
+        hist = [Text("latency histogram (cumulative)", style="bold"),
+                Text(f"{'ms':>14}  {'':<30}  {'count':>9}", style="dim")]
         bins = histogram_bins(f.latency)
         top = max((n for _, _, n in bins), default=0) or 1
         for lo, hi, n in bins:
-            hist.add_row(f"{lo:.3g}-{hi:.3g}", Text("█" * int(round(30 * n / top)), style="green"), str(n))
+            line = Text(f"{f'{lo:.3g}-{hi:.3g}':>14}  ")
+            line.append(f"{'█' * int(round(30 * n / top)):<30}", style="green")
+            line.append(f"  {n:>9}")
+            hist.append(line)
 
         # status codes, errors, send lag, saturation
-        detail = Table.grid(padding=(0, 2))
         status = "  ".join(f"{code} ×{n}" for code, n in sorted(f.status.items())) or "-"
         errors = "  ".join(f"{k} ×{n}" for k, n in sorted(f.error_kinds.items(), key=lambda kv: -kv[1])) or "-"
-        detail.add_row("status      ", status)
-        detail.add_row("errors", Text(errors, style="red" if f.error_kinds else ""))
-        lag = (f"p50 {_ms(row.get('send_lag_ms_p50'))}  p99 {_ms(row.get('send_lag_ms_p99'))}  "
-               f"max {_ms(row.get('send_lag_ms_max'))} ms   late {row.get('late', 0)}  "
-               f"dropped {row.get('dropped', 0)}")
-        detail.add_row("send lag", lag)
-        detail.add_row("saturation", Text(f"SATURATED: {row['saturation']}", style="bold red")
-                       if row.get("saturated") else Text("none", style="green"))
-        detail.add_row("connections", f"open {row.get('conn_open', '-')}  in flight {row.get('inflight', '-')}")
+        detail = [_kv("status", status),
+                  _kv("errors", Text(errors, style="red" if f.error_kinds else "")),
+                  _kv("send lag", f"p50 {_ms(row.get('send_lag_ms_p50'))}  p99 {_ms(row.get('send_lag_ms_p99'))}  "
+                                  f"max {_ms(row.get('send_lag_ms_max'))} ms   late {row.get('late', 0)}  "
+                                  f"dropped {row.get('dropped', 0)}"),
+                  _kv("saturation", Text(f"SATURATED: {row['saturation']}", style="bold red")
+                      if row.get("saturated") else Text("none", style="green")),
+                  _kv("connections", f"open {row.get('conn_open', '-')}  in flight {row.get('inflight', '-')}")]
 
         # thresholds
-        th_table = Text("")
         ths = f.threshold_states()
+        thresholds = []
         if ths:
-            th_table = Table(title="thresholds (run so far)", title_justify="left", box=None,
-                             padding=(0, 1))
-            th_table.add_column("")
-            th_table.add_column("threshold")
-            th_table.add_column("actual", justify="right")
+            width = max(len(text) for text, _, _ in ths)
             style = {"passing": "green", "close": "yellow", "failing": "bold red", "unmeasured": "dim"}
+            thresholds.append(Text("thresholds (run so far)", style="bold"))
             for text, state, actual in ths:
-                th_table.add_row(Text(state, style=style[state]), text, actual)
-        return [Group(rates, lat, totals, hist, detail), th_table]
+                line = Text(" ")
+                line.append(f"{state:<10}", style=style[state])
+                line.append(f" {text:<{width}}  {actual:>12}")
+                thresholds.append(line)
+        return [Group(*part) for part in (main, hist, detail, thresholds)]
+
+
+def _kv(label: str, value, width: int = 13):
+    """'label        value': a label column, then the value (text or rich Text)."""
+    from rich.text import Text
+    line = Text(f"{label:<{width}}")
+    line.append(value) if isinstance(value, Text) else line.append(str(value))
+    return line
+
+
+def _height(part) -> int:
+    """Lines a part takes: laid-out ones are counted; the clock and host lines are one each."""
+    if isinstance(part, _Lines):
+        return len(part.lines)
+    return len(getattr(part, "renderables", ())) or 1
 
 
 class _Lines:
