@@ -55,7 +55,8 @@ def _checks(thresholds, criteria, threshold_window, abort_on_fail, report, basel
 def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), burn=(),
         safety=(), thresholds=(), criteria: str | None = None, threshold_window=None,
         abort_on_fail: bool = False, report=None, baseline=None, regression_threshold=None,
-        dashboard: bool | None = None, **options) -> Result:
+        dashboard: bool | None = None, control=None, control_token=None,
+        **options) -> Result:
     """Run one load test, judge it, and return its Result: `stressx run URL` with the same
     options writes the same files and exits with `result.exit_code`.
 
@@ -73,9 +74,14 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     and the interval table); reports need an `out`. With `progress=True` the run draws the
     live terminal dashboard when stdout is a terminal (`dashboard=False`: one progress line a
     second through `echo` instead, as `--no-dashboard`).
+    `control` ('127.0.0.1:8089', or a port) serves the control API and the live page while
+    it runs, `control_token` its bearer token.
 
     Raises ConfigError (a ValueError) for a bad option, before anything is sent."""
     options.setdefault("progress", False)
+    from .live import resolve_control
+    control = resolve_control(control, control_token, option="control",
+                              token_option="control_token")
     checks = _pipeline.Checks.resolve(**_checks(thresholds, criteria, threshold_window,
                                                 abort_on_fail, report, baseline,
                                                 regression_threshold))
@@ -87,7 +93,8 @@ def run(url: str, *, out: str | Path | None = None, echo=None, companions=(), bu
     with _results_dir(out) as out_dir:
         return _pipeline.run_one(cfg, out_dir, checks=checks, host=host, companions=companions,
                                  echo=echo, temporary=out is None,
-                                 dashboard=_pipeline.dashboard_wanted(dashboard, cfg.progress))
+                                 dashboard=_pipeline.dashboard_wanted(dashboard, cfg.progress),
+                                 control=control)
 
 
 async def run_async(url: str, **options) -> Result:

@@ -33,6 +33,7 @@ from .units import parse_duration
 CHECK_OPTIONS = ("threshold", "criteria", "threshold_window", "abort_on_fail", "report",
                  "baseline", "regression_threshold")
 HOST_OPTIONS = ("burn", "safety")
+CONTROL_OPTIONS = ("control", "control_token")   # the control API: a run's, not a RunConfig's
 THRESHOLD_KEYS = {"expressions", "window", "abort_on_fail", "criteria"}
 
 
@@ -167,16 +168,21 @@ def _dashboard(config: RunConfig, comps: list, checks: Checks | None):
 
 def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
             host: HostLoad | None = None, companions=(), echo=None, yield_cpu: bool = False,
-            temporary: bool = False, dashboard: bool = False) -> Result:
+            temporary: bool = False, dashboard: bool = False, control=None) -> Result:
     """One validated run with its companions (host load first: burners start before the
     shards and stop before the sampler; then the window judge; then `companions`; then the
-    terminal dashboard when `dashboard` is true and the run shows progress), judged by
+    terminal dashboard when `dashboard` is true and the run shows progress; then the control
+    API when `control`, a live.ControlSettings, is given: it listens before the shards start,
+    so a port in use is a ConfigError and nothing is sent), judged by
     `checks` (None: not judged, no thresholds.json). `temporary`: out_dir is about to be
     removed, so the Result keeps the interval table and names no directory. Raises
     ConfigError (the run does not fit the host's limits: nothing sent), StartupError, and
     RunInterrupted for a Ctrl-C the run's own handler could not take."""
     out_dir = Path(out_dir)
     if config.cluster is not None:
+        if control is not None:
+            raise ConfigError("--control", "steers a run on this host: it is not available "
+                                           "with --cluster")
         if host is not None and (host.burn or host.safety):
             raise ConfigError("--burn" if host.burn else "--safety",
                               "host load runs on one host: it is not available with --cluster")
@@ -195,6 +201,12 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
                  + (checks.companions() if checks is not None else []) + list(companions))
         if dashboard and config.progress:
             comps.append(_dashboard(config, comps, checks))
+        if control is not None:
+            from .live.server import LiveServer
+            server = LiveServer(control, burners=next((c for c in comps if c.name == "burners"), None),
+                                echo=echo)
+            server.bind()
+            comps.append(server)
         coordinator = Coordinator(config, out_dir, echo=echo, companions=comps,
                                   yield_cpu=yield_cpu)
         try:
@@ -233,6 +245,7 @@ class Plan:
     companions: Callable[[RunConfig], list] | None = None
     out: Path | None = None
     extra: dict = field(default_factory=dict)
+    control: object = None                        # live.ControlSettings: the control API
 
     def to_json(self) -> list[dict]:
         """The dry run's output: the resolved runs, with the burners, limits or ramp."""
@@ -289,6 +302,7 @@ def make_plan(settings: dict, origins: dict, *, checks: dict | None = None,
     given (possibly none). ConfigError on the first bad setting."""
     settings = dict(settings)
     resolved_checks = resolved_host = None
+    control = resolve_control(settings, origins)
     if checks is not None:
         checks = file_checks(settings, origins, checks)
     if host is not None:
@@ -307,8 +321,21 @@ def make_plan(settings: dict, origins: dict, *, checks: dict | None = None,
         for t in tests:
             _check_resources(t.config)
     shown = dict(resolved_host.to_json() if resolved_host else {}, **(extra or {}))
+    if control is not None:
+        shown["control"] = control.to_json()          # never the token
     return Plan(tests, resolved_checks, resolved_host, companions,
-                Path(settings["out"]) if settings.get("out") else None, shown)
+                Path(settings["out"]) if settings.get("out") else None, shown, control)
+
+
+def resolve_control(settings: dict, origins: dict):
+    """--control / --control-token (flags, STRESSX_CONTROL*, config keys `control` and
+    `control_token`, the library's keywords), taken out of `settings` and validated:
+    a live.ControlSettings, or None. ConfigError naming where the bad one came from."""
+    from .live import resolve_control as _resolve
+    given = {key: settings.pop(key, None) for key in CONTROL_OPTIONS}
+    return _resolve(given["control"], given["control_token"],
+                    option=origins.get("control", "--control"),
+                    token_option=origins.get("control_token", "--control-token"))
 
 
 @dataclass
@@ -358,7 +385,8 @@ def execute(plan: Plan, out: Path, *, echo=None, yield_cpu: bool = False,
             echo(f"stressx: test {t.name}: {t.config.shape.describe() if t.config.shape else t.config.model}")
         result = run_one(t.config, plan.out_dir(out, t), checks=plan.checks, host=plan.host,
                          companions=plan.companions(t.config) if plan.companions else (),
-                         echo=echo, yield_cpu=yield_cpu, temporary=temporary, dashboard=dashboard)
+                         echo=echo, yield_cpu=yield_cpu, temporary=temporary, dashboard=dashboard,
+                         control=plan.control)
         done.runs.append((t.name, result))
         if on_result is not None:
             on_result(t, result)
@@ -371,6 +399,12 @@ def execute(plan: Plan, out: Path, *, echo=None, yield_cpu: bool = False,
 def steady_configs(settings: dict, origins: dict, duration, progress: bool = True):
     """config(rate) -> the RunConfig of a steady run at `rate` for `duration` with the other
     settings (capacity probes, scaling levels); the settings are validated once now."""
+    for key in CONTROL_OPTIONS:
+        if settings.get(key) is not None:
+            raise ConfigError(origins.get(key, "--" + key.replace("_", "-")),
+                              "steers one run: give it to run, a pattern command, phases or "
+                              "adaptive, not to a command that runs many probes")
+
     def config(rate: float) -> RunConfig:
         s = dict(settings, pattern={"type": "steady", "rps": rate, "duration": duration})
         s.pop("rate", None)
@@ -494,7 +528,8 @@ def library_settings(url, options: dict) -> tuple[dict, dict]:
     if "scenarios" in s:
         s["scenario"] = s.pop("scenarios")
     for key in s:
-        if key not in _plan.RUN_KEYS and key not in ("pattern", "profile", "tests", "out"):
+        if key not in _plan.RUN_KEYS and key not in ("pattern", "profile", "tests", "out") \
+                and key not in CONTROL_OPTIONS:
             raise TypeError(f"unexpected keyword argument {key!r}")
     if url is not None:
         s["target"] = url

@@ -36,6 +36,7 @@ STAGES = [
     ("report", ["stressx.report"]),
     ("microbench", ["stressx.microbench"]),
     ("cluster", ["stressx.cluster"]),
+    ("live", ["stressx.live"]),
     ("api", ["stressx.result", "stressx.pipeline", "stressx.api"]),
     ("pytest", ["stressx.pytest_plugin"]),
     ("cli", ["stressx.cli"]),

@@ -54,6 +54,11 @@ def load_options(f):
         option("--config", key="config", type=click.Path(dir_okay=False), help="A YAML config file."),
         option("--profile", key="profile", help="Start from a named profile (stressx list-profiles)."),
         option("--out", "-o", key="out", help="Results directory (default ./stressx-results/<timestamp>)."),
+        option("--control", key="control", metavar="[HOST:]PORT", help="Serve the control API "
+                "and the live page while the run goes on (default host 127.0.0.1; another "
+                "address needs --control-token)."),
+        option("--control-token", key="control_token", metavar="TOKEN", help="Bearer token the "
+                "control API requires on every route (required off loopback)."),
         click.option("--json", "as_json", is_flag=True, default=None, help="Print the summary JSON on stdout."),
         click.option("--quiet", "-q", is_flag=True, default=None, help="No progress lines."),
         option("--no-dashboard", key="no_dashboard", is_flag=True, default=None,

@@ -279,6 +279,8 @@ class Coordinator:
         self.shards: list[Shard] = []
         self.interrupted: int | None = None
         self.aborted: str | None = None
+        self.stopped: str | None = None      # a graceful stop asked through the control
+        self._stop_now = False               # an emergency stop asked: STOP now, not graceful
         # interval rows flagged saturated while the run went on
         self.saturated_intervals = {"count": 0, "first_t_s": None, "reasons": []}
         self._signals_seen = 0
@@ -300,7 +302,8 @@ class Coordinator:
         for note in notes:
             self._note(note)
         # from here on the config is what runs: companions see it through their control
-        self.control = RunControl(self.config, self._publish_rate, self._request_abort)
+        self.control = RunControl(self.config, self._publish_rate, self._request_abort,
+                                  self._request_control_stop, self._connection_room())
         writer = ResultsWriter(self.out_dir, scenarios=self.config.workload is not None)
         restore = self._install_signal_handlers()
         try:
@@ -326,12 +329,14 @@ class Coordinator:
             if start_ns is None or self.interrupted:
                 return self._finish(writer, None)
             self.start_ns = self.control.start_ns = start_ns
+            self.control.state = "running"
             for s in self.shards:
                 s.mem.set("start_ns", start_ns)
             writer.start_latency_log(time.time() + (start_ns - time.monotonic_ns()) / 1e9)
             for c in self.companions:
                 c.start(start_ns)
             self._measure(writer, start_ns)
+            self.control.state = "done"
             return self._finish(writer, start_ns)
         finally:
             restore()
@@ -552,6 +557,30 @@ class Coordinator:
             rows.append(row)
         return rows
 
+    def _connection_room(self) -> int:
+        """Closed model: the most connections a live change may ask, all shards together (each
+        shard's descriptors must fit in RLIMIT_NOFILE, as check_fd_limits made sure at the
+        start)."""
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        per_shard = 1_000_000 if soft == resource.RLIM_INFINITY else max(soft - SHARD_FD_MARGIN, 1)
+        return min(1_000_000, per_shard * self.config.workers)
+
+    def _request_control_stop(self, reason: str, now: bool) -> None:
+        """RunControl.stop(), from any thread. Graceful: recorded as `stopped` (the exit code
+        is the checks'); now: an emergency stop, recorded as `aborted` (exit 4), every shard
+        told to stop at once here (not by the measuring loop: within the shards' 10 ms sweep)."""
+        with self._abort_lock:
+            if now:
+                self._stop_now = True
+                if self._pending_abort is None and self.aborted is None:
+                    self._pending_abort = Abort(reason, EXIT_ABORTED)
+            elif self.stopped is None and self.aborted is None:
+                self.stopped = reason
+        self.control.state = "stopping"
+        self.control.stopping = self.control.stopping or reason
+        self._request_stop(STOP["now"] if now else STOP["graceful"])
+
     def _request_abort(self, reason: str, exit_code: int) -> None:
         """RunControl.abort(), from any thread: acted on by the measuring loop (within ~20 ms)."""
         with self._abort_lock:
@@ -567,8 +596,10 @@ class Coordinator:
         """End the run early for a companion (failed window threshold, safety stop)."""
         if abort is not None and self.aborted is None:
             self.aborted, self.abort_code = abort.reason, abort.exit_code
+            self.control.state = "stopping"
+            self.control.stopping = self.control.stopping or abort.reason
             self.echo(f"stressx: stopping: {abort.reason}")
-            self._request_stop(STOP["graceful"])
+            self._request_stop(STOP["now"] if self._stop_now else STOP["graceful"])
 
     def _finish(self, writer: ResultsWriter, start_ns: int | None) -> dict:
         """The summary and final files; start_ns None: stopped before the common start."""
@@ -611,6 +642,10 @@ class Coordinator:
                                 started=started, workers_requested=self.workers_requested,
                                 notes=self.notes, saturated_intervals=self.saturated_intervals,
                                 shape=self.control.schedule.shape, rate_share=self.rate_share)
+        summary["stopped"] = self.stopped
+        summary["changes"] = list(self.control.changes)
+        if self.control.changes_dropped:
+            summary["changes_dropped"] = self.control.changes_dropped
         for c in self.companions:
             c.stop()
             summary[c.name] = c.finish()

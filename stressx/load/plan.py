@@ -24,7 +24,7 @@ RUN_KEYS = ("target", "rate", "connections", "max_connections", "duration", "req
             "scenario", "model", "cluster", "hosts", "max_clock_uncertainty")
 PATTERN_PARAMS = sorted({name for _, spec in shapes.PATTERNS.values() for name, *_ in spec})
 FILE_KEYS = set(RUN_KEYS) | {"profile", "pattern", "tests", "scenarios", "thresholds", "criteria",
-                             "output", "burn", "safety"}
+                             "output", "burn", "safety", "control", "control_token"}
 OUTPUT_KEYS = {"dir", "json", "quiet", "report", "baseline", "dashboard"}
 TEST_KEYS = set(RUN_KEYS) - {"target"} | {"name", "type", "pattern"} | set(PATTERN_PARAMS)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

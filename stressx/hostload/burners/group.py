@@ -251,6 +251,18 @@ class BurnerGroup(Companion):
         self.scale = clamp(self.scale * factor, 0.0, 1.0)
         return self.scale
 
+    def set_spec(self, kind: str, spec: BurnerSpec) -> int:
+        """Live: every burner of `kind` follows `spec`'s level (its steps counted from the
+        run's start) from its next control tick (every 50 ms); the backoff scale still applies.
+        Returns how many burners changed."""
+        n = 0
+        with self._lock:
+            for h in self.handles:
+                if h.kind == kind:
+                    h.spec = spec
+                    n += 1
+        return n
+
     def check(self) -> str | None:
         """The first burner that died while running (reported once), or None."""
         if self._stopped or self.emergency:
