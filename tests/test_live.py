@@ -134,3 +134,140 @@ def test_rate_change_is_followed_exactly_and_stop_is_graceful(target, live):
         assert abs(r["sent"] - expect) <= 2, (r["t_s"], r["sent"], expect)
     assert any(r["t_s"] - 1.0 >= t_change for r in full)
     assert summary["control"]["requests"] >= 3 and summary["control"]["token"] is False
+
+
+# -- pause, resume and the WebSocket stream ------------------------------------------------------
+async def _ws_session(run, script):
+    import aiohttp
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(run.base + "/v1/ws") as ws:
+            return await script(ws)
+
+
+async def _both(ws, *kinds, timeout=10):
+    """The first event of each kind, in whichever order they come."""
+    got = {}
+    while len(got) < len(kinds):
+        msg = await _next(ws, kinds, timeout)
+        got.setdefault(msg["event"], msg)
+    return [got[k] for k in kinds]
+
+
+async def _next(ws, kind, timeout=10):
+    import asyncio
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await asyncio.wait_for(ws.receive_json(), max(0.1, deadline - time.monotonic()))
+        if msg.get("event") == kind or (isinstance(kind, tuple) and msg.get("event") in kind):
+            return msg
+
+
+def test_pause_resume_and_the_websocket_stream(target, live):
+    import asyncio
+    run = live("steady", target.url, "--rps", 100, "--duration", 30, "-w", 1)
+
+    async def script(ws):
+        hello = await _next(ws, "hello")
+        assert hello["status"]["model"] == "open"
+        first = await _next(ws, "interval")
+        assert first["row"]["t_s"] >= 1 and first["status"]["interval"]["t_s"] == first["row"]["t_s"]
+        await ws.send_json({"command": "pause", "id": 7})
+        reply, change = await _both(ws, "reply", "change")
+        assert reply["ok"] and reply["id"] == 7 and reply["status"]["paused"] is True
+        assert change["what"] == "rate" and change["value"] == 0 and change["source"] == "websocket"
+        # two whole intervals after the pause send nothing
+        paused_at = change["t_s"]
+        quiet = []
+        while len(quiet) < 2:
+            row = (await _next(ws, "interval"))["row"]
+            if row["t_s"] - row["interval_s"] >= paused_at:
+                quiet.append(row)
+        assert [r["sent"] for r in quiet] == [0, 0] and [r["rate_target"] for r in quiet] == [0, 0]
+        code, s = run.json("POST", "/v1/resume")
+        assert code == 200 and s["paused"] is False and s["rate"] in (0.0, 100.0)
+        change = await _next(ws, "change")
+        assert change["value"] == 100.0 and change["source"] == "api"
+        resumed_at = change["t_s"]
+        while True:
+            row = (await _next(ws, "interval"))["row"]
+            if row["t_s"] - row["interval_s"] >= resumed_at:
+                break
+        assert row["rate_target"] == pytest.approx(100.0) and abs(row["sent"] - 100) <= 1
+        await ws.send_json({"command": "rate", "rate": "fast"})
+        bad = await _next(ws, "reply")
+        assert not bad["ok"] and bad["field"] == "rate"
+        await ws.send_json({"command": "stop"})
+        assert (await _next(ws, "reply"))["ok"]
+        done = await _next(ws, "state")
+        assert done["state"] == "done"
+        return paused_at, resumed_at
+    paused_at, resumed_at = asyncio.run(_ws_session(run, script))
+    rc, summary, err = run.finish()
+    assert rc == 0, err
+    assert [(c["what"], c["value"], c["source"]) for c in summary["changes"]][:2] == \
+        [("rate", 0.0, "websocket"), ("rate", 100.0, "api")]
+    # sending continued on the integral: what was sent is the target's integral over the run
+    rows = rows_of(run.out)
+    expect = sum(r["rate_target"] * r["interval_s"] for r in rows)
+    assert abs(sum(r["sent"] for r in rows) - expect) <= 2
+
+
+# -- the closed model: connections ---------------------------------------------------------------
+def test_closed_model_connections_change_and_pause(target, live):
+    run = live("run", target.url, "-c", 2, "--duration", 30, "-w", 2)
+    run.wait_for(lambda s: s["interval"] is not None)
+    code, body = run.json("POST", "/v1/rate", {"rate": 100})
+    assert code == 400 and body["field"] == "rate" and "connections" in body["error"]
+    code, s = run.json("POST", "/v1/rate", {"connections": 6})
+    assert code == 200, s
+    s = run.wait_for(lambda s: s["interval"]["users"] == 6 and s["interval"]["conn_open"] == 6)
+    assert s["connections"] == 6
+    code, s = run.json("POST", "/v1/pause")
+    assert code == 200 and s["paused"]
+    s = run.wait_for(lambda s: s["interval"]["users"] == 0 and s["interval"]["sent"] == 0)
+    code, s = run.json("POST", "/v1/resume")
+    s = run.wait_for(lambda s: s["interval"]["users"] == 6 and s["interval"]["sent"] > 0)
+    run.json("POST", "/v1/stop")
+    rc, summary, err = run.finish()
+    assert rc == 0, err
+    assert [(c["what"], c["value"]) for c in summary["changes"][:3]] == \
+        [("connections", 6), ("connections", 0), ("connections", 6)]
+
+
+# -- stopping at once, burners included ----------------------------------------------------------
+def _gone(pid: int) -> bool:
+    import psutil
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_emergency_stop_ends_load_and_burners_within_a_second(target, live):
+    run = live("steady", target.url, "--rps", 200, "--duration", 60, "-w", 2, "--burn", "cpu=10%")
+    s = run.wait_for(lambda s: s["interval"] is not None)
+    burner_pids = [b["pid"] for b in s["burners"].values()]
+    assert burner_pids and not any(_gone(p) for p in burner_pids)
+    code, body = run.json("POST", "/v1/burners", {"cpu": "20%"})
+    assert code == 200, body
+    code, body = run.json("POST", "/v1/burners", {"cpu": "lots"})
+    assert code == 400 and body["field"] == "cpu"
+    code, body = run.json("POST", "/v1/burners", {"mem": "1G"})
+    assert code == 400 and body["field"] == "mem" and "no mem burner" in body["error"]
+    t0 = time.monotonic()
+    code, body = run.json("POST", "/v1/emergency-stop")
+    assert code == 200
+    while not all(_gone(p) for p in burner_pids):
+        assert time.monotonic() - t0 < 1.0, "burners still running 1 s after the emergency stop"
+        time.sleep(0.01)
+    rc, summary, err = run.finish()
+    assert rc == 4, err
+    assert "emergency stop" in summary["aborted"]
+    assert summary["burners"]["emergency_stop"]
+    shard_pids = [sh["pid"] for sh in summary["shards"]]
+    assert all(_gone(p) for p in shard_pids)
+    # sending ended within a second of the stop
+    stop = next(c for c in summary["changes"] if c["what"] == "emergency-stop")
+    assert summary["send_window_s"] - stop["t_s"] < 1.0
+    assert [c["what"] for c in summary["changes"]] == ["burner:cpu", "emergency-stop"]
+    assert (run.out / "summary.json").exists() and (run.out / "intervals.arrows").exists()

@@ -48,3 +48,33 @@ cdef inline void check_budget(Engine self, int64_t now) noexcept:
 cdef void replace_later(Engine self) noexcept:
     if not self.open_model and self.phase == P_RUNNING:
         self.loop.call_later(RECONNECT_BACKOFF_NS / 1e9, self.replace_closed)
+
+
+cdef void apply_users_change(Engine self, int64_t now) noexcept:
+    """The coordinator asked for a new total number of connections (the control API), in
+    the rate change's slots (read under their sequence lock: number and instant together).
+    From its instant on the shard keeps its share of it, as of a users shape: new connections
+    open at once, busy ones above it close when their request completes, idle ones now."""
+    cdef int64_t seq, bits, at_ns
+    cdef Conn conn
+    if read_rate_change(self.slots, self.rate_change_seq, &seq, &bits, &at_ns):
+        self.rate_change_seq = seq
+        self.users_change = sx_bits_double(bits)
+        self.users_change_at = at_ns
+    if self.users_change_at < 0 or now < self.users_change_at or self.phase != P_RUNNING:
+        return
+    try:
+        if self.users is None:
+            self.users = Schedule(0.0, 0, 1, -1, -1,
+                                  segments=[("const", INFINITY, self.users_change, 0.0, 0.0)])
+        else:
+            self.users.change_rate(self.users_change_at - self.start_ns, self.users_change)
+    except BaseException:
+        pass
+    self.users_change_at = -1
+    self.connections = users_now(self, now)
+    self.slots[S_USERS] = self.connections
+    while self.idle and len(self.conns) > self.connections:
+        conn = self.idle.pop()
+        conn.close()
+    kick_closed(self, now)

@@ -314,6 +314,8 @@ cdef class Engine:
     cdef readonly int phase              # P_*
     cdef int64_t drain_deadline_ns       # when a drain gives up on in-flight requests (absolute)
     cdef int64_t rate_change_seq         # last live rate change applied
+    cdef int64_t users_change_at         # closed model: a live change's instant (-1: none pending)
+    cdef double users_change             # ... its total number of connections
     cdef object done_future              # resolved when the shard has finished and drained
     # open model: due sends waiting for a connection, oldest first
     cdef int64_t *pending                # intended times, a ring of PENDING_CAPACITY

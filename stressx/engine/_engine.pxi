@@ -92,6 +92,7 @@ cdef class Engine:
         self.timeout_ns = timeout_ns
         self.grace_ns = min(grace_ns, timeout_ns)
         self.connections = connections
+        self.users_change_at = -1
         self.max_connections = max(max_connections, connections)
         if timer_slack_ns < 0:
             raise ValueError(f"timer_slack_ns must be >= 0, got {timer_slack_ns}")
@@ -248,6 +249,8 @@ cdef class Engine:
         if self.batched and self.phase == P_RUNNING:
             read_all(self, True)     # responses between sparse wake-ups; servers' closes
             now = now_ns()
+        if not self.open_model:
+            apply_users_change(self, now)
         if self.users is not None and self.phase == P_RUNNING:
             target = users_now(self, now)
             if target != self.connections:

@@ -74,7 +74,7 @@ class AdaptiveRamp(Companion):
                        "to_rps": self.rate,
                        "reason": "; ".join(problems) or "latency and errors within limits"})
         if self.rate != old:
-            self.control.change_rate(self.rate)
+            self.control.change_rate(self.rate, source="adaptive")
         self.rows = []
         self.next_decision = t_s + wait
         return None

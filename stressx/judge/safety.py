@@ -245,7 +245,7 @@ class SafetyMonitor(Companion):
         new = control.rate_at(t) * self.backoff_factor
         if new <= 0:
             return None, f"the shape's rate at {t:.1f}s is 0"
-        control.change_rate(new)
+        control.change_rate(new, source="safety")
         self._rate = new
         return new, None
 
@@ -279,6 +279,8 @@ class SafetyMonitor(Companion):
             self.events.append(ev)
         else:
             self.events_dropped += 1
+        if self.control is not None:         # to the control API's WebSocket clients
+            self.control.emit(dict(ev, event="safety"))
         return ev
 
     def _note(self, note: str) -> None:

@@ -531,6 +531,7 @@ class WindowThresholds(Companion):
                        "unmeasured": 0, "note": "", "censored_by": None} for _ in self.thresholds]
         self.abort_reason: str | None = None
         self.bound_ms: float | None = None   # --timeout: where timeouts are recorded
+        self._passing: list[bool | None] = [None] * len(self.thresholds)   # for events
 
     def prepare(self, config, out_dir: Path) -> None:
         self.rows.clear()
@@ -547,7 +548,7 @@ class WindowThresholds(Companion):
             return None
         self.evaluations += 1
         abort = None
-        for th, st in zip(self.thresholds, self.state):
+        for i, (th, st) in enumerate(zip(self.thresholds, self.state)):
             actual, note = window_value(th, self.rows)
             if actual is None:
                 st["unmeasured"] += 1
@@ -555,7 +556,9 @@ class WindowThresholds(Companion):
             censored_by = window_censored(th, self.rows, actual, self.bound_ms)
             if st["worst"] is None or _worse(th, actual, st["worst"]):
                 st["worst"], st["note"], st["censored_by"] = actual, note, censored_by
-            if judge(th, actual, censored_by=censored_by).passed:
+            passed = judge(th, actual, censored_by=censored_by).passed
+            self._announce(i, th, passed, actual, t_s)
+            if passed:
                 continue
             st["failures"] += 1
             if st["first_failed_t_s"] is None:
@@ -567,6 +570,16 @@ class WindowThresholds(Companion):
                                      f"window ending at {t_s:.1f} s: {shown}")
                 abort = Abort(self.abort_reason, EXIT_THRESHOLDS)
         return abort
+
+    def _announce(self, i: int, th, passed: bool, actual, t_s: float) -> None:
+        """A threshold's verdict over the window changed: an event for the run's control
+        (the control API's WebSocket shows it)."""
+        if passed == self._passing[i]:
+            return
+        self._passing[i] = passed
+        if self.control is not None:
+            self.control.emit({"event": "threshold", "threshold": th.text, "passed": passed,
+                               "value": actual, "window_s": self.window_s, "t_s": round(t_s, 3)})
 
     def finish(self) -> dict:
         return {
