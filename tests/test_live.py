@@ -28,6 +28,8 @@ class LiveRun:
         self.port = port or free_port()
         self.out = out
         self.base = f"http://127.0.0.1:{self.port}"
+        token = (env or {}).get("STRESSX_CONTROL_TOKEN")
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stressx.cli", *map(str, args), "--control",
              f"127.0.0.1:{self.port}", "--out", str(out), "--json"],
@@ -59,7 +61,8 @@ class LiveRun:
         return status, json.loads(data)
 
     def status(self):
-        with urllib.request.urlopen(self.base + "/v1/status", timeout=5) as r:
+        req = urllib.request.Request(self.base + "/v1/status", headers=self.auth)
+        with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
     def wait_for(self, pred, timeout=20):
@@ -271,3 +274,210 @@ def test_emergency_stop_ends_load_and_burners_within_a_second(target, live):
     assert summary["send_window_s"] - stop["t_s"] < 1.0
     assert [c["what"] for c in summary["changes"]] == ["burner:cpu", "emergency-stop"]
     assert (run.out / "summary.json").exists() and (run.out / "intervals.arrows").exists()
+
+
+# -- the routes and their refusals -----------------------------------------------------------------
+def _ws_status(run, headers) -> int:
+    """The HTTP status a WebSocket upgrade to /v1/ws gets with these headers (101: accepted)."""
+    import asyncio
+
+    import aiohttp
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(run.base + "/v1/ws", headers=headers) as ws:
+                    await ws.close()
+                    return 101
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+    return asyncio.run(go())
+
+
+def test_routes_and_refusals(target, live):
+    run = live("steady", target.url, "--rps", 50, "--duration", 30, "-w", 1)
+    s = run.wait_for(lambda s: s["interval"] is not None)
+    own = f"127.0.0.1:{run.port}"
+    # each GET route answers
+    status, page, headers = run.request("GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b"Plotly" in page and b"<script src" not in page and b"http://" not in page.split(b"</script>")[-1]
+    code, doc = run.json("GET", "/v1/openapi.json")
+    assert code == 200 and doc["openapi"].startswith("3.")
+    code, rows = run.json("GET", "/v1/intervals?since=0")
+    assert code == 200 and rows["intervals"] and all(r["t_s"] > 0 for r in rows["intervals"])
+    code, later = run.json("GET", f"/v1/intervals?since={rows['intervals'][-1]['t_s']}")
+    assert all(r["t_s"] > rows["intervals"][-1]["t_s"] for r in later["intervals"])
+    # Host: the bound address or localhost, else 403 (DNS rebinding)
+    for host, expect in ((own, 200), (f"localhost:{run.port}", 200), ("localhost", 200),
+                         (f"evil.example:{run.port}", 403), (f"127.0.0.1:{run.port + 1}", 403),
+                         (f"10.1.2.3:{run.port}", 403)):
+        status, body, _ = run.request("GET", "/v1/status", headers={"Host": host})
+        assert status == expect, (host, status, body)
+    # a browser Origin other than the page's own: 403 on POST and on the WebSocket, not on GET
+    evil = {"Origin": "http://evil.example"}
+    assert run.request("POST", "/v1/pause", {}, headers=evil)[0] == 403
+    assert run.request("GET", "/v1/status", headers=evil)[0] == 200
+    assert _ws_status(run, evil) == 403
+    assert _ws_status(run, {"Origin": f"http://{own}"}) == 101
+    assert run.request("POST", "/v1/rate", {"rate": 60}, headers={"Origin": f"http://{own}"})[0] == 200
+    # bodies over 64 KiB: 413
+    big = json.dumps({"reason": "x" * (64 * 1024)}).encode()
+    assert run.request("POST", "/v1/stop", raw=big)[0] == 413
+    # malformed JSON, bad values, unknown fields: 400 naming the field
+    code, body = run.json("POST", "/v1/rate", raw=b"{not json")
+    assert code == 400 and body["field"] == "body" and "not valid JSON" in body["error"]
+    code, body = run.json("POST", "/v1/rate", {"rate": 50, "scale": 2})
+    assert code == 400 and body["field"] == "rate"
+    code, body = run.json("POST", "/v1/rate", {"speed": 5})
+    assert code == 400 and body["field"] == "speed" and "unknown field" in body["error"]
+    code, body = run.json("POST", "/v1/rate", {"scale": -1})
+    assert code == 400 and body["field"] == "scale"
+    code, body = run.json("POST", "/v1/rate", {"connections": 5})
+    assert code == 400 and body["field"] == "connections"
+    code, body = run.json("GET", "/v1/intervals?since=soon")
+    assert code == 400 and body["field"] == "since"
+    # the same message as the CLI gives for the same value
+    for value in ("fast", "0", "20000000"):
+        code, body = run.json("POST", "/v1/rate", {"rate": value})
+        cli = subprocess.run([sys.executable, "-m", "stressx.cli", "run", target.url, "--rate", value,
+                              "--dry-run"], capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 2
+        assert code == 400 and body["field"] == "rate"
+        assert cli.stderr.strip() == f"stressx: error: --rate: {body['error'].split(': ', 1)[1]}"
+    # the scale multiplies the rate in force
+    code, s = run.json("POST", "/v1/rate", {"scale": 0.5})
+    assert code == 200
+    s = run.wait_for(lambda s: s["rate"] == 30.0)
+    # /metrics: OpenMetrics text that agrees with /v1/status
+    status, text, headers = run.request("GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("application/openmetrics-text")
+    text = text.decode()
+    assert text.endswith("# EOF\n")
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert all(name.startswith("stressx_") for name in samples)
+    assert samples["stressx_target_rate"] == 30.0
+    assert samples["stressx_requests_total"] >= samples["stressx_ok_total"] > 0
+    assert 0 < samples['stressx_latency_seconds{quantile="0.5"}'] <= samples['stressx_latency_seconds{quantile="0.99"}']
+    assert samples["stressx_latency_seconds_count"] == samples["stressx_ok_total"]
+    try:
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    except ImportError:
+        pass
+    else:
+        assert {f.name for f in text_string_to_metric_families(text)} >= {"stressx_requests", "stressx_latency_seconds"}
+    run.json("POST", "/v1/stop")
+    rc, summary, err = run.finish()
+    assert rc == 0, err
+    assert summary["control"]["refused"]["403"] >= 5 and summary["control"]["refused"]["400"] >= 6
+    # a stopped run takes no more commands: the server is gone with it
+    with pytest.raises(OSError):
+        run.status()
+
+
+def test_openapi_document_names_every_route():
+    """Every route the server has is in the document, with its method, and nothing else."""
+    from stressx.live.openapi import document
+    from stressx.live.server import LiveServer
+    from stressx.live.settings import ControlSettings
+    app = LiveServer(ControlSettings("127.0.0.1", 0)).app()
+    routes = {(r.resource.canonical, r.method.lower()) for r in app.router.routes() if r.method != "HEAD"}
+    documented = {(path, method) for path, ops in document()["paths"].items() for method in ops}
+    assert routes == documented
+
+
+def test_token_is_required_everywhere_and_never_shown(target, live, tmp_path):
+    run = live("steady", target.url, "--rps", 20, "--duration", 30, "-w", 1,
+               env={"STRESSX_CONTROL_TOKEN": TOKEN})
+    run.wait_for(lambda s: s["state"] == "running")
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    bad = {"Authorization": f"Bearer {TOKEN[:-1]}x"}
+    for method, path in (("GET", "/"), ("GET", "/v1/status"), ("GET", "/v1/intervals"),
+                         ("GET", "/metrics"), ("GET", "/v1/openapi.json"), ("POST", "/v1/rate"),
+                         ("POST", "/v1/pause"), ("POST", "/v1/stop"), ("POST", "/v1/emergency-stop"),
+                         ("POST", "/v1/burners"), ("GET", "/v1/ws")):
+        for headers in ({}, bad, {"Authorization": TOKEN}):
+            status, body, h = run.request(method, path, {} if method == "POST" else None, headers=headers)
+            assert status == 401, (method, path, headers, status)
+            assert h.get("WWW-Authenticate") == "Bearer"
+    assert _ws_status(run, {}) == 401 and _ws_status(run, bad) == 401 and _ws_status(run, good) == 101
+    status, body, _ = run.request("GET", "/v1/status", headers=good)
+    assert status == 200
+    assert run.request("POST", "/v1/stop", {}, headers=good)[0] == 200
+    rc, summary, err = run.finish()
+    assert rc == 0, err
+    assert summary["control"]["token"] is True
+    assert TOKEN not in err and TOKEN not in json.dumps(summary)
+    for f in run.out.rglob("*"):
+        if f.is_file():
+            assert TOKEN.encode() not in f.read_bytes(), f
+
+
+def test_unsafe_or_bad_control_is_refused_before_anything_is_sent(target, tmp_path):
+    from conftest import run_cli
+    # a non-loopback bind without a token: exit 2, one line naming the flag (or the variable)
+    r = run_cli("run", target.url, "--rate", 10, "-d", 1, "--control", "0.0.0.0:8089")
+    assert r.returncode == 2 and r.stderr.startswith("stressx: error: --control: 0.0.0.0 is not a loopback")
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+    r = run_cli("phases", target.url, "--max-rps", 10, "--phase-duration", 1,
+                env=dict(os.environ, STRESSX_CONTROL="[::]:8089"))
+    assert r.returncode == 2 and r.stderr.startswith("stressx: error: STRESSX_CONTROL: :: is not a loopback")
+    cfg = tmp_path / "load.yaml"
+    cfg.write_text(f"target: {target.url}\nrate: 10\nduration: 1\ncontrol: 10.0.0.1:8089\n")
+    r = run_cli("run", "--config", cfg)
+    assert r.returncode == 2 and f"stressx: error: {cfg}: control: 10.0.0.1 is not a loopback" in r.stderr
+    # with a token, off loopback is allowed (checked with a dry run: nothing binds)
+    r = run_cli("run", target.url, "--rate", 10, "-d", 1, "--control", "0.0.0.0:8089",
+                "--dry-run", env=dict(os.environ, STRESSX_CONTROL_TOKEN=TOKEN))
+    assert r.returncode == 0 and TOKEN not in r.stdout
+    assert json.loads(r.stdout)[0]["control"] == {"address": "0.0.0.0:8089", "token": True}
+    for bad, why in (("http://x:1", "expected [HOST:]PORT"), ("127.0.0.1:99999", "port must be"),
+                     ("example.com:80", "host must be an IP address")):
+        r = run_cli("run", target.url, "--rate", 10, "-d", 1, "--control", bad)
+        assert r.returncode == 2 and why in r.stderr, r.stderr
+    r = run_cli("run", target.url, "--rate", 10, "-d", 1, "--control", 8089, "--control-token", "short")
+    assert r.returncode == 2 and "--control-token: must be at least" in r.stderr and "short" not in r.stderr
+    # a port in use: exit 2, nothing sent
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        before = target.count if hasattr(target, "count") else None
+        r = run_cli("run", target.url, "--rate", 10, "-d", 1, "--control", busy.getsockname()[1],
+                    "--out", tmp_path / "busy")
+        assert r.returncode == 2 and "cannot listen on" in r.stderr, r.stderr
+        assert not (tmp_path / "busy" / "summary.json").exists()
+    # the library refuses the same way
+    import stressx
+    with pytest.raises(stressx.ConfigError, match="control: 0.0.0.0 is not a loopback"):
+        stressx.run(target.url, rate=10, duration=1, control="0.0.0.0:8089")
+
+
+def test_library_run_serves_the_control_api(target):
+    """stressx.run(control=...) serves it too; a graceful stop from a client ends the run."""
+    import threading
+    import stressx
+    port = free_port()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=stressx.run(
+        target.url, rate=50, duration=30, workers=1, control=f"127.0.0.1:{port}")))
+    t.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/v1/status", timeout=2) as r:
+                if json.loads(r.read())["interval"]:
+                    break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    urllib.request.urlopen(urllib.request.Request(base + "/v1/stop", data=b"", method="POST"), timeout=5)
+    t.join(30)
+    r = result["r"]
+    assert r.exit_code == 0 and r.summary["stopped"] and r.summary["duration_s"] < 20

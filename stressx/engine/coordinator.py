@@ -313,7 +313,7 @@ class Coordinator:
                 c.prepare(self.config, self.out_dir)
             if not self.interrupted:
                 self._spawn()
-            if not self._wait_ready() or self.interrupted:
+            if not self._wait_ready() or self.interrupted or self.control.stopping:
                 return self._finish(writer, None)
             if self.yield_cpu:
                 # the shards inherited our priority; from here on they come first (the
@@ -397,8 +397,8 @@ class Coordinator:
         """True once every shard is ready; False if the run was interrupted first."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S + self.config.timeout
         while True:
-            if self.interrupted:     # before a shard's exit: Ctrl-C reaches the shards too
-                return False
+            if self.interrupted or self.control.stopping:
+                return False         # before a shard's exit: Ctrl-C (a stop) reaches them too
             states = [s.mem.get("state") for s in self.shards]
             if all(st == STATE["ready"] for st in states):
                 break

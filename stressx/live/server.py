@@ -238,6 +238,9 @@ class LiveServer(Companion):
         if c.state == "done" or (c.stopping and command not in ("emergency-stop",)):
             raise _commands.CommandError("state", f"the run is {c.state if c.state == 'done' else 'stopping'}: "
                                                   f"nothing to {command}", status=409)
+        if c.state == "starting" and command not in ("stop", "emergency-stop"):
+            raise _commands.CommandError("state", f"the run has not started yet: nothing to {command}",
+                                         status=409)
         if command == "rate":
             self._change(args, source)
         elif command == "pause":
