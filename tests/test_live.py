@@ -550,3 +550,161 @@ def test_no_server_error_under_schema_fuzzing(fuzz_server):
             except Unsatisfiable:
                 assert mode == GenerationMode.NEGATIVE   # an operation that takes no input
     assert 200 in seen and 400 in seen and len(seen) > 100, len(seen)
+
+
+# -- the live page in headless Chromium ----------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+class DevTools:
+    """Headless Chromium driven over the DevTools protocol (a WebSocket, from aiohttp)."""
+
+    def __init__(self, profile: Path):
+        import re
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--no-default-browser-check", "--disable-extensions", "--remote-debugging-port=0",
+             "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while True:
+            line = self.proc.stderr.readline()
+            m = re.search(r"DevTools listening on (ws://\S+)", line)
+            if m:
+                self.browser_ws = m.group(1)
+                break
+            assert line and time.monotonic() < deadline, "chromium did not start"
+        self.http = "http://" + self.browser_ws.split("/")[2]
+        self.ids = 0
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    async def connect(self, session):
+        deadline = time.monotonic() + 10
+        while True:
+            async with session.get(self.http + "/json/list") as r:
+                pages = [t for t in await r.json() if t["type"] == "page"]
+            if pages:
+                break
+            assert time.monotonic() < deadline
+        self.ws = await session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0)
+
+    async def call(self, method, **params):
+        self.ids += 1
+        ident = self.ids
+        await self.ws.send_json({"id": ident, "method": method, "params": params})
+        while True:
+            msg = await self.ws.receive_json()
+            if msg.get("id") == ident:
+                assert "error" not in msg, msg
+                return msg["result"]
+
+    async def eval(self, expression):
+        r = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in r, r
+        return r["result"].get("value")
+
+    async def wait(self, expression, timeout=20):
+        import asyncio
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.eval(expression)
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+            await asyncio.sleep(0.1)
+
+
+PAGE_VALUES = """JSON.stringify(Object.fromEntries(["interval-t", "sent-total", "errors-total",
+  "target", "phase", "state", "rps", "sent-rps", "p50", "p99", "model", "conns"].map(
+  (id) => [id, document.getElementById(id).textContent])))"""
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_the_live_page_in_chromium(target, live, tmp_path):
+    import asyncio
+
+    import aiohttp
+    run = live("steady", target.url, "--rps", 100, "--duration", 40, "-w", 1)
+    run.wait_for(lambda s: s["state"] == "running")
+    browser = DevTools(tmp_path / "profile")
+
+    async def script():
+        async with aiohttp.ClientSession() as session:
+            await browser.connect(session)
+            await browser.call("Page.enable")
+            await browser.call("Page.navigate", url=run.base + "/")
+            await browser.wait("document.body && document.body.dataset.ready === 'true'")
+            # nothing from outside: every resource the page loaded is its own
+            urls = await browser.eval("performance.getEntriesByType('resource').map((e) => e.name)")
+            assert all(u.startswith(run.base) for u in urls), urls
+            await browser.wait("document.getElementById('interval-t').textContent !== '-'")
+            # the values on the page are /v1/status's for the same interval
+            for attempt in range(20):
+                page = json.loads(await browser.eval(PAGE_VALUES))
+                s = run.status()
+                if s["interval"] and f"{s['interval']['t_s']:.1f}" == page["interval-t"]:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"page and status never on the same interval: {page} {s}")
+            r = s["interval"]
+            assert page["sent-total"] == str(s["totals"]["sent"])
+            assert page["errors-total"] == str(s["totals"]["errors"])
+            assert page["target"] == f"{s['rate']:.1f}" == "100.0"
+            assert page["phase"] == s["phase"] == "steady" and page["model"] == "open"
+            assert page["state"] == s["state"] == "running"
+            assert page["rps"] == f"{r['rps']:.1f}" and page["sent-rps"] == f"{r['sent_rps']:.1f}"
+            assert page["p50"] == f"{r['latency_ms_p50']:.3f}" and page["p99"] == f"{r['latency_ms_p99']:.3f}"
+            assert page["conns"] == str(r["conn_open"])
+            # the charts are plotly's, fed from the stream
+            points = await browser.eval("document.getElementById('chart-rate').data[1].x.length")
+            assert points >= 1
+            assert await browser.eval("typeof Plotly.extendTraces") == "function"
+            # a click on pause stops sends: the target's own count stops growing
+            await browser.eval("document.getElementById('pause').click()")
+            s = run.wait_for(lambda s: s["paused"])
+            await browser.wait("document.getElementById('state').textContent === 'paused'")
+            await asyncio.sleep(0.5)                 # requests in flight land
+            before = target.requests
+            await asyncio.sleep(2.0)
+            assert target.requests == before, "requests still arriving after pause"
+            await browser.eval("document.getElementById('resume').click()")
+            run.wait_for(lambda s: not s["paused"])
+            await asyncio.sleep(1.0)
+            assert target.requests > before
+            # a rate typed into the page
+            await browser.eval("document.getElementById('rate-input').value = '150'; "
+                               "document.getElementById('rate-set').click()")
+            run.wait_for(lambda s: s["rate"] == 150.0)
+            await browser.eval("document.getElementById('stop').click()")
+            await browser.wait("document.getElementById('state').textContent === 'done'"
+                               " || document.getElementById('link').textContent === 'disconnected'")
+            await browser.ws.close()
+    try:
+        asyncio.run(script())
+    finally:
+        browser.close()
+    rc, summary, err = run.finish()
+    assert rc == 0, err
+    assert [(c["what"], c["value"]) for c in summary["changes"]][:3] == \
+        [("rate", 0.0), ("rate", 100.0), ("rate", 150.0)]
+    assert summary["stopped"]
+
+
+def test_phase_changes_reach_the_status_and_the_stream(target, live):
+    import asyncio
+    run = live("phases", target.url, "--max-rps", 40, "--phases", "light,medium",
+               "--phase-duration", 2, "--ramp-up", 1, "-w", 1)
+    run.wait_for(lambda s: s["state"] == "running")
+    assert run.status()["phase"] in ("light", "medium")
+
+    async def script(ws):
+        event = await _next(ws, "phase")
+        assert event["phase"] == "medium" and 2 <= event["t_s"] <= 3.5
+    asyncio.run(_ws_session(run, script))
+    rc, summary, err = run.finish()
+    assert rc == 0, err
+    assert summary["changes"] == [] and summary["stopped"] is None

@@ -53,16 +53,9 @@ def public_row(row: dict) -> dict:
 
 
 def phase_at(shape, t_s: float) -> str | None:
-    """The planned phase at t_s: a progressive preset's phase name, else the shape's name."""
-    if shape is None:
-        return None
-    names = shape.params.get("phases") if isinstance(shape.params, dict) else None
-    if isinstance(names, str) and shape.weights:
-        for name, (start, end, _) in zip(names.split(","), shape.weights):
-            if start <= t_s < end:
-                return name
-        return "ended" if t_s >= shape.weights[-1][1] else names.split(",")[0]
-    return shape.name
+    """The planned phase at t_s: a part's name (a progressive preset's phase), else the
+    shape's name."""
+    return None if shape is None else shape.phase_at(t_s)[0]
 
 
 class LiveServer(Companion):
