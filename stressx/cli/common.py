@@ -16,7 +16,7 @@ Exit codes:
   1    internal error
   2    usage or configuration error
   3    thresholds failed, or a regression against --baseline
-  4    run aborted (a shard lost, a safety stop)
+  4    run aborted (a shard lost, a safety stop, an emergency stop)
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM
 """
 RATE_HELP = "requests per second: 10, 10/s or 600/m"

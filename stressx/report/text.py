@@ -111,6 +111,10 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
         lines.append(f"  INTERRUPTED by {s['interrupted']}")
     if s["aborted"]:
         lines.append(f"  ABORTED: {s['aborted']}")
+    if s.get("stopped"):
+        lines.append(f"  STOPPED: {s['stopped']}")
+    if s.get("changes"):
+        lines.append(f"  live changes: {len(s['changes'])} (summary.json: changes)")
     lines += _scenario_lines(s)
     lines += _cluster_lines(s)
     from .host import format_host_section
