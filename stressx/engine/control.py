@@ -85,7 +85,7 @@ class RunControl:
 
     def elapsed(self) -> float:
         """Seconds since the common start instant (0.0 before it)."""
-        return (time.monotonic_ns() - self.start_ns) / 1e9 if self.start_ns else 0.0
+        return max(time.monotonic_ns() - self.start_ns, 0) / 1e9 if self.start_ns else 0.0
 
     def rate_at(self, t_s: float | None = None) -> float | None:
         """The target rate at `t_s` seconds after the start (default: now), live changes

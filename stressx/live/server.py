@@ -33,6 +33,7 @@ MAX_BODY = 64 * 1024
 MAX_ROWS = 3600                 # interval rows kept for /v1/intervals (the last hour)
 WS_QUEUE = 256                  # events waiting for one WebSocket client before it is dropped
 STOP_WAIT_S = 2.0
+COMMAND_AHEAD_S = 0.025         # a command's answer shows the target from when it applies
 
 
 def _json_safe(value):
@@ -187,13 +188,15 @@ class LiveServer(Companion):
             return phase_at(c.config.users_shape, c.elapsed()) or "closed"
         return phase_at(c.config.shape, c.elapsed())
 
-    def status(self) -> dict:
+    def status(self, ahead_s: float = 0.0) -> dict:
+        """The run now; `ahead_s` later for the target (a command's answer shows the target
+        it set, which takes effect in the shards 20 ms after it was asked)."""
         c = self.control
         with self._lock:
             latest = self.rows[-1] if self.rows else None
             totals = dict(self.totals)
         elapsed = c.elapsed()
-        rate = c.rate_at(elapsed) if c.open_model and c.start_ns else None
+        rate = c.rate_at(elapsed + ahead_s) if c.open_model and c.start_ns else None
         if c.open_model and not c.start_ns:
             rate = c.config.shape.rate_at(0.0)
         return _json_safe({
@@ -261,7 +264,7 @@ class LiveServer(Companion):
         elif command == "burners":
             self._burners(args["burners"], source)
         self.echo(f"stressx: control: {command} {json.dumps(args) if args else ''} ({source})".rstrip())
-        return self.status()
+        return self.status(ahead_s=COMMAND_AHEAD_S)
 
     def _change(self, args: dict, source: str) -> None:
         c = self.control
