@@ -464,7 +464,8 @@ def test_library_run_serves_the_control_api(target):
     port = free_port()
     result = {}
     t = threading.Thread(target=lambda: result.update(r=stressx.run(
-        target.url, rate=50, duration=30, workers=1, control=f"127.0.0.1:{port}")))
+        target.url, rate=50, duration=30, workers=1, control=f"127.0.0.1:{port}",
+        burn=["cpu=5%"])))
     t.start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -481,6 +482,11 @@ def test_library_run_serves_the_control_api(target):
     t.join(30)
     r = result["r"]
     assert r.exit_code == 0 and r.summary["stopped"] and r.summary["duration_s"] < 20
+    # a graceful stop with burners running: they stop with the run, no emergency
+    burners = r.summary["burners"]
+    assert burners["emergency_stop"] is None and burners["burners"]
+    assert all(_gone(b["pid"]) for b in burners["burners"])
+    assert r.summary["aborted"] is None
 
 
 # -- schema fuzzing ------------------------------------------------------------------------------

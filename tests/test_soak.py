@@ -309,7 +309,7 @@ def test_adaptive_text_report_says_how_many_decisions_it_left_out():
     ramp = AdaptiveRamp(start=10, step=1, max_rate=20, step_every=1.0, slo=[], max_error_rate=0.5)
 
     class Steer:
-        def change_rate(self, rate):
+        def change_rate(self, rate, source=None):
             pass
 
     ramp.control = Steer()

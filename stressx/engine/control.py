@@ -20,7 +20,10 @@ from typing import Callable
 from ..errors import EXIT_ABORTED
 
 DEFAULT_DELAY_S = 0.02     # a change "now" is published this far ahead: every shard sees it first
-MAX_CHANGES = 10_000       # changes kept for the summary (a soak's back-offs); the rest counted
+MAX_CHANGES = 10_000       # changes asked through the control API kept for the summary
+MAX_COMPANION_CHANGES = 100   # those companions make (a soak's back-offs and adaptive steps,
+                              # each in the companion's own section too); the rest counted
+USER_SOURCES = ("api", "websocket")
 
 
 class TargetSchedule:
@@ -72,6 +75,7 @@ class RunControl:
         self.stopping: str | None = None  # why sending is ending early (stop, abort), once asked
         self.changes: list[dict] = []    # every live change: t_s, what, value, source
         self.changes_dropped = 0
+        self._companion_changes = 0
         self.max_connections = max_connections   # closed model: the most a change may ask
         self._publish_rate = publish_rate
         self._request_abort = request_abort
@@ -149,7 +153,12 @@ class RunControl:
     def _record(self, at_ns: int, what: str, value, source: str) -> None:
         change = {"t_s": round((at_ns - self.start_ns) / 1e9, 6) if self.start_ns else 0.0,
                   "what": what, "value": value, "source": source}
-        if len(self.changes) < MAX_CHANGES:
+        if source in USER_SOURCES:
+            keep = len(self.changes) < MAX_CHANGES
+        else:
+            keep = self._companion_changes < MAX_COMPANION_CHANGES
+            self._companion_changes += keep
+        if keep:
             self.changes.append(change)
         else:
             self.changes_dropped += 1
