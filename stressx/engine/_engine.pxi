@@ -257,6 +257,7 @@ cdef class Engine:
         if self.open_model:
             apply_rate_change(self, now)
         if self.phase == P_RUNNING and now >= self.stop_at_ns:
+            take_due_before_end(self, now)
             self.end_sending(now, self.stop_at_ns, END_DURATION, 0)   # the timer ran late
         if stop != STOP_NONE:
             self.request_stop(now, 0 if stop == STOP_NOW else self.grace_ns)

@@ -231,6 +231,14 @@ cdef class Conn:
             self.engine.finish(self, now_ns(), classify_exception(exc, False))
         on_closed(self.engine, self)
 
+    def pause_for_engine(self):
+        """The engine reads this connection itself (_batched.pxi): the loop stops watching it."""
+        if self.fd >= 0 and self.state != C_CLOSED:
+            try:
+                self.transport.pause_reading()
+            except BaseException:
+                self.fd = -1
+
     def pause_writing(self):
         pass
 
