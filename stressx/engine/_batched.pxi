@@ -13,7 +13,6 @@
 # The housekeeping sweep (10 ms) reads every connection too, idle ones included (a server's
 # close). When sending ends the transports are resumed and the drain is the loop's again.
 # C functions of the engine (`self`), split from its class (see _engine.pxi).
-from cpython.bytes cimport PyBytes_FromStringAndSize
 
 cdef enum:
     RBUF_SIZE = 262144        # bytes per recv; a shorter read emptied the socket
