@@ -235,6 +235,8 @@ cdef class Engine:
             return
         if now >= self.start_ns + k * NS_PER_S:
             k = (now - self.start_ns) // NS_PER_S
+            if self.batched:
+                read_all(self, False)   # responses that came before the boundary count in it
             snapshot_publish(self.slots, k, now, False)
             k += 1
         self.snap_timer.arm_at(self.start_ns + k * NS_PER_S)
