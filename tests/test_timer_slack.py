@@ -132,8 +132,11 @@ def test_sends_never_early_lag_within_the_slack_latency_from_intended(stamping_s
     engine_lag = r.histogram("send_lag")
     for p in (50, 90, 99):
         mine = engine_lag.value_at_percentile(p) / 1000
-        # the engine's figure: it sent before the server saw it, and not long before
-        assert percentile(lag, p) - 2.0 <= mine <= percentile(lag, p) + 0.01, (p, mine, percentile(lag, p))
+        # the engine's figure: it sent before the server saw it (the server's own scheduling
+        # delays, on a loaded machine tens of ms in the tail, only add to the server's view)...
+        assert mine <= percentile(lag, p) + 0.01, (p, mine, percentile(lag, p))
+    # ...and, typically, not long before
+    assert percentile(lag, 50) - 2.0 <= engine_lag.value_at_percentile(50) / 1000
     # bounded by the slack and a wake-up (on a 2-core VM shared with other test runs a
     # wake-up can take milliseconds: the bound allows for that, not for a second slack)
     assert engine_lag.value_at_percentile(50) / 1000 <= slack_ms + 1.0
