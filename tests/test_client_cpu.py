@@ -117,8 +117,16 @@ def test_shard_cpu_matches_the_kernels_count_and_a_busy_shard_is_flagged(tmp_pat
         c1 = _cpu_at(samples, start + r["t_s"])
         assert c0 is not None and c1 is not None
         independent = (c1 - c0) * 100 / r["interval_s"]
-        # psutil counts in clock ticks (10 ms): a few points either side over 1 s
-        assert abs(r["cpu_pct"] - independent) <= 5.0, (r["t_s"], r["cpu_pct"], independent)
+        # psutil counts in clock ticks (10 ms), and this window is the nominal second while the
+        # shard reads its CPU as it takes its snapshot, which a loaded machine can hold up by
+        # tens of ms: a row is within 10 points...
+        assert abs(r["cpu_pct"] - independent) <= 10.0, (r["t_s"], r["cpu_pct"], independent)
+    # ...and over all whole rows together (those edges then weigh 1/n) within 3
+    span = sum(r["interval_s"] for r in whole)
+    c0 = _cpu_at(samples, start + whole[0]["t_s"] - whole[0]["interval_s"])
+    c1 = _cpu_at(samples, start + whole[-1]["t_s"])
+    mine = sum(r["cpu_pct"] * r["interval_s"] for r in whole) / span
+    assert abs(mine - (c1 - c0) * 100 / span) <= 3.0, (mine, (c1 - c0) * 100 / span)
     assert max(r["cpu_pct"] for r in whole) > 50    # the dense responses made it busy
     # over the run: from the start instant to the shard's end, against the last sample
     shard = summary["shards"][0]

@@ -32,8 +32,8 @@ def load_options(f):
         option("--timer-slack", key="timer_slack", help="Open model: sends due within this of "
                 "the first share one wake-up, and responses are read on the same wake-ups "
                 "(kernel receive times); latency still counts from each intended send time, "
-                "only send lag grows. Costs less CPU per request (default 0: a wake-up per "
-                "send; e.g. 1ms)."),
+                "only send lag grows. Less CPU per request for more send lag (default 200us; "
+                "0: a wake-up per send and per response; e.g. 1ms)."),
         option("--method", "-X", key="method", help="HTTP method (default GET)."),
         option("--header", "-H", key="headers", multiple=True, help="'Name: value' (repeatable; "
                 "in STRESSX_HEADERS one header per line)."),

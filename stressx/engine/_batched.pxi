@@ -13,7 +13,6 @@
 # The housekeeping sweep (10 ms) reads every connection too, idle ones included (a server's
 # close). When sending ends the transports are resumed and the drain is the loop's again.
 # C functions of the engine (`self`), split from its class (see _engine.pxi).
-from cpython.bytes cimport PyBytes_FromStringAndSize
 
 cdef enum:
     RBUF_SIZE = 262144        # bytes per recv; a shorter read emptied the socket
@@ -27,7 +26,9 @@ cdef void batch_connected(Engine self, Conn conn) noexcept:
         fd = conn.transport.get_extra_info("socket").fileno()
         if sx_enable_rx_stamps(fd) != 0:
             return            # no kernel timestamps: the loop keeps reading it
-        conn.transport.pause_reading()
+        # uvloop starts reading a new connection after connection_made returns: pause it on
+        # the loop's next turn (what it reads until then takes the usual path)
+        self.loop.call_soon(conn.pause_for_engine)
     except BaseException:
         return
     conn.fd = fd
@@ -74,6 +75,24 @@ cdef void read_conn(Engine self, Conn conn, int64_t offset) noexcept:
         conn.arrival_ns = 0
         if n < RBUF_SIZE:
             return
+
+
+cdef void take_due_before_end(Engine self, int64_t now) noexcept:
+    """The duration is over: with a slack, the sends due before its end that were waiting for
+    a wake-up still go (they are late by less than the slack), before sending ends."""
+    cdef int64_t due
+    if not self.batched or self.phase != P_RUNNING:
+        return
+    while not self.schedule.exhausted(self.next_i):
+        due = self.schedule.due_ns(self.next_i)
+        if due >= INT64_MAX - self.start_ns:
+            break
+        due += self.start_ns
+        if due > now or due >= self.stop_at_ns:
+            break
+        dispatch(self, due, now)
+        self.next_i += 1
+        now = now_ns()
 
 
 cdef void unbatch(Conn conn) noexcept:

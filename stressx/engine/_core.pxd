@@ -243,6 +243,8 @@ cdef class TlsConn:
     cdef object transport_write
     cdef bint handshaking                # the handshake is not done yet
     cdef int ticket_looks                # TLS 1.3: chunks left to look for a resumable session in
+    cdef object rbuf                     # the engine's plaintext buffer (a bytearray) SSL_read fills
+    cdef char *rptr                      # ... its bytes
 
     cdef void start(self, object transport) noexcept
     cdef inline void flush(self) except *
@@ -250,6 +252,7 @@ cdef class TlsConn:
     cdef void handshake_failed(self, object exc) noexcept
     cdef void keep_session(self, bint tls13) noexcept
     cdef void received(self, object data) noexcept
+    cdef void write_request(self, object data) except *
     cdef void fatal(self, object exc) noexcept
     cdef bint raw_eof(self) noexcept
     cdef void lost(self, object exc) noexcept
@@ -275,6 +278,7 @@ cdef class Engine:
     cdef object ssl_context              # None for plain HTTP
     cdef object server_hostname          # TLS server name (None without TLS)
     cdef object tls_session              # the last resumable TLS session seen, offered to new ones
+    cdef object tls_rbuf                 # https: one bytearray every connection decrypts into
     # the request mix: one entry per scenario, picked per send by weight
     cdef list requests                   # bytes, built once per run
     cdef int n_scenarios                 # entries in the mix (>= 1)

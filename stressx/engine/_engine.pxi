@@ -236,6 +236,8 @@ cdef class Engine:
             return
         if now >= self.start_ns + k * NS_PER_S:
             k = (now - self.start_ns) // NS_PER_S
+            if self.batched:
+                read_all(self, False)   # responses that came before the boundary count in it
             snapshot_publish(self.slots, k, now, False)
             k += 1
         self.snap_timer.arm_at(self.start_ns + k * NS_PER_S)
@@ -260,6 +262,7 @@ cdef class Engine:
         if self.open_model:
             apply_rate_change(self, now)
         if self.phase == P_RUNNING and now >= self.stop_at_ns:
+            take_due_before_end(self, now)
             self.end_sending(now, self.stop_at_ns, END_DURATION, 0)   # the timer ran late
         if stop != STOP_NONE:
             self.request_stop(now, 0 if stop == STOP_NOW else self.grace_ns)

@@ -11,7 +11,7 @@ import ssl as _ssl
 
 import httptools
 from libc.string cimport memcmp
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
 cdef object HttpResponseParser = httptools.HttpResponseParser
 cdef object HttpParserError = httptools.HttpParserError
@@ -231,6 +231,14 @@ cdef class Conn:
             self.engine.finish(self, now_ns(), classify_exception(exc, False))
         on_closed(self.engine, self)
 
+    def pause_for_engine(self):
+        """The engine reads this connection itself (_batched.pxi): the loop stops watching it."""
+        if self.fd >= 0 and self.state != C_CLOSED:
+            try:
+                self.transport.pause_reading()
+            except BaseException:
+                self.fd = -1
+
     def pause_writing(self):
         pass
 
@@ -258,7 +266,10 @@ cdef class Conn:
         self.intended_ns = intended_ns
         self.sent_ns = now
         try:
-            self.write(request)
+            if self.tls is not None:
+                self.tls.write_request(request)   # a C call: no Python-level method
+            else:
+                self.write(request)
         except BaseException:
             engine.slots[S_SENT] += 1
             engine.scenario(self.scenario)[SC_SENT] += 1

@@ -61,6 +61,8 @@ cdef void tick(Engine self, int64_t now) noexcept:
             break
         dispatch(self, due, now)
         self.next_i += 1
+        if self.batched:
+            now = now_ns()    # a batch's later writes go out later: each send's own time
     if now >= self.stop_at_ns:
         # with a slack, the sends due before the end that waited for this wake-up went first
         self.end_sending(now, self.stop_at_ns, END_DURATION, 0)

@@ -99,6 +99,7 @@ cdef inline void release(Engine self, Conn conn, int64_t now) noexcept:
     """A connection finished its request and can take another."""
     if self.phase == P_RUNNING and now >= self.stop_at_ns:
         # the duration is over (its timer has not fired yet): nothing more is written
+        take_due_before_end(self, now)
         self.end_sending(now, self.stop_at_ns, END_DURATION, 0)
     conn.state = C_IDLE
     if self.phase == P_RUNNING or self.phase == P_DRAINING:

@@ -13,6 +13,8 @@
 # Sessions: the engine keeps the last resumable session it saw and offers it to every new
 # connection; S_TLS_RESUMED counts the handshakes the server resumed.
 
+from cpython.bytearray cimport PyByteArray_AS_STRING
+
 cdef object MemoryBIO = _ssl.MemoryBIO
 cdef object SSLWantReadError = _ssl.SSLWantReadError
 
@@ -42,9 +44,13 @@ cdef class TlsConn:
         self.ssl_write = raw.write
         self.handshaking = True
         self.ticket_looks = TICKET_LOOKS
+        if engine.tls_rbuf is None:
+            engine.tls_rbuf = bytearray(TLS_READ_SIZE)
+        self.rbuf = engine.tls_rbuf
+        self.rptr = PyByteArray_AS_STRING(self.rbuf)
 
-    def write(self, data):
-        """Encrypt one request and write its records (Conn.write while TLS is on)."""
+    cdef void write_request(self, object data) except *:
+        """Encrypt one request and write its records."""
         self.ssl_write(data)
         self.transport_write(self.outgoing_read())
 
@@ -78,7 +84,6 @@ cdef class TlsConn:
             self.keep_session(False)   # TLS 1.2 and older: the session is complete already
             self.ticket_looks = 0
         conn.parser = HttpResponseParser(conn)
-        conn.write = self.write
         on_connected(conn.engine, conn)
 
     cdef void handshake_failed(self, object exc) noexcept:
@@ -109,6 +114,7 @@ cdef class TlsConn:
         cdef object chunk, plain = None
         cdef list chunks = None
         cdef bint closed = False
+        cdef Py_ssize_t n
         try:
             self.incoming_write(data)
         except BaseException as exc:
@@ -120,22 +126,24 @@ cdef class TlsConn:
                 return
         while True:
             try:
-                chunk = self.read(TLS_READ_SIZE)
+                # into the engine's buffer: no 64 KiB bytes object made and shrunk per read
+                n = self.read(TLS_READ_SIZE, self.rbuf)
             except SSLWantReadError:
                 break            # the rest of a record is still on its way
             except BaseException as exc:
                 self.fatal(exc)
                 return
-            if not chunk:
+            if n <= 0:
                 closed = True    # close_notify
                 break
+            chunk = PyBytes_FromStringAndSize(self.rptr, n)
             if plain is None:
                 plain = chunk
             else:
                 if chunks is None:
                     chunks = [plain]
                 chunks.append(chunk)
-            if not self.incoming.pending and len(<bytes>chunk) < TLS_READ_SIZE:
+            if n < TLS_READ_SIZE and not self.incoming.pending:
                 break
         try:
             self.flush()         # anything the records asked of us (a key update's answer)

@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_GRACE_S = 1.0
 #: Open model: sends due within this of the first are taken on one wake-up, responses read on
 #: the same wake-ups (benchmarks/README.md: the curve it was chosen from)
-DEFAULT_TIMER_SLACK_S = 0.0
+DEFAULT_TIMER_SLACK_S = 0.0002
 MAX_TIMER_SLACK_S = 1.0
 MAX_WORKERS = 256
 DEFAULT_CLOCK_UNCERTAINTY_S = 0.005   # cluster runs: the most a host's clock offset may be unsure
