@@ -52,8 +52,12 @@ class Scenario:
     baseline_max_ms: float | None = None
     description: str = ""
     where: str = ""                  # how errors name it: 'mixed.yaml: scenarios[2]'
+    python: bool = False             # an `async def` of a Python workload file (stressx.flows)
 
     def to_json(self) -> dict:
+        if self.python:
+            return {"name": self.name, "python": True, "weight": self.weight,
+                    "description": self.description}
         return {"name": self.name, "method": self.method, "path": self.path, "url": self.url,
                 "weight": self.weight, "expect_status": list(self.expect_status),
                 "baseline_min_ms": self.baseline_min_ms, "baseline_max_ms": self.baseline_max_ms,
@@ -66,13 +70,15 @@ class Workload:
     description: str
     scenarios: list[Scenario]
     source: str = ""
+    flow: str | None = None          # a Python workload file (absolute path): its scenarios run as flows
 
     def select(self, names: list[str]) -> "Workload":
         known = {s.name for s in self.scenarios}
         for n in names:
             if n not in known:
                 raise ConfigError("--scenario", f"{n!r} is not in {self.source or self.name}{_hint(n, known)}; it has {', '.join(sorted(known))}")
-        return Workload(self.name, self.description, [s for s in self.scenarios if s.name in names], self.source)
+        return Workload(self.name, self.description, [s for s in self.scenarios if s.name in names],
+                        self.source, self.flow)
 
 
 def _hint(key, known) -> str:
@@ -195,10 +201,24 @@ def builtin_names() -> list[str]:
     return sorted({f.stem for f in _yaml_files(BUILTIN_DIR)})
 
 
+def load_flow(path) -> Workload:
+    """A Python workload file (stressx.load.flowfile) as a Workload of Python scenarios."""
+    from .flowfile import import_flow
+    reg = import_flow(path)
+    scenarios = [Scenario(name=s.name, weight=s.weight, description=s.description,
+                          where=f"{path}: {s.name}", python=True) for s in reg.scenarios]
+    doc = (reg.module.__doc__ or "").strip()
+    return Workload(Path(path).stem, doc.splitlines()[0] if doc else "", scenarios, str(path),
+                    flow=str(Path(path).resolve()))
+
+
 def load_workload(path) -> Workload:
-    """Load a workload file, or a named one (see resolve_workload)."""
+    """Load a workload file (YAML, or Python: see load_flow), or a named one (see
+    resolve_workload)."""
     import yaml
     p = resolve_workload(path)
+    if p.suffix == ".py":
+        return load_flow(p)
     try:
         text = p.read_text()
     except OSError as exc:

@@ -96,7 +96,7 @@ def scenario_rows(s: dict) -> list[dict]:
     """One row per scenario (empty without a `scenarios` section), with derived rates."""
     rows = []
     for name, sc in (s.get("scenarios") or {}).items():
-        requests = int(sc.get("requests") or 0)
+        requests = int(sc.get("requests", sc.get("iterations")) or 0)   # Python scenarios: iterations
         ok = int(sc.get("ok") or 0)
         errors = count_of(sc.get("errors"))
         completed = int(sc.get("completed") or (ok + errors) or requests)
