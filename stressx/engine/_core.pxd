@@ -387,6 +387,7 @@ cdef class FlowConn:
     cdef bint complete
     cdef bint keep_alive
     cdef bint has_length                 # the response announced Content-Length or chunked coding
+    cdef readonly bint set_cookie        # ... and Set-Cookie
     cdef list headers
     cdef list body
     cdef readonly int64_t sent_ns
@@ -394,3 +395,22 @@ cdef class FlowConn:
     cdef readonly bint eof               # upgraded: the peer closed
 
     cdef void settle(self, int kind, int64_t now) noexcept
+
+
+cdef class UserCore:
+    # A virtual user's HTTP side (_flow.pxi): its connection, cookies, request building,
+    # redirects; stressx.flows.user.User adds the rest in Python.
+    cdef public object runner            # the shard's flows Runner (step names, connect params)
+    cdef public dict cookies             # name -> value, sent back on every request
+    cdef public int max_redirects
+    cdef public FlowConn conn            # its keep-alive connection (None until the first request)
+    cdef FlowStats stats
+    cdef object loop
+    cdef dict cache                      # (method, path) -> (request bytes, step name), shared
+    cdef dict steps                      # step name -> block, shared with the runner
+    cdef str host_header
+    cdef str agent
+
+    cdef int step_of(self, str name) except? -2
+    cdef bytes build(self, str method, str path, object headers, bytes body)
+    cdef void keep_cookies(self, object resp) except *

@@ -85,7 +85,7 @@ cdef class Response:
     text, json(); `url` the path it answered, `history` the redirects followed to it."""
     cdef readonly int status
     cdef readonly bytes body
-    cdef list raw_headers
+    cdef readonly list raw_headers
     cdef object _headers
     cdef public object url
     cdef public list history
@@ -269,6 +269,7 @@ cdef class FlowConn:
         self.headers_done = False
         self.complete = False
         self.has_length = False
+        self.set_cookie = False
         self.status = 0
         self.headers = []
         self.body = []
@@ -320,6 +321,8 @@ cdef class FlowConn:
 
     def on_header(self, name, value):
         self.headers.append((name, value))
+        if len(name) == 10 and name.lower() == b"set-cookie":
+            self.set_cookie = True
 
     def on_headers_complete(self):
         cdef int status = self.parser.get_status_code()
@@ -461,3 +464,189 @@ ERROR_KIND = {kind: i for i, kind in enumerate(ERROR_KINDS)}
 def error_kind(exc, bint connecting=False):
     """The error kind (a name of ERROR_KINDS) a connection failure counts as."""
     return ERROR_KINDS[classify_exception(exc, connecting)]
+
+
+cdef object _urlsplit = None
+cdef object _json_dumps = None
+cdef tuple REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+class TooManyRedirects(Exception):
+    """More redirects in a row than user.max_redirects."""
+
+
+cdef class UserCore:
+    """The HTTP side of a virtual user, compiled: request() is a Cython coroutine, so a
+    scenario's `await user.get(...)` costs no Python frame of ours."""
+    def __init__(self, runner):
+        self.runner = runner
+        self.cookies = {}
+        self.max_redirects = 10
+        self.conn = None
+        self.stats = runner.stats
+        self.loop = runner.loop
+        self.cache = runner.request_cache
+        self.steps = runner.steps
+        self.host_header = runner.host_header
+        self.agent = runner.agent
+
+    cdef int step_of(self, str name) except? -2:
+        cdef object j = self.steps.get(name)
+        if j is None:
+            return self.runner.step_index(name)
+        return <int>j
+
+    cdef bytes build(self, str method, str path, object headers, bytes body):
+        cdef list lines = [f"{method} {path} HTTP/1.1"]
+        cdef set given = set()
+        if headers:
+            for k, v in (headers.items() if isinstance(headers, dict) else headers):
+                given.add(k.lower())
+                lines.append(f"{k}: {v}")
+        if "host" not in given:
+            lines.append(f"Host: {self.host_header}")
+        if "user-agent" not in given:
+            lines.append(f"User-Agent: {self.agent}")
+        if self.cookies and "cookie" not in given:
+            lines.append("Cookie: " + "; ".join([f"{k}={v}" for k, v in self.cookies.items()]))
+        if (body or method in ("POST", "PUT", "PATCH")) and "content-length" not in given:
+            lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
+
+    cdef void keep_cookies(self, object response) except *:
+        cdef Response resp = <Response>response
+        cdef bytes k, v
+        for k, v in resp.raw_headers:
+            if len(k) != 10 or k.lower() != b"set-cookie":
+                continue
+            line = v.decode("latin-1")
+            first, _, attrs = line.partition(";")
+            cname, eq, value = first.strip().partition("=")
+            if not eq or not cname:
+                continue
+            low = attrs.lower().replace(" ", "")
+            if "max-age=0" in low or "max-age=-" in low:
+                self.cookies.pop(cname, None)
+            else:
+                self.cookies[cname] = value.strip()
+
+    async def connect(self, int step, int64_t t0):
+        """A new connection for this user (the old one, if any, is dropped)."""
+        cdef FlowConn conn
+        r = self.runner
+        if self.conn is not None:
+            self.conn.abort()
+            self.conn = None
+        conn = FlowConn(self.stats, self.loop)
+        self.stats.slots[S_CONNECT_ATTEMPTS] += 1
+        try:
+            await self.loop.create_connection(conn, r.address, r.port, ssl=r.ssl_context,
+                                              server_hostname=r.server_hostname)
+        except CancelledError:
+            raise
+        except Exception as exc:
+            kind = classify_exception(exc, True)
+            self.stats.slots[S_CONNECT_FAIL_KINDS + kind] += 1
+            self.stats.request_failed(step, kind, t0)
+            raise RequestError(ERROR_KINDS[kind], str(exc)) from None
+        self.conn = conn
+        return conn
+
+    async def request(self, str method, str path, *, headers=None, body=b"", json=None,
+                      str name=None, bint allow_redirects=True):
+        """Send one request on this user's connection (reconnecting if the server closed it)
+        and return its Response; one that gets no response raises RequestError. Counted under
+        step `name` (default "METHOD /path" without the query); a redirect followed is a
+        request of its own, under the same `name` if given, else under its own default."""
+        global _urlsplit, _json_dumps
+        cdef bytes data
+        cdef int step
+        cdef FlowConn conn
+        cdef Response resp
+        cdef list history = None
+        cdef tuple cached
+        method = method.upper()
+        if json is not None:
+            if _json_dumps is None:
+                import json as _j
+                _json_dumps = _j.dumps
+            body = _json_dumps(json).encode()
+            headers = dict(headers or {})
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        while True:
+            if headers is None and not body and not self.cookies:
+                cached = self.cache.get((method, path))
+                if cached is None:
+                    cached = (self.build(method, path, None, b""),
+                              f"{method} {path.split('?', 1)[0]}")
+                    if len(self.cache) < 4096:
+                        self.cache[(method, path)] = cached
+                data = cached[0]
+                step = self.step_of(name if name is not None else cached[1])
+            else:
+                data = self.build(method, path, headers, body)
+                step = self.step_of(name if name is not None else f"{method} {path.split('?', 1)[0]}")
+            conn = self.conn
+            if conn is None or conn.state != F_IDLE:
+                conn = await self.connect(step, now_ns())
+            try:
+                resp = await conn.request(data, step, method == "HEAD")
+            except CancelledError:
+                conn.abort()
+                self.conn = None
+                raise
+            resp.url = path
+            if conn.set_cookie:
+                self.keep_cookies(resp)
+            if not allow_redirects or resp.status not in REDIRECT_STATUSES:
+                if history is not None:
+                    resp.history = history
+                return resp
+            location = resp.headers.get("location")
+            if not location:
+                return resp
+            if _urlsplit is None:
+                from urllib.parse import urlsplit as _u
+                _urlsplit = _u
+            parts = _urlsplit(location)
+            if parts.netloc and parts.netloc != self.host_header:
+                if history is not None:
+                    resp.history = history     # another host: not followed
+                return resp
+            if history is None:
+                history = []
+            history.append(resp)
+            if len(history) > self.max_redirects:
+                raise TooManyRedirects(f"more than {self.max_redirects} redirects from {history[0].url}")
+            self.stats.slots[S_REDIRECTS] += 1
+            if parts.path.startswith("/"):
+                path = parts.path
+            else:
+                path = path.split("?", 1)[0].rsplit("/", 1)[0] + "/" + parts.path
+            if parts.query:
+                path += "?" + parts.query
+            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                method, body = "GET", b""
+                if headers:
+                    headers = {k: v for k, v in (headers.items() if isinstance(headers, dict) else headers)
+                               if k.lower() not in ("content-type", "content-length")}
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def head(self, path, **kw):
+        return self.request("HEAD", path, **kw)

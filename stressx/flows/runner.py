@@ -243,7 +243,7 @@ class Runner:
             if self.mem.get("stop_request") != STOP["none"] and not self.stopping:
                 self.stop(now)
             for u in self.users:
-                c = u._conn
+                c = u.conn
                 if c is not None and c.state == 2:
                     c.check_timeout(now)
             await asyncio.sleep(SWEEP_S)
