@@ -347,6 +347,26 @@ cdef class Engine:
 
 
 @cython.final
+cdef class Headers:
+    # Response headers, case-insensitive (_flow.pxi)
+    cdef list _items                     # (name, value) str pairs, in order
+    cdef dict _map                       # lower-cased name -> values, built on first lookup
+
+    cdef dict _index(self)
+
+
+@cython.final
+cdef class Response:
+    # A response of a Python scenario (_flow.pxi)
+    cdef readonly int status
+    cdef readonly bytes body
+    cdef readonly list raw_headers       # (name, value) bytes pairs as received
+    cdef object _headers                 # Headers, made on first use
+    cdef public object url               # the path it answered
+    cdef public list history             # the redirect responses before it
+
+
+@cython.final
 cdef class FlowStats:
     # Python scenarios' recording into a shard's segment: requests (the totals and their
     # step), timed steps, iterations (the scenario blocks), named counters (_flow.pxi).

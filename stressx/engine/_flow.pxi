@@ -23,17 +23,15 @@ class RequestError(Exception):
         self.kind = kind
 
 
-class Headers:
+cdef class Headers:
     """Response headers, looked up case-insensitively; repeated names joined with ', ' by
     [] and get(), all kept by get_all() (Set-Cookie)."""
-    __slots__ = ("_items", "_map")
-
-    def __init__(self, items):
+    def __init__(self, list items):
         self._items = items
         self._map = None
 
-    def _index(self):
-        m = {}
+    cdef dict _index(self):
+        cdef dict m = {}
         for k, v in self._items:
             key = k.lower()
             if key in m:
@@ -80,16 +78,10 @@ class Headers:
         return f"Headers({self._items!r})"
 
 
+@cython.final
 cdef class Response:
     """A response of a Python scenario: status, headers (case-insensitive), body (bytes),
     text, json(); `url` the path it answered, `history` the redirects followed to it."""
-    cdef readonly int status
-    cdef readonly bytes body
-    cdef readonly list raw_headers
-    cdef object _headers
-    cdef public object url
-    cdef public list history
-
     def __cinit__(self, int status, list raw_headers, bytes body):
         self.status = status
         self.raw_headers = raw_headers
@@ -198,7 +190,7 @@ cdef class FlowStats:
         self.req_sent(step, nbytes)
         self.req_done(step, 0, kind, start_ns, now_ns())
 
-    @cython.cdivision(True)
+    @cython.cdivision(True)   # NS_PER_US is a constant
     def record_step(self, int step, int kind, int64_t start_ns, int64_t end_ns):
         """A step that is not an HTTP request (a timed block, a WebSocket round trip or
         connect): kind -1 ok, else an E_* kind."""
@@ -209,14 +201,14 @@ cdef class FlowStats:
         block[SC_SENT] += 1
         self.block_done(block, kind, (end_ns - start_ns) // NS_PER_US)
 
-    @cython.cdivision(True)
+    @cython.cdivision(True)   # NS_PER_US is a constant
     def iteration_start(self, int sc, int64_t intended_ns, int64_t now, bint open_model):
         self.sc_base[sc * SC_BLOCK + SC_SENT] += 1
         self.slots[S_ITER_ACTIVE] += 1
         if open_model:
             hdr_record(self.h_lag, (now - intended_ns) // NS_PER_US)
 
-    @cython.cdivision(True)
+    @cython.cdivision(True)   # NS_PER_US is a constant
     def iteration_end(self, int sc, int kind, int64_t intended_ns, int64_t now):
         """An iteration ended: kind -1 ok, else the E_* kind of what ended it. Latency from
         its intended start (open model) or its start (closed)."""
@@ -633,20 +625,32 @@ cdef class UserCore:
                     headers = {k: v for k, v in (headers.items() if isinstance(headers, dict) else headers)
                                if k.lower() not in ("content-type", "content-length")}
 
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
+    def get(self, str path, *, headers=None, body=b"", json=None, str name=None,
+            bint allow_redirects=True):
+        return self.request("GET", path, headers=headers, body=body, json=json, name=name,
+                            allow_redirects=allow_redirects)
 
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
+    def post(self, str path, *, headers=None, body=b"", json=None, str name=None,
+            bint allow_redirects=True):
+        return self.request("POST", path, headers=headers, body=body, json=json, name=name,
+                            allow_redirects=allow_redirects)
 
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
+    def put(self, str path, *, headers=None, body=b"", json=None, str name=None,
+            bint allow_redirects=True):
+        return self.request("PUT", path, headers=headers, body=body, json=json, name=name,
+                            allow_redirects=allow_redirects)
 
-    def patch(self, path, **kw):
-        return self.request("PATCH", path, **kw)
+    def patch(self, str path, *, headers=None, body=b"", json=None, str name=None,
+            bint allow_redirects=True):
+        return self.request("PATCH", path, headers=headers, body=body, json=json, name=name,
+                            allow_redirects=allow_redirects)
 
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
+    def delete(self, str path, *, headers=None, body=b"", json=None, str name=None,
+            bint allow_redirects=True):
+        return self.request("DELETE", path, headers=headers, body=body, json=json, name=name,
+                            allow_redirects=allow_redirects)
 
-    def head(self, path, **kw):
-        return self.request("HEAD", path, **kw)
+    def head(self, str path, *, headers=None, body=b"", json=None, str name=None,
+            bint allow_redirects=True):
+        return self.request("HEAD", path, headers=headers, body=body, json=json, name=name,
+                            allow_redirects=allow_redirects)

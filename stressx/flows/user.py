@@ -47,6 +47,7 @@ class User(_core.UserCore):
         super().__init__(runner)
         self.index = index
         self.state: dict = {}
+        self._websockets: set = set()
 
     async def websocket(self, path: str, *, headers=None, subprotocols=(), name: str | None = None):
         """Open a WebSocket on a connection of its own (see stressx.flows.ws)."""
@@ -61,17 +62,20 @@ class User(_core.UserCore):
     def check(self, condition, name: str) -> bool:
         """Count a check under `name`: passed or failed (failed ones do not end the iteration)."""
         ok = bool(condition)
-        self._runner.count_check(name, ok)
+        self.runner.count_check(name, ok)
         return ok
 
     def timed(self, name: str) -> Timed:
-        return Timed(self._runner, name)
+        return Timed(self.runner, name)
 
     @property
     def shard(self) -> int:
-        return self._runner.shard_index
+        return self.runner.shard_index
 
     def close(self) -> None:
+        for ws in list(self._websockets):
+            ws.abort()
+        self._websockets.clear()
         if self.conn is not None:
             self.conn.abort()
             self.conn = None
