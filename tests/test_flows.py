@@ -277,3 +277,60 @@ def test_interval_rows_have_steps(tmp_path):
     res = stressx.load_results(out)
     rows = [r for r in res.scenario_intervals.to_pylist() if r["scenario"] == "step:a"]
     assert rows and sum(r["ok"] for r in rows) == s["steps"]["a"]["ok"] == s["requests"]
+
+
+def test_yaml_websocket_form(tmp_path):
+    wl = tmp_path / "ws.yaml"
+    wl.write_text(textwrap.dedent('''
+        description: echo
+        scenarios:
+          - name: echo
+            websocket: {path: /ws, messages: 4, rate: 200, message: hello}
+          - name: health
+            path: /x
+            weight: 1
+    '''))
+    with TargetThread() as t:
+        s, _ = run_flow(tmp_path, t.url, wl, "-c", "2", "-w", "1", "--requests", "10")
+        seen = dict(t.counts.paths)
+    echo = s["scenarios"]["echo"]
+    assert s["checks"]["echo echo"]["failed"] == 0
+    assert s["steps"]["echo"]["requests"] == 4 * echo["iterations"] == s["checks"]["echo echo"]["passed"]
+    assert s["steps"]["echo connect"]["requests"] == echo["iterations"] == seen.get("/ws", 0)
+    assert echo["iterations"] + s["scenarios"]["health"]["iterations"] == 10
+    assert s["steps"]["health"]["requests"] == seen.get("/x", 0)
+
+
+def test_hooks_timed_and_library_call(tmp_path):
+    flow = write_flow(tmp_path, '''
+        import asyncio
+        log = []
+        @stressx.on_start(scope="run")
+        async def setup():
+            log.append("run")
+        @stressx.on_start
+        async def login(user):
+            r = await user.get("/login?u=u%d" % user.index)
+            user.state["token"] = r.json()["token"]
+        @stressx.on_stop
+        async def logout(user):
+            await user.get("/logout", name="logout")
+        @stressx.scenario
+        async def work(user):
+            user.check(log == ["run"], "run hook ran")
+            async with user.timed("think"):
+                await asyncio.sleep(0.02)
+            await user.get("/me", headers={"Authorization": "Bearer " + user.state["token"]})
+    ''')
+    import stressx
+    with TargetThread() as t:
+        result = stressx.run(t.url, workload=str(flow), connections=2, workers=1, requests=6,
+                             progress=False, out=str(tmp_path / "lib"))
+        seen = dict(t.counts.paths)
+    s = result.summary
+    assert seen["/login"] == 2 and seen["/logout"] == 2 and seen["/me"] == 6
+    assert s["checks"]["run hook ran"]["passed"] == 6
+    assert s["steps"]["GET /me"]["ok"] == 6                 # the token from on_start worked
+    think = s["steps"]["think"]
+    assert think["requests"] == 6 and 18 <= think["latency_ms"]["p50"] <= 200
+    assert s["scenarios"]["work"]["iterations"] == 6

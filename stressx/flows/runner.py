@@ -24,7 +24,7 @@ from ..engine.job import ShardJob
 from ..engine.shm import (COUNTER_SLOTS, N_COUNTERS, N_TRACEBACKS, NAME_SLOTS, SCENARIO_BLOCK,
                           SCENARIOS_BASE, TB_SLOTS, ShardMemory, write_text)
 from ..load.flowfile import import_flow
-from .user import RequestError, User, format_exception
+from .user import CheckFailed, RequestError, User, format_exception
 
 STATE = _core.STATE
 STOP = _core.STOP
@@ -154,6 +154,8 @@ class Runner:
             raise
         except RequestError as exc:
             kind = KIND.get(exc.kind, KIND["other"])
+        except CheckFailed:
+            kind = KIND["check"]
         except Exception as exc:
             kind = KIND["scenario_error"]
             self.count_exception(exc)
@@ -338,7 +340,11 @@ def _last_frame(exc: BaseException) -> str:
 async def run_flow_shard(job: ShardJob, mem: ShardMemory) -> None:
     import resource
     loop = asyncio.get_running_loop()
-    reg = import_flow(job.flow)
+    if job.flow.endswith((".yaml", ".yml")):
+        from .yamlflow import yaml_registry
+        reg = yaml_registry(job.flow)
+    else:
+        reg = import_flow(job.flow)
     for f in reg.feeders:
         f._share(job.index, job.count)
     runner = Runner(job, mem, reg, loop)

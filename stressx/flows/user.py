@@ -15,6 +15,11 @@ Response = _core.Response
 TooManyRedirects = _core.TooManyRedirects
 
 
+class CheckFailed(Exception):
+    """Raise it to end an iteration as failed kind `check` (not `scenario_error`): what a
+    YAML WebSocket scenario does when an echo differs."""
+
+
 def default_name(method: str, path: str) -> str:
     """A request's step name unless name= says otherwise: method and path without the query."""
     return f"{method} {path.split('?', 1)[0]}"

@@ -73,9 +73,8 @@ def scenario(fn=None, *, weight: float = 1.0, name: str | None = None, think=Non
     each of its iterations (a number, or (low, high) for a uniform draw)."""
     def register(f):
         _check_async(f, "@stressx.scenario")
-        doc = inspect.getdoc(f) or ""
-        _registry().scenarios.append(FlowScenario(f, name or f.__name__, float(weight), think,
-                                                  doc.strip().splitlines()[0] if doc else ""))
+        doc = " ".join((inspect.getdoc(f) or "").split())
+        _registry().scenarios.append(FlowScenario(f, name or f.__name__, float(weight), think, doc))
         return f
     return register(fn) if fn is not None else register
 
