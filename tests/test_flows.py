@@ -334,3 +334,24 @@ def test_hooks_timed_and_library_call(tmp_path):
     think = s["steps"]["think"]
     assert think["requests"] == 6 and 18 <= think["latency_ms"]["p50"] <= 200
     assert s["scenarios"]["work"]["iterations"] == 6
+
+
+def test_users_shape_changes_running_users(tmp_path):
+    flow = write_flow(tmp_path, '''
+        import asyncio
+        @stressx.scenario
+        async def one(user):
+            await user.get(f"/u/{user.index}")
+            await asyncio.sleep(0.05)
+    ''')
+    with TargetThread() as t:
+        out = tmp_path / "results"
+        r = run_cli("ramp", t.url, "--min-rps", "1", "--max-rps", "4", "--duration", "2s",
+                    "--model", "closed", "--workload", flow, "-w", "1", "--json", "--quiet",
+                    "-o", out)
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        paths = dict(t.counts.paths)
+    assert {p for p in paths if p.startswith("/u/")} == {"/u/0", "/u/1", "/u/2", "/u/3"}
+    assert paths["/u/0"] > paths["/u/3"]                    # user 3 started last
+    assert s["scenarios"]["one"]["iterations"] == sum(paths.values())

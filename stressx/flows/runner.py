@@ -74,6 +74,10 @@ class Runner:
         self.started_users: set = set()
         self.tasks: set = set()
         self.open_model = job.segments is not None
+        self.users_shape = (_core.Schedule(0.0, 0, 1, -1, -1, segments=job.users_segments)
+                            if job.users_segments is not None else None)
+        self.active_users = 0
+        self.looping: set = set()
         self.stopping = False
         self.issued = 0
         self.start_ns = 0
@@ -171,9 +175,30 @@ class Runner:
         return self.job.budget < 0 or self.issued < self.job.budget
 
     async def closed_user(self, user: User) -> None:
-        while self.may_issue():
+        while self.may_issue() and user.index < self.active_users:
             self.issued += 1
             await self.iteration(user, time.monotonic_ns())
+
+    def users_now(self, now: int) -> int:
+        """Closed model with a users shape: this shard's share of the shape's count now."""
+        total = int(self.users_shape.rate_at((now - self.start_ns) / 1e9) + 0.5)
+        n, i = self.job.count, self.job.index
+        return total // n + (1 if i < total % n else 0)
+
+    def set_users(self, n: int) -> None:
+        """Run n users: start the missing ones; users numbered n and above stop after their
+        iteration under way."""
+        self.active_users = n
+        self.mem.set("users", n)
+        while len(self.users) < n:
+            self.users.append(User(self, len(self.users)))
+        for u in self.users[:n]:
+            if u not in self.looping:
+                self.looping.add(u)
+                t = self.loop.create_task(self.closed_user(u))
+                self.tasks.add(t)
+                t.add_done_callback(self.tasks.discard)
+                t.add_done_callback(lambda _t, u=u: self.looping.discard(u))
 
     async def open_arrivals(self) -> None:
         """Start iteration i at its intended time on a free user (a new one while fewer than
@@ -275,13 +300,8 @@ class Runner:
             if self.open_model:
                 main = self.loop.create_task(self.open_arrivals())
             else:
-                n = job.connections
-                self.mem.set("users", n)
-                self.users = [User(self, i) for i in range(n)]
-                for u in self.users:
-                    t = self.loop.create_task(self.closed_user(u))
-                    self.tasks.add(t)
-                    t.add_done_callback(self.tasks.discard)
+                self.set_users(self.users_now(time.monotonic_ns()) if self.users_shape
+                               else job.connections)
                 main = None
             # sending ends at the duration, a stop request, or a spent budget
             while not self.stopping:
@@ -292,7 +312,11 @@ class Runner:
                 if main is not None and main.done() and not self.tasks:
                     self.stop(now)
                     break
-                if main is None and not self.tasks:
+                if self.users_shape is not None:
+                    n = self.users_now(now)
+                    if n != self.active_users:
+                        self.set_users(n)
+                elif main is None and not self.tasks:
                     self.stop(now)
                     break
                 await asyncio.sleep(min(0.01, max(0.0, (self.stop_at_ns - now) / 1e9)))
