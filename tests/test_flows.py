@@ -355,3 +355,52 @@ def test_users_shape_changes_running_users(tmp_path):
     assert {p for p in paths if p.startswith("/u/")} == {"/u/0", "/u/1", "/u/2", "/u/3"}
     assert paths["/u/0"] > paths["/u/3"]                    # user 3 started last
     assert s["scenarios"]["one"]["iterations"] == sum(paths.values())
+
+
+def test_interrupted_flow_run_leaves_complete_results(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    flow = write_flow(tmp_path, '''
+        @stressx.scenario
+        async def two(user):
+            await user.get("/a")
+            await user.get("/b?delay=20")
+    ''')
+    out = tmp_path / "r"
+    with TargetThread() as t:
+        p = subprocess.Popen([sys.executable, "-m", "stressx.cli", "run", t.url, "--workload",
+                              str(flow), "-c", "4", "-w", "2", "-d", "30s", "--json", "--quiet",
+                              "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=30)
+        seen = t.counts.requests
+    assert p.returncode == 130, stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["interrupted"] == "SIGINT"
+    assert s["requests"] == s["completed"] + s["abandoned"] == seen
+    assert s["completed"] == s["ok"] + s["error_count"]
+    steps = s["steps"]
+    assert steps["GET /a"]["requests"] + steps["GET /b"]["requests"] == s["requests"]
+
+
+def test_list_scenarios_shows_python_scenarios(tmp_path):
+    flow = tmp_path / "shop.py"
+    flow.write_text('"""Shop flows."""\n' + textwrap.dedent('''
+        import stressx
+        @stressx.scenario(weight=3)
+        async def browse(user):
+            """Home page, then an item."""
+        @stressx.scenario(name="buy")
+        async def checkout(user):
+            """Put one in the cart."""
+    '''))
+    r = run_cli("list-scenarios", flow)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "Shop flows." in lines[0]
+    assert any("browse" in l and "75.0%" in l and "Home page, then an item." in l for l in lines)
+    assert any("buy" in l and "25.0%" in l and "Put one in the cart." in l for l in lines)

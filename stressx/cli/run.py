@@ -42,7 +42,7 @@ def load_options(f):
         option("--insecure", "-k", key="insecure", is_flag=True, default=None,
                 help="Do not verify TLS certificates (recorded in the results)."),
         option("--ca-file", key="ca_file", help="CA bundle to verify the target's certificate with."),
-        option("--workload", key="workload", help="A workload file or name (./workloads/NAME.yaml, else a built-in: stressx list-scenarios): a weighted mix of scenarios."),
+        option("--workload", key="workload", help="A workload file or name (./workloads/NAME.yaml, else a built-in: stressx list-scenarios): a weighted mix of scenarios; a .py file: Python scenarios (multi-step flows, WebSocket)."),
         option("--scenario", key="scenario", help="Only these scenarios of the workload (comma-separated)."),
         option("--cluster", key="cluster", help="Spread the run over a Ray cluster (pip install "
                 "'stressx[ray]'): local:N (N simulated hosts here, head on 127.0.0.1), auto, "

@@ -236,6 +236,7 @@ class Runner:
                 start(u, due)
             else:
                 self.stats.add("late")
+                self.stats.add("late_at_cap")      # a flow's users are its connections
                 waiting.append(due)
                 self.mem.set("iter_queued", len(waiting))
 

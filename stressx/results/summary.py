@@ -382,7 +382,9 @@ def flow_summaries(config, readings: list, histograms: dict[str, Histogram]) -> 
             "scenario_errors": dict(sorted(exceptions.items())), "tracebacks": tracebacks,
             "step_overflow": sum(r["step_overflow"] for r in readings),
             "counter_overflow": sum(r["counter_overflow"] for r in readings),
-            "redirects": sum(r["redirects"] for r in readings)}
+            "redirects": sum(r["redirects"] for r in readings),
+            # open model: due iterations still waiting for a free user when sending ended
+            "iterations_queued_at_end": sum(r["iter_queued"] for r in readings)}
 
 
 def _issued(s: dict) -> int:
@@ -391,6 +393,9 @@ def _issued(s: dict) -> int:
     queue at the very end is the target's slowness as often as the client's, so it does not
     by itself make a run saturated; a client at its connection cap, behind its schedule or
     dropping sends during the run does."""
+    if "steps" in s:     # Python scenarios: the schedule is of iterations
+        return (sum(sc.get("iterations", 0) for sc in (s.get("scenarios") or {}).values())
+                + s.get("iterations_queued_at_end", 0))
     return s["requests"] + (s.get("dropped_reasons") or {}).get("run_ended", 0)
 
 
