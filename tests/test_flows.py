@@ -374,7 +374,9 @@ def test_interrupted_flow_run_leaves_complete_results(tmp_path):
                               str(flow), "-c", "4", "-w", "2", "-d", "30s", "--json", "--quiet",
                               "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-        time.sleep(3)
+        deadline = time.monotonic() + 30
+        while t.counts.requests < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)          # interrupt it running (a loaded machine starts it late)
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=30)
         seen = t.counts.requests

@@ -294,6 +294,7 @@ class Runner:
         now = time.monotonic_ns()
         if self.start_ns > now:
             await asyncio.sleep((self.start_ns - now) / 1e9)
+        self.mem.set("cpu_start_ns", _core.process_cpu_ns())
         self.mem.set("state", STATE["running"])
         snap = self.loop.create_task(self.snapshots())
         sweep = self.loop.create_task(self.sweep())
