@@ -532,8 +532,11 @@ cdef class UserCore:
         conn = FlowConn(self.stats, self.loop)
         self.stats.slots[S_CONNECT_ATTEMPTS] += 1
         try:
-            await self.loop.create_connection(conn, r.address, r.port, ssl=r.ssl_context,
-                                              server_hostname=r.server_hostname)
+            # the connect (and a TLS handshake) within the request's deadline
+            await asyncio.wait_for(
+                self.loop.create_connection(conn, r.address, r.port, ssl=r.ssl_context,
+                                            server_hostname=r.server_hostname),
+                self.stats.timeout_ns / 1e9)
         except CancelledError:
             raise
         except Exception as exc:

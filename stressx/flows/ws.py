@@ -258,8 +258,9 @@ async def connect(user, path: str, *, headers=None, subprotocols=(), name: str |
     t0 = time.monotonic_ns()
     r.stats.add("connect_attempts")
     try:
-        await r.loop.create_connection(conn, r.address, r.port, ssl=r.ssl_context,
-                                       server_hostname=r.server_hostname)
+        await asyncio.wait_for(r.loop.create_connection(conn, r.address, r.port, ssl=r.ssl_context,
+                                                        server_hostname=r.server_hostname),
+                               r.job.timeout_ns / 1e9)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
