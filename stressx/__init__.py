@@ -22,6 +22,8 @@ __all__ = [
     "load_results",
     # timing functions
     "benchmark", "BenchmarkResult",
+    # Python workload files: @stressx.scenario async def f(user), hooks, data feeders
+    "scenario", "on_start", "on_stop", "feeder", "RequestError",
     # errors
     "ConfigError",
     "__version__",
@@ -36,6 +38,9 @@ _LAZY = {"run": ("api", "run"), "run_async": ("api", "run_async"), "Result": ("a
          "RunControl": ("engine.control", "RunControl"),
          "load_results": ("results.files", "load_results"),
          "ConfigError": ("errors", "ConfigError"),
+         "scenario": ("load.flowfile", "scenario"), "on_start": ("load.flowfile", "on_start"),
+         "on_stop": ("load.flowfile", "on_stop"), "feeder": ("load.flowfile", "feeder"),
+         "RequestError": ("flows.user", "RequestError"),
          "benchmark": ("microbench", "benchmark"),
          "BenchmarkResult": ("microbench", "BenchmarkResult")}
 

@@ -210,6 +210,7 @@ probe("spin_iterations", lambda: _core.spin_iterations(10))
 probe("sleep_until_ns", lambda: _core.sleep_until_ns(0))
 probe("touch_pages", lambda: _core.touch_pages(bytearray(8192), 0, 8192, 4096, 1))
 probe("fill_bytes", lambda: _core.fill_bytes(bytearray(16), 0, 16, 1))
+probe("error_kind", lambda: _core.error_kind(ConnectionRefusedError(), True))
 
 t = _core.Timer()
 out["Timer.fd"] = kind(t.fd)

@@ -29,7 +29,7 @@ STAGES = [
                 "stressx._testing"]),
     ("load", ["stressx.load"]),
     ("results", ["stressx.results"]),
-    ("engine", ["stressx.engine"]),
+    ("engine", ["stressx.engine", "stressx.flows"]),   # flows: Python scenarios, run by a shard
     ("judge", ["stressx.judge"]),
     ("hostload", ["stressx.hostload"]),
     ("explore", ["stressx.explore"]),

@@ -3,6 +3,13 @@
 Any path and method answers with ``size`` bytes of ``b"x"`` and ``status``
 after ``delay`` ms; per-request overrides come from the query string
 (``?delay=ms&status=code&size=bytes``). ``/health`` always answers 200 "ok".
+
+For multi-step flows (Python scenarios) a few paths behave differently: ``/login?u=NAME``
+answers JSON ``{"token": "tok-NAME"}`` and sets cookie ``session=sess-NAME``; ``/me`` answers
+``{"user": NAME}`` for ``Authorization: Bearer tok-NAME`` and 401 without it; ``/cookies``
+echoes the Cookie header it got; ``/redirect/N`` redirects (302) to ``/redirect/N-1`` down to
+``/redirect/0``, which answers 200 "done"; ``/ws`` is a WebSocket echo (text and binary; a
+text message "close" makes the server close with code 4000).
 The handler is kept minimal (no access log, no parsing when there is no query
 string) so it can sustain thousands of requests per second. Loopback only.
 
@@ -91,9 +98,55 @@ def make_app(default_delay_ms: float = 0.0, default_status: int = 200, default_s
             await asyncio.sleep(delay / 1000.0)
         return web.Response(body=b"x" * size, status=status)
 
+    def counted(fn):
+        async def wrapped(request: web.Request):
+            counts.requests += 1
+            counts.paths[request.path] += 1
+            return await fn(request)
+        return wrapped
+
+    async def login(request: web.Request) -> web.Response:
+        name = request.query.get("u", "anon")
+        resp = web.json_response({"token": f"tok-{name}"})
+        resp.set_cookie("session", f"sess-{name}")
+        return resp
+
+    async def me(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer tok-"):
+            return web.json_response({"error": "no token"}, status=401)
+        return web.json_response({"user": auth[len("Bearer tok-"):]})
+
+    async def cookies(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers.get("Cookie", ""))
+
+    async def redirect(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if n <= 0:
+            return web.Response(text="done")
+        return web.Response(status=302, headers={"Location": f"/redirect/{n - 1}"})
+
+    async def ws(request: web.Request):
+        sock = web.WebSocketResponse(protocols=("echo", "chat"))
+        await sock.prepare(request)
+        async for msg in sock:
+            if msg.type == web.WSMsgType.TEXT:
+                if msg.data == "close":
+                    await sock.close(code=4000, message=b"asked to")
+                    break
+                await sock.send_str(msg.data)
+            elif msg.type == web.WSMsgType.BINARY:
+                await sock.send_bytes(msg.data)
+        return sock
+
     app = web.Application()
     app[COUNTS] = counts
     app.router.add_route("*", "/health", health)
+    app.router.add_route("*", "/login", counted(login))
+    app.router.add_route("*", "/me", counted(me))
+    app.router.add_route("*", "/cookies", counted(cookies))
+    app.router.add_route("*", r"/redirect/{n:\d+}", counted(redirect))
+    app.router.add_route("GET", "/ws", counted(ws))
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
 

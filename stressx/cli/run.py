@@ -42,7 +42,7 @@ def load_options(f):
         option("--insecure", "-k", key="insecure", is_flag=True, default=None,
                 help="Do not verify TLS certificates (recorded in the results)."),
         option("--ca-file", key="ca_file", help="CA bundle to verify the target's certificate with."),
-        option("--workload", key="workload", help="A workload file or name (./workloads/NAME.yaml, else a built-in: stressx list-scenarios): a weighted mix of scenarios."),
+        option("--workload", key="workload", help="A workload file or name (./workloads/NAME.yaml, else a built-in: stressx list-scenarios): a weighted mix of scenarios; a .py file: Python scenarios (multi-step flows, WebSocket)."),
         option("--scenario", key="scenario", help="Only these scenarios of the workload (comma-separated)."),
         option("--cluster", key="cluster", help="Spread the run over a Ray cluster (pip install "
                 "'stressx[ray]'): local:N (N simulated hosts here, head on 127.0.0.1), auto, "
@@ -268,11 +268,16 @@ def phases(preset, **params):
 @click.command("list-scenarios")
 @click.argument("directory", required=False)
 def list_scenarios(directory):
-    """List the workloads in DIRECTORY with their scenarios and weights; by default those a
-    --workload NAME can name: ./workloads/ and the built-ins (a local file wins)."""
-    from ..load.workload import WORKLOADS_DIR, list_workloads
+    """List the workloads in DIRECTORY (or the one workload FILE, YAML or Python) with their
+    scenarios and weights; by default those a --workload NAME can name: ./workloads/ and the
+    built-ins (a local file wins). Python scenarios show their docstrings."""
+    from pathlib import Path
+    from ..load.workload import WORKLOADS_DIR, list_workloads, load_workload
     try:
-        workloads = list_workloads(directory)
+        if directory is not None and Path(directory).is_file():
+            workloads = [load_workload(directory)]
+        else:
+            workloads = list_workloads(directory)
     except ConfigError as exc:
         err(str(exc))
         sys.exit(EXIT_USAGE)
@@ -283,6 +288,9 @@ def list_scenarios(directory):
         total = sum(s.weight for s in wl.scenarios)
         click.echo(f"{wl.name}  ({wl.source}): {wl.description}")
         for s in wl.scenarios:
+            if s.python:
+                click.echo(f"  {s.name:<16} {s.weight / total:6.1%}  python  {s.description}")
+                continue
             where = s.path or s.url
             expect = ",".join(map(str, s.expect_status)) or "2xx"
             band = ""

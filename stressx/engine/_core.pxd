@@ -350,3 +350,93 @@ cdef class Engine:
     cdef void check_done(self) noexcept
     cdef void abandon_all(self) noexcept
     cdef void complete(self) noexcept
+
+
+@cython.final
+cdef class Headers:
+    # Response headers, case-insensitive (_flow.pxi)
+    cdef list _items                     # (name, value) str pairs, in order
+    cdef dict _map                       # lower-cased name -> values, built on first lookup
+
+    cdef dict _index(self)
+
+
+@cython.final
+cdef class Response:
+    # A response of a Python scenario (_flow.pxi)
+    cdef readonly int status
+    cdef readonly bytes body
+    cdef readonly list raw_headers       # (name, value) bytes pairs as received
+    cdef object _headers                 # Headers, made on first use
+    cdef public object url               # the path it answered
+    cdef public list history             # the redirect responses before it
+
+
+@cython.final
+cdef class FlowStats:
+    # Python scenarios' recording into a shard's segment: requests (the totals and their
+    # step), timed steps, iterations (the scenario blocks), named counters (_flow.pxi).
+    cdef int64_t[::1] mem                # the whole segment, held so the pointers stay valid
+    cdef int64_t *slots
+    cdef int64_t *h_lat
+    cdef int64_t *h_unc
+    cdef int64_t *h_lag
+    cdef int64_t *h_fail
+    cdef int64_t *h_all
+    cdef int64_t *sc_base                # scenario block 0
+    cdef int64_t *step_base              # step block 0
+    cdef readonly int n_scenarios
+    cdef readonly int n_steps
+    cdef readonly int64_t timeout_ns
+
+    cdef inline int64_t *step(self, int j) noexcept
+    cdef void req_sent(self, int step, int64_t nbytes) noexcept
+    cdef void req_done(self, int step, int status, int kind, int64_t sent_ns, int64_t now) noexcept
+    cdef void block_done(self, int64_t *block, int kind, int64_t latency_us) noexcept
+
+
+@cython.final
+cdef class FlowConn:
+    # One virtual user's keep-alive connection: an awaitable request at a time, its whole
+    # response (status, headers, body) handed back; after a 101 it carries raw bytes (_flow.pxi).
+    cdef FlowStats stats
+    cdef object loop
+    cdef object transport
+    cdef object write
+    cdef object parser
+    cdef object waiter                   # the future of the request (or raw read) in flight
+    cdef readonly int state              # F_*
+    cdef int status
+    cdef int step
+    cdef bint bodiless
+    cdef bint headers_done
+    cdef bint complete
+    cdef bint keep_alive
+    cdef bint has_length                 # the response announced Content-Length or chunked coding
+    cdef readonly bint set_cookie        # ... and Set-Cookie
+    cdef list headers
+    cdef list body
+    cdef readonly int64_t sent_ns
+    cdef bytearray raw                   # upgraded: bytes received, not yet taken
+    cdef readonly bint eof               # upgraded: the peer closed
+
+    cdef void settle(self, int kind, int64_t now) noexcept
+
+
+cdef class UserCore:
+    # A virtual user's HTTP side (_flow.pxi): its connection, cookies, request building,
+    # redirects; stressx.flows.user.User adds the rest in Python.
+    cdef public object runner            # the shard's flows Runner (step names, connect params)
+    cdef public dict cookies             # name -> value, sent back on every request
+    cdef public int max_redirects
+    cdef public FlowConn conn            # its keep-alive connection (None until the first request)
+    cdef FlowStats stats
+    cdef object loop
+    cdef dict cache                      # (method, path) -> (request bytes, step name), shared
+    cdef dict steps                      # step name -> block, shared with the runner
+    cdef str host_header
+    cdef str agent
+
+    cdef int step_of(self, str name) except? -2
+    cdef bytes build(self, str method, str path, object headers, bytes body)
+    cdef void keep_cookies(self, object resp) except *

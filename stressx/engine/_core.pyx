@@ -17,6 +17,7 @@ functions it calls from outside, so every file can use every class:
 - ``_open.pxi``      ... its open model (the schedule, the queue of waiting sends)
 - ``_batched.pxi``   ... with a timer slack: responses read on the send wake-ups, kernel-timed
 - ``_closed.pxi``    ... its closed model
+- ``_flow.pxi``      Python scenarios: a virtual user's connection, recording steps and iterations
 - ``_burn.pxi``      the host-load burners' inner loops
 
 Everything per run (configuration, orchestration, results) stays in plain Python.
@@ -42,4 +43,5 @@ include "_pool.pxi"
 include "_open.pxi"
 include "_batched.pxi"
 include "_closed.pxi"
+include "_flow.pxi"
 include "_burn.pxi"

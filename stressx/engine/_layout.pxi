@@ -8,7 +8,7 @@
 # MAGIC and HDR_HIGHEST, 64-bit constants: declared in _core.pxd
 
 cdef enum:
-    LAYOUT_VERSION = 9
+    LAYOUT_VERSION = 10
 
     # header, written once
     S_MAGIC = 0
@@ -63,6 +63,17 @@ cdef enum:
     S_CPU_START_NS = 716   # ...and at the start instant (when the engine began running)
     S_CONNECT_FAIL_KINDS = 720   # N_ERROR_KINDS slots: failed connects by E_* kind...
     S_PREWARM_FAIL_KINDS = 736   # ...and those of them made before the start (no request)
+    # Python scenarios (flows, _flow.pxi): zero in a run of static requests
+    S_N_STEPS = 752        # step blocks after the scenario blocks (written by the creator; 0:
+                           # no flow area at all)
+    S_STEPS_USED = 753     # step blocks given a name so far
+    S_STEP_OVERFLOW = 754  # recordings whose step found no free block (counted nowhere else
+                           # per step; the totals still count them)
+    S_REDIRECTS = 755      # redirects followed (each is also a request of its own)
+    S_COUNTER_OVERFLOW = 756   # checks / exception types that found no free named counter
+    S_TRACEBACKS = 757     # tracebacks saved (at most N_TRACEBACKS)
+    S_ITER_ACTIVE = 758    # gauge: iterations running now
+    S_ITER_QUEUED = 759    # open model, gauge: due iterations waiting for a free user
     # snapshots (_snapshot.pxi); in a snapshot image the INDEX/TAKEN/FINAL slots describe it
     S_SNAP_SEQ = 1000      # 2 slots, one per image: a sequence lock, odd while the shard writes it
     S_SNAP_INDEX = 1002    # image: k, the state at the common start + k s
@@ -95,6 +106,8 @@ cdef enum:
     E_STATUS = 7
     E_OTHER = 8
     E_FD_LIMIT = 9         # the client ran out of file descriptors (EMFILE/ENFILE): not the target's
+    E_SCENARIO = 10        # Python scenarios: user code raised (by type in the named counters)
+    E_CHECK = 11           # ... a WebSocket echo (YAML form) that did not match
 
     # why a due send never reached a socket
     D_CONNECTION_CAP = 0   # its deadline passed in the queue, every allowed connection busy
@@ -128,9 +141,25 @@ cdef enum:
     N_SC_HISTOGRAMS = 2
     MAX_SCENARIOS = 1024
 
+    # the flow area, after the step blocks (present when S_N_STEPS > 0): a name per step
+    # block, then N_COUNTERS named counters (checks, exception types), then N_TRACEBACKS texts
+    NAME_SLOTS = 16        # slot 0: length in bytes, then up to NAME_BYTES of UTF-8
+    NAME_BYTES = 120
+    N_COUNTERS = 64
+    CT_KIND = 0            # CK_* below (0: free)
+    CT_A = 1               # check: passed; exception: raised
+    CT_B = 2               # check: failed
+    CT_NAME = 3            # NAME_SLOTS slots
+    COUNTER_SLOTS = 19
+    CK_CHECK = 1
+    CK_EXCEPTION = 2
+    N_TRACEBACKS = 4
+    TB_SLOTS = 1024        # slot 0: length in bytes, then the text (UTF-8, cut to fit)
+    MAX_STEPS = 256
+
 
 ERROR_KINDS = ("connect_refused", "connect", "reset", "timeout", "tls", "protocol", "closed",
-               "status", "other", "fd_limit")
+               "status", "other", "fd_limit", "scenario_error", "check")
 DROP_REASONS = ("connection_cap", "deadline", "queue_full", "run_ended")
 HISTOGRAMS = ("latency", "latency_uncorrected", "send_lag", "failure_latency", "all_latency")
 STATES = ("init", "ready", "running", "draining", "done", "failed")
@@ -148,6 +177,9 @@ SLOTS = dict(
     drop_reasons=S_DROP_REASONS, connect_attempts=S_CONNECT_ATTEMPTS, queued=S_QUEUED,
     last_done_ns=S_LAST_DONE_NS, cpu_ns=S_CPU_NS, cpu_start_ns=S_CPU_START_NS, connect_fail_kinds=S_CONNECT_FAIL_KINDS,
     prewarm_fail_kinds=S_PREWARM_FAIL_KINDS,
+    n_steps=S_N_STEPS, steps_used=S_STEPS_USED, step_overflow=S_STEP_OVERFLOW,
+    redirects=S_REDIRECTS, counter_overflow=S_COUNTER_OVERFLOW, tracebacks=S_TRACEBACKS,
+    iter_active=S_ITER_ACTIVE, iter_queued=S_ITER_QUEUED,
     snap_seq=S_SNAP_SEQ, snap_index=S_SNAP_INDEX, snap_taken_ns=S_SNAP_TAKEN_NS,
     snap_final=S_SNAP_FINAL, snap_next=S_SNAP_NEXT,
     error_kinds=S_ERROR_KINDS, status=S_STATUS,
@@ -159,7 +191,9 @@ SCENARIO_SLOTS = dict(sent=SC_SENT, ok=SC_OK, errors=SC_ERRORS, violations=SC_VI
                       block=SC_BLOCK)
 LAYOUT = dict(version=LAYOUT_VERSION, magic=MAGIC, n_error_kinds=N_ERROR_KINDS,
               n_status=N_STATUS, n_histograms=N_HISTOGRAMS, max_scenarios=MAX_SCENARIOS,
-              snapshot_buffers=SNAPSHOT_BUFFERS)
+              snapshot_buffers=SNAPSHOT_BUFFERS, name_slots=NAME_SLOTS, name_bytes=NAME_BYTES,
+              n_counters=N_COUNTERS, counter_slots=COUNTER_SLOTS, n_tracebacks=N_TRACEBACKS,
+              tb_slots=TB_SLOTS, max_steps=MAX_STEPS)
 STATE = dict(init=ST_INIT, ready=ST_READY, running=ST_RUNNING, draining=ST_DRAINING,
              done=ST_DONE, failed=ST_FAILED)
 STOP = dict(none=STOP_NONE, graceful=STOP_GRACEFUL, now=STOP_NOW)

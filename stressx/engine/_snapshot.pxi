@@ -18,9 +18,21 @@
 # the sx_* atomics (C, inline): declared in _core.pxd
 
 
+cdef inline int64_t flow_area_of(const int64_t *s) noexcept nogil:
+    """First slot of the flow area (step names, named counters, tracebacks)."""
+    return S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + (s[S_N_SCENARIOS] + s[S_N_STEPS]) * SC_BLOCK
+
+
+cdef inline int64_t flow_area_slots(int64_t n_steps) noexcept nogil:
+    if n_steps <= 0:
+        return 0
+    return n_steps * NAME_SLOTS + N_COUNTERS * COUNTER_SLOTS + N_TRACEBACKS * TB_SLOTS
+
+
 cdef inline int64_t live_slots_of(const int64_t *s) noexcept nogil:
-    """Slots of the live area: header and counters, the histograms, the scenario blocks."""
-    return S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + s[S_N_SCENARIOS] * SC_BLOCK
+    """Slots of the live area: header and counters, the histograms, the scenario blocks, then
+    (flows) the step blocks and the flow area."""
+    return flow_area_of(s) + flow_area_slots(s[S_N_STEPS])
 
 
 cdef inline int64_t clamp_value(int64_t v) noexcept nogil:
@@ -60,11 +72,13 @@ cdef void snapshot_publish(int64_t *s, int64_t k, int64_t taken_ns, bint final) 
     sx_store_relaxed(img + S_SNAP_FINAL, 1 if final else 0)
     for i in range(N_HISTOGRAMS):
         copy_histogram_out(img + S_HISTOGRAMS + i * HIST_SLOTS, s + S_HISTOGRAMS + i * HIST_SLOTS)
-    for i in range(s[S_N_SCENARIOS]):
+    for i in range(s[S_N_SCENARIOS] + s[S_N_STEPS]):      # scenario blocks, then step blocks
         base = S_HISTOGRAMS + N_HISTOGRAMS * HIST_SLOTS + i * SC_BLOCK
         sx_copy(img + base, s + base, SC_HEADER)
         copy_histogram_out(img + base + SC_HEADER, s + base + SC_HEADER)        # successes
         copy_histogram_out(img + base + SC_ALL_HIST, s + base + SC_ALL_HIST)    # all requests
+    base = flow_area_of(s)
+    sx_copy(img + base, s + base, flow_area_slots(s[S_N_STEPS]))
     sx_store_release(seq, q + 2)             # even: complete, after every image store
     s[S_SNAP_NEXT] = k + 1
     if final:
@@ -80,6 +94,8 @@ cdef int64_t *segment_of(int64_t[::1] mem, int64_t images) except NULL:
         raise ValueError("shared-memory segment has no stressx layout header of this version")
     if not 0 <= s[S_N_SCENARIOS] <= MAX_SCENARIOS:
         raise ValueError(f"shared-memory segment claims {s[S_N_SCENARIOS]} scenarios")
+    if not 0 <= s[S_N_STEPS] <= MAX_STEPS:
+        raise ValueError(f"shared-memory segment claims {s[S_N_STEPS]} steps")
     if mem.shape[0] < live_slots_of(s) * (1 + images):
         raise ValueError(f"shared-memory segment of {mem.shape[0]} slots has no room for "
                          f"{images} snapshot images of {live_slots_of(s)} slots")

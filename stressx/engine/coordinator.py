@@ -26,7 +26,8 @@ from ..load.config import RunConfig, build_request, split
 from ..results.files import LAG_FIELDS, ResultsWriter
 from ..results.hdr import Histogram
 from ..results.summary import (CPU_BUSY_PCT, CPU_BUSY_S, CpuBusyWatch, build_summary,
-                               interval_saturation, scenario_histograms, shard_cpu_pct)
+                               interval_saturation, scenario_histograms, shard_cpu_pct,
+                               step_histograms)
 from ..system import raise_fd_limit
 from . import _core
 from .control import RunControl
@@ -49,6 +50,8 @@ COORDINATOR_FD_PER_SHARD = 2       # its segment's mapping (mmap keeps a dup), s
 COORDINATOR_FD_PER_COMPANION = 4   # burner processes' pipes, the host sampler's /proc reads
 COORDINATOR_FD_MARGIN = 32         # results streams and JSON files, imports
 DEFAULT_MAX_CONNECTIONS = 1024     # open model: total cap when --max-connections is not given
+STEP_SLOTS = 32                    # Python scenarios: named steps a shard can record (each an
+                                   # HDR block in shared memory, ~370 KiB)
 
 def default_open_pool(shard_rate: float) -> int:
     """Connections a shard opens before an open-model start when none are given: enough that
@@ -290,6 +293,12 @@ class Coordinator:
         self._cumulative = any(c.cumulative for c in self.companions)
         self.final_readings: list[Reading] = []
 
+    @property
+    def n_steps(self) -> int:
+        """Step blocks per shard: Python scenarios only (their step names are known only as
+        the run goes; a step past these is counted in step_overflow)."""
+        return STEP_SLOTS if self.config.flow else 0
+
     # -- public ----------------------------------------------------------------------------
     def run(self) -> dict:
         """Run to the end (or interruption) and return the summary dict; results are on disk.
@@ -365,14 +374,14 @@ class Coordinator:
         first, n = self.shard_slice or (0, cfg.workers)
         run_id = new_run_id()
         scenarios = tuple(ShardScenario(
-            request=build_request(cfg, sc), weight=sc.weight, expect=tuple(sc.expect_status),
+            request=b"" if sc.python else build_request(cfg, sc), weight=sc.weight, expect=tuple(sc.expect_status),
             band_min_us=-1 if sc.baseline_min_ms is None else int(sc.baseline_min_ms * 1000),
             band_max_us=-1 if sc.baseline_max_ms is None else int(sc.baseline_max_ms * 1000),
         ) for sc in cfg.scenarios)
         for i in range(first, first + cfg.workers):
             if self.interrupted:
                 break            # interrupted while starting: start no more shards
-            mem = ShardMemory.create(run_id, i, len(scenarios))
+            mem = ShardMemory.create(run_id, i, len(scenarios), self.n_steps)
             conns, cap = shard_connections(cfg, n, i)
             job = ShardJob(
                 segment=mem.path, index=i, count=n, coordinator_pid=os.getpid(),
@@ -385,7 +394,8 @@ class Coordinator:
                 duration_ns=int(cfg.duration * 1e9) if cfg.duration is not None else -1,
                 timeout_ns=int(cfg.timeout * 1e9), grace_ns=int(cfg.grace * 1e9),
                 connections=conns, max_connections=cap, fd_margin=SHARD_FD_MARGIN,
-                timer_slack_ns=int(round(cfg.timer_slack * 1e9)))
+                timer_slack_ns=int(round(cfg.timer_slack * 1e9)),
+                flow=cfg.flow, flow_scenarios=tuple(sc.name for sc in cfg.scenarios) if cfg.flow else ())
             proc = subprocess.Popen(child_argv("stressx.engine.shard"), stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL)
             self.shards.append(Shard(i, mem, proc))
@@ -416,7 +426,7 @@ class Coordinator:
     def _measure(self, writer: ResultsWriter, start_ns: int) -> None:
         """Cut an interval row as soon as every shard's snapshot for it is in, until every
         shard's final snapshot has been cut."""
-        zero = Reading.zero(len(self.config.scenarios))
+        zero = Reading.zero(len(self.config.scenarios), self.n_steps)
         for s in self.shards:
             s.last = zero                 # nothing is counted before the start instant
         self._cut_k, self._cut_ns = 0, start_ns
@@ -555,6 +565,35 @@ class Coordinator:
                 for key, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
                     row[f"{prefix}_{key}"] = round(h.value_at_percentile(p) / 1000, 3) if h.total else None
             rows.append(row)
+        if self.config.flow:
+            rows += self._step_rows(readings, t_s, span_s)
+        return rows
+
+    def _step_rows(self, readings: list, t_s: float, span_s: float) -> list[dict]:
+        """Python scenarios: a row per named step, `scenario` "step:NAME", merged by name."""
+        acc: dict[str, dict] = {}
+        for prev, cur in readings:
+            before = {name: j for j, name in enumerate(prev.step_names())}
+            for j, name in enumerate(cur.step_names()):
+                a = acc.setdefault(name, {"sent": 0, "ok": 0, "errors": 0, "violations": 0,
+                                          "latency": Histogram.empty(),
+                                          "all_latency": Histogram.empty()})
+                c, pj = cur.step(j), before.get(name)
+                p = prev.step(pj) if pj is not None else None
+                for key in ("sent", "ok", "errors"):
+                    a[key] += c[key] - (p[key] if p else 0)
+                for which in ("latency", "all_latency"):
+                    h = cur.step_histogram(j, which)
+                    a[which] += (h - prev.step_histogram(pj, which)) if pj is not None else h
+        rows = []
+        for name, a in sorted(acc.items()):
+            row = {"t_s": round(t_s, 6), "interval_s": round(span_s, 6), "scenario": f"step:{name}"}
+            row.update({k: a[k] for k in ("sent", "ok", "errors", "violations")})
+            for prefix, which in (("latency_ms", "latency"), ("all_latency_ms", "all_latency")):
+                h = a[which]
+                for key, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
+                    row[f"{prefix}_{key}"] = round(h.value_at_percentile(p) / 1000, 3) if h.total else None
+            rows.append(row)
         return rows
 
     def _connection_room(self) -> int:
@@ -634,6 +673,10 @@ class Coordinator:
                                     scenario_histograms(readings, n, "all_latency")):
                 merged[f"scenario:{sc.name}"] = h
                 merged[f"scenario_all:{sc.name}"] = h_all
+        if self.config.flow:
+            for which, prefix in (("latency", "step"), ("all_latency", "step_all")):
+                for name, h in step_histograms(readings, which).items():
+                    merged[f"{prefix}:{name}"] = h
         interrupted = signal.Signals(self.interrupted).name if self.interrupted else None
         summary = build_summary(self.config, readings, merged,
                                 send_window_s=(send_end_ns - start_ns) / 1e9 if started else 0.0,

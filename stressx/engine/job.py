@@ -11,7 +11,7 @@ import base64
 import json
 from dataclasses import asdict, dataclass, fields
 
-JOB_VERSION = 2
+JOB_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class ShardJob:
     max_connections: int
     fd_margin: int
     timer_slack_ns: int = 0
+    flow: str | None = None          # a Python workload file: the shard runs its scenarios
+    flow_scenarios: tuple = ()       # ... these, by name, in the order of the scenario blocks
     version: int = JOB_VERSION
 
     def dumps(self) -> bytes:
@@ -87,4 +89,5 @@ class ShardJob:
             raise ValueError(f"shard job fields differ: missing {sorted(known - set(d))}, "
                              f"unknown {sorted(set(d) - known)}")
         d["scenarios"] = tuple(ShardScenario.from_json(sc) for sc in d["scenarios"])
+        d["flow_scenarios"] = tuple(d["flow_scenarios"])
         return cls(**d)

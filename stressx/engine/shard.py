@@ -96,7 +96,11 @@ def main() -> int:
     mem.touch()          # its whole segment resident from the start: a flat RSS all run
     mem.set("pid", os.getpid())
     try:
-        uvloop.run(run_shard(job, mem))
+        if job.flow:
+            from ..flows.runner import run_flow_shard
+            uvloop.run(run_flow_shard(job, mem))
+        else:
+            uvloop.run(run_shard(job, mem))
     except BaseException:
         _core.publish_snapshot(mem.slots, final=True)   # what it counted, whole
         mem.set("state", STATE["failed"])

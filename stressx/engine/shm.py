@@ -40,14 +40,55 @@ SNAPSHOT_BUFFERS = _core.LAYOUT["snapshot_buffers"]
 SNAPSHOT_READ_ATTEMPTS = 20     # a torn read is retried (the shard writes an image in ~10-100 us)
 
 
-def live_slots(n_scenarios: int) -> int:
+LAYOUT = _core.LAYOUT
+NAME_SLOTS = LAYOUT["name_slots"]
+COUNTER_SLOTS = LAYOUT["counter_slots"]
+N_COUNTERS = LAYOUT["n_counters"]
+N_TRACEBACKS = LAYOUT["n_tracebacks"]
+TB_SLOTS = LAYOUT["tb_slots"]
+
+
+def flow_area_slots(n_steps: int) -> int:
+    """Slots of the flow area after the step blocks: step names, named counters, tracebacks
+    (none in a run without Python scenarios)."""
+    if n_steps <= 0:
+        return 0
+    return n_steps * NAME_SLOTS + N_COUNTERS * COUNTER_SLOTS + N_TRACEBACKS * TB_SLOTS
+
+
+def live_slots(n_scenarios: int, n_steps: int = 0) -> int:
     """Slots of the live area (and of each snapshot image)."""
-    return SCENARIOS_BASE + n_scenarios * SCENARIO_BLOCK
+    return SCENARIOS_BASE + (n_scenarios + n_steps) * SCENARIO_BLOCK + flow_area_slots(n_steps)
 
 
-def segment_slots(n_scenarios: int) -> int:
+def segment_slots(n_scenarios: int, n_steps: int = 0) -> int:
     """Slots of a whole segment: the live area, then the snapshot images."""
-    return live_slots(n_scenarios) * (1 + SNAPSHOT_BUFFERS)
+    return live_slots(n_scenarios, n_steps) * (1 + SNAPSHOT_BUFFERS)
+
+
+def encode_name(text: str, limit: int) -> bytes:
+    """UTF-8, cut to `limit` bytes on a character boundary."""
+    data = text.encode("utf-8", "replace")
+    if len(data) > limit:
+        data = data[:limit].decode("utf-8", "ignore").encode("utf-8")
+    return data
+
+
+def write_text(slots, at: int, text: str, n_slots: int) -> None:
+    """Slot `at`: the byte length, then the UTF-8 bytes (cut to fit) in the next slots."""
+    data = encode_name(text, (n_slots - 1) * 8)
+    padded = data + b"\0" * (-len(data) % 8)
+    if padded:
+        slots[at + 1:at + 1 + len(padded) // 8] = np.frombuffer(padded, dtype=np.int64)
+    slots[at] = len(data)
+
+
+def read_text(slots, at: int) -> str:
+    n = int(slots[at])
+    if n <= 0:
+        return ""
+    raw = slots[at + 1:at + 1 + (n + 7) // 8].tobytes()[:n]
+    return raw.decode("utf-8", "replace")
 
 
 SHM_DIR = "/dev/shm"
@@ -66,9 +107,11 @@ class ShardMemory:
         self._seen = [0] * SNAPSHOT_BUFFERS    # sequence numbers of the images already read
 
     @classmethod
-    def create(cls, run_id: str, index: int, n_scenarios: int = 1) -> "ShardMemory":
+    def create(cls, run_id: str, index: int, n_scenarios: int = 1,
+               n_steps: int = 0) -> "ShardMemory":
+        """n_steps > 0 (Python scenarios): that many step blocks and the flow area."""
         path = os.path.join(SHM_DIR, f"stressx-{run_id}-{index}")
-        size = segment_slots(n_scenarios) * 8
+        size = segment_slots(n_scenarios, n_steps) * 8
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, size)
@@ -81,9 +124,10 @@ class ShardMemory:
         s[SLOTS["magic"]] = _core.LAYOUT["magic"]
         s[SLOTS["version"]] = _core.LAYOUT["version"]
         s[SLOTS["n_scenarios"]] = n_scenarios
+        s[SLOTS["n_steps"]] = n_steps
         for h in range(N_HISTOGRAMS):
             s[SLOTS["histograms"] + h * HIST_SLOTS + 1] = INT64_MAX  # min of an empty histogram
-        for i in range(n_scenarios):
+        for i in range(n_scenarios + n_steps):
             for off in (SCENARIO["header"], SCENARIO["all_histogram"]):
                 s[SCENARIOS_BASE + i * SCENARIO_BLOCK + off + 1] = INT64_MAX
         return mem
@@ -126,7 +170,7 @@ class ShardMemory:
 
     @property
     def live(self) -> int:
-        return live_slots(self.get("n_scenarios"))
+        return live_slots(self.get("n_scenarios"), self.get("n_steps"))
 
     def read(self) -> "Reading":
         """A plain copy of the live slots: consistent only when the shard is not writing (it
@@ -174,9 +218,12 @@ class Reading:
         return int(self.slots[SLOTS[name]])
 
     @classmethod
-    def zero(cls, n_scenarios: int) -> "Reading":
+    def zero(cls, n_scenarios: int, n_steps: int = 0) -> "Reading":
         """The state at the start instant: nothing is counted before it."""
-        return cls(np.zeros(live_slots(n_scenarios), dtype=np.int64))
+        r = cls(np.zeros(live_slots(n_scenarios, n_steps), dtype=np.int64))
+        r.slots[SLOTS["n_scenarios"]] = n_scenarios
+        r.slots[SLOTS["n_steps"]] = n_steps
+        return r
 
     # a snapshot's own description (see _snapshot.pxi)
     @property
@@ -200,7 +247,7 @@ class Reading:
         if self["completed"] != self["ok"] + self["errors"]:
             return False
         hists = [self.histogram(name) for name in _core.HISTOGRAMS]
-        hists += [self.scenario_histogram(i) for i in range(self.n_scenarios)]
+        hists += [self.scenario_histogram(i) for i in range(self.n_scenarios + self.n_steps)]
         if any(h.total != int(h.counts.sum()) for h in hists):
             return False
         return hists[0].total == self["ok"]
@@ -225,6 +272,48 @@ class Reading:
     @property
     def n_scenarios(self) -> int:
         return self["n_scenarios"]
+
+    @property
+    def n_steps(self) -> int:
+        return self["n_steps"]
+
+    # -- Python scenarios: steps are blocks n_scenarios + j, named in the flow area ---------
+    def _flow_area(self) -> int:
+        return SCENARIOS_BASE + (self.n_scenarios + self.n_steps) * SCENARIO_BLOCK
+
+    def step_names(self) -> list[str]:
+        """The names of the step blocks in use, in block order."""
+        base = self._flow_area()
+        return [read_text(self.slots, base + j * NAME_SLOTS)
+                for j in range(min(self["steps_used"], self.n_steps))]
+
+    def step(self, j: int) -> dict:
+        return self.scenario(self.n_scenarios + j)
+
+    def step_histogram(self, j: int, which: str = "latency") -> Histogram:
+        return self.scenario_histogram(self.n_scenarios + j, which)
+
+    def counters(self) -> list[tuple[str, str, int, int]]:
+        """(kind 'check'|'exception', name, a, b) of each named counter in use."""
+        if self.n_steps <= 0:
+            return []
+        base = self._flow_area() + self.n_steps * NAME_SLOTS
+        out = []
+        for i in range(N_COUNTERS):
+            at = base + i * COUNTER_SLOTS
+            kind = int(self.slots[at])
+            if kind == 0:
+                break
+            out.append(("check" if kind == 1 else "exception", read_text(self.slots, at + 3),
+                        int(self.slots[at + 1]), int(self.slots[at + 2])))
+        return out
+
+    def tracebacks(self) -> list[str]:
+        if self.n_steps <= 0:
+            return []
+        base = self._flow_area() + self.n_steps * NAME_SLOTS + N_COUNTERS * COUNTER_SLOTS
+        return [read_text(self.slots, base + i * TB_SLOTS)
+                for i in range(min(self["tracebacks"], N_TRACEBACKS))]
 
     def scenario(self, i: int) -> dict:
         """Scenario i's counters (and error kinds array under 'errors_by_kind')."""

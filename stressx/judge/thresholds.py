@@ -273,10 +273,15 @@ def measure(th: Threshold, summary: dict) -> tuple[float | None, str]:
     data = summary
     if th.scenario:
         scenarios = summary.get("scenarios") or {}
-        if th.scenario not in scenarios:
+        steps = summary.get("steps") or {}     # Python scenarios: a step's name scopes too
+        if th.scenario in scenarios:
+            data = scenarios[th.scenario]
+        elif th.scenario in steps:
+            data = steps[th.scenario]
+        else:
             names = ", ".join(sorted(scenarios)) or "none"
-            return None, f"no scenario named {th.scenario!r} in this run (scenarios: {names})"
-        data = scenarios[th.scenario]
+            more = f"; steps: {', '.join(sorted(steps))}" if steps else ""
+            return None, f"no scenario named {th.scenario!r} in this run (scenarios: {names}{more})"
     completed = _completed(data)
     if th.kind == "latency":
         if th.basis == "ok":

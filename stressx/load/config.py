@@ -109,6 +109,7 @@ class RunConfig:
     cluster: str | None = None           # a Ray cluster to spread the run over (see parse_cluster)
     hosts: str | None = None             # which of its hosts: 'N', 'LABEL' or 'LABEL:N'
     clock_uncertainty: float = DEFAULT_CLOCK_UNCERTAINTY_S   # seconds: refuse a start above it
+    flow: str | None = None              # a Python workload file: its scenarios run as flows
 
     @property
     def open_model(self) -> bool:
@@ -212,7 +213,10 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         if scenarios:
             wl = wl.select(list(scenarios))
         mix, source = wl.scenarios, wl.source or wl.name
+        flow = wl.flow
         for sc in mix:       # also scenarios built in Python, which no file parser has seen
+            if sc.python:
+                continue
             where = sc.where or f"{source}: scenario {sc.name}"
             _workload.check_scenario(sc, where)
             _workload.scenario_target_path(sc, target)   # every scenario is on the target
@@ -221,6 +225,7 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
         if scenarios:
             raise ConfigError("--scenario", "selects scenarios of a --workload; none was given")
         mix, source = [_workload.default_scenario(method, parsed_headers, bytes(body))], None
+        flow = None
         _check_framing(mix[0], parsed_headers, "--header")
     return RunConfig(url=target.url, rate=rate, connections=connections,
                      max_connections=max_connections, duration=duration, requests=requests,
@@ -229,7 +234,7 @@ def resolve(url, *, rate=None, connections=None, max_connections=None, duration=
                      headers=parsed_headers, body=bytes(body), insecure=bool(insecure),
                      ca_file=ca_file, progress=progress, target=target, shape=shape,
                      users_shape=users, scenarios=mix, workload=source, cluster=cluster,
-                     hosts=hosts, clock_uncertainty=clock)
+                     hosts=hosts, clock_uncertainty=clock, flow=flow)
 
 
 def parse_cluster(value, option: str = "--cluster") -> str:

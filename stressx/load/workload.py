@@ -32,7 +32,8 @@ from ..errors import ConfigError, yaml_error
 from ..units import check_header, check_method, request_target, split_url, text_bytes
 
 SCENARIO_KEYS = {"name", "method", "path", "url", "headers", "body", "body_file", "weight",
-                 "expect_status", "baseline_min_ms", "baseline_max_ms", "description"}
+                 "expect_status", "baseline_min_ms", "baseline_max_ms", "description", "websocket"}
+WEBSOCKET_KEYS = {"path", "messages", "rate", "message", "expect_echo", "subprotocols", "headers"}
 WORKLOAD_KEYS = {"description", "scenarios", "name"}
 WORKLOADS_DIR = Path("workloads")                                # the user's, in the cwd
 BUILTIN_DIR = Path(__file__).resolve().parent / "workloads"      # shipped with stressx
@@ -52,8 +53,13 @@ class Scenario:
     baseline_max_ms: float | None = None
     description: str = ""
     where: str = ""                  # how errors name it: 'mixed.yaml: scenarios[2]'
+    python: bool = False             # an `async def` of a Python workload file (stressx.flows)
+    websocket: dict | None = None    # YAML's WebSocket form: connect, send N messages, expect echo
 
     def to_json(self) -> dict:
+        if self.python:
+            return {"name": self.name, "python": True, "weight": self.weight,
+                    "description": self.description, "websocket": self.websocket}
         return {"name": self.name, "method": self.method, "path": self.path, "url": self.url,
                 "weight": self.weight, "expect_status": list(self.expect_status),
                 "baseline_min_ms": self.baseline_min_ms, "baseline_max_ms": self.baseline_max_ms,
@@ -66,13 +72,15 @@ class Workload:
     description: str
     scenarios: list[Scenario]
     source: str = ""
+    flow: str | None = None          # a Python workload file (absolute path): its scenarios run as flows
 
     def select(self, names: list[str]) -> "Workload":
         known = {s.name for s in self.scenarios}
         for n in names:
             if n not in known:
                 raise ConfigError("--scenario", f"{n!r} is not in {self.source or self.name}{_hint(n, known)}; it has {', '.join(sorted(known))}")
-        return Workload(self.name, self.description, [s for s in self.scenarios if s.name in names], self.source)
+        return Workload(self.name, self.description, [s for s in self.scenarios if s.name in names],
+                        self.source, self.flow)
 
 
 def _hint(key, known) -> str:
@@ -99,6 +107,8 @@ def parse_scenario(raw, where: str, base_dir: Path) -> Scenario:
             raise ConfigError(f"{where}.{key}", f"unknown scenario key{_hint(key, SCENARIO_KEYS)}")
     if not raw.get("name"):
         raise ConfigError(f"{where}.name", "every scenario needs a name")
+    if "websocket" in raw:
+        return parse_websocket(raw, where)
     sc = Scenario(name=str(raw["name"]), where=where)
     sc.method = str(raw.get("method", "GET"))
     if ("path" in raw) == ("url" in raw):
@@ -142,6 +152,42 @@ def parse_scenario(raw, where: str, base_dir: Path) -> Scenario:
     return sc
 
 
+def parse_websocket(raw: dict, where: str) -> Scenario:
+    """The WebSocket form: `websocket: {path: /ws, messages: 10, rate: 5, message: hi,
+    expect_echo: true, subprotocols: [chat], headers: {...}}`: each iteration connects, sends
+    `messages` messages at `rate` per second (0: each as soon as the last is answered), expects
+    each echoed back (a reply that differs fails the iteration as `check`), and closes. A
+    workload with one runs as Python scenarios (stressx.flows), its HTTP scenarios too."""
+    for key in raw:
+        if key not in ("name", "websocket", "weight", "description"):
+            raise ConfigError(f"{where}.{key}", "a websocket scenario takes name, websocket, weight and description")
+    ws = raw["websocket"]
+    if not isinstance(ws, dict):
+        raise ConfigError(f"{where}.websocket", f"a mapping of {', '.join(sorted(WEBSOCKET_KEYS))}")
+    for key in ws:
+        if key not in WEBSOCKET_KEYS:
+            raise ConfigError(f"{where}.websocket.{key}", f"unknown websocket key{_hint(key, WEBSOCKET_KEYS)}")
+    path = str(ws.get("path", ""))
+    request_target(path, f"{where}.websocket.path")
+    messages = ws.get("messages", 1)
+    if not isinstance(messages, int) or isinstance(messages, bool) or messages < 0:
+        raise ConfigError(f"{where}.websocket.messages", f"a whole number >= 0, got {messages!r}")
+    subprotocols = ws.get("subprotocols") or []
+    if isinstance(subprotocols, str):
+        subprotocols = [subprotocols]
+    headers = ws.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where}.websocket.headers", "expected a mapping of header names to values")
+    spec = {"path": path, "messages": messages,
+            "rate": _number(ws.get("rate", 0), f"{where}.websocket.rate"),
+            "message": str(ws.get("message", "stressx")), "expect_echo": bool(ws.get("expect_echo", True)),
+            "subprotocols": [str(p) for p in subprotocols],
+            "headers": {str(k): str(v) for k, v in headers.items()}}
+    return Scenario(name=str(raw["name"]), path=path, where=where, python=True, websocket=spec,
+                    weight=_number(raw.get("weight", 1), f"{where}.weight"),
+                    description=str(raw.get("description", "")))
+
+
 def check_scenario(sc: Scenario, where: str) -> None:
     """Everything of a scenario that goes on the request line or in a header, checked and put
     in wire form (method upper-cased, path percent-encoded): the one check every scenario gets,
@@ -175,7 +221,13 @@ def parse_workload(data, source: str, base_dir: Path) -> Workload:
     if not sum(s.weight for s in scenarios) > 0:
         raise ConfigError(f"{source}: scenarios", "the weights add up to 0")
     name = str(data.get("name") or Path(source).stem)
-    return Workload(name, str(data.get("description", "")), scenarios, source)
+    flow = None
+    if any(s.websocket for s in scenarios):
+        # runs as Python scenarios: the shards read this file again (stressx.flows.yamlflow)
+        flow = str(Path(source).resolve())
+        for s in scenarios:
+            s.python = True
+    return Workload(name, str(data.get("description", "")), scenarios, source, flow)
 
 
 def resolve_workload(path) -> Path:
@@ -195,10 +247,24 @@ def builtin_names() -> list[str]:
     return sorted({f.stem for f in _yaml_files(BUILTIN_DIR)})
 
 
+def load_flow(path) -> Workload:
+    """A Python workload file (stressx.load.flowfile) as a Workload of Python scenarios."""
+    from .flowfile import import_flow
+    reg = import_flow(path)
+    scenarios = [Scenario(name=s.name, weight=s.weight, description=s.description,
+                          where=f"{path}: {s.name}", python=True) for s in reg.scenarios]
+    doc = (reg.module.__doc__ or "").strip()
+    return Workload(Path(path).stem, doc.splitlines()[0] if doc else "", scenarios, str(path),
+                    flow=str(Path(path).resolve()))
+
+
 def load_workload(path) -> Workload:
-    """Load a workload file, or a named one (see resolve_workload)."""
+    """Load a workload file (YAML, or Python: see load_flow), or a named one (see
+    resolve_workload)."""
     import yaml
     p = resolve_workload(path)
+    if p.suffix == ".py":
+        return load_flow(p)
     try:
         text = p.read_text()
     except OSError as exc:
@@ -224,8 +290,8 @@ def _yaml_files(directory: Path) -> list[Path]:
 def workload_files(directory=None) -> list[Path]:
     """The workload files in `directory`; by default every workload a name resolves to: the
     built-ins and ./workloads/, a local file hiding the built-in of the same name."""
-    if directory is not None:
-        return sorted(_yaml_files(Path(directory)))
+    if directory is not None:     # Python workload files too, when a directory is named
+        return sorted(_yaml_files(Path(directory))) + sorted(Path(directory).glob("*.py"))
     by_name: dict[str, Path] = {}
     for d in (BUILTIN_DIR, WORKLOADS_DIR):           # later wins, as in resolve_workload
         by_name.update({f.stem: f for f in _yaml_files(d)})   # NAME.yaml over NAME.yml

@@ -92,11 +92,12 @@ def verdict(thresholds: list[dict]) -> str:
     return "passed" if all(t["passed"] for t in thresholds) else "failed"
 
 
-def scenario_rows(s: dict) -> list[dict]:
-    """One row per scenario (empty without a `scenarios` section), with derived rates."""
+def scenario_rows(s: dict, section: str = "scenarios") -> list[dict]:
+    """One row per scenario (empty without a `scenarios` section), with derived rates;
+    section="steps": the same per step of Python scenarios (their `requests`)."""
     rows = []
-    for name, sc in (s.get("scenarios") or {}).items():
-        requests = int(sc.get("requests") or 0)
+    for name, sc in (s.get(section) or {}).items():
+        requests = int(sc.get("requests", sc.get("iterations")) or 0)   # Python scenarios: iterations
         ok = int(sc.get("ok") or 0)
         errors = count_of(sc.get("errors"))
         completed = int(sc.get("completed") or (ok + errors) or requests)
@@ -117,6 +118,18 @@ def scenario_rows(s: dict) -> list[dict]:
                                if violations is not None and completed else None),
         })
     return rows
+
+
+def flow_lines(s: dict) -> list[str]:
+    """Python scenarios: checks, exceptions by type, overflow, as plain lines."""
+    out = []
+    for name, c in (s.get("checks") or {}).items():
+        out.append(f"check {name!r}: {c['passed']} passed, {c['failed']} failed")
+    for name, n in (s.get("scenario_errors") or {}).items():
+        out.append(f"scenario_error {name}: {n}")
+    if s.get("step_overflow"):
+        out.append(f"step_overflow: {s['step_overflow']} recordings found no free step slot")
+    return out
 
 
 def interval_rows(results) -> list[dict]:

@@ -153,6 +153,21 @@ def _throughput_table(s: dict) -> str:
     return '<h2 id="throughput">Throughput</h2>' + table(["", "value"], rows, cls="throughput")
 
 
+def _steps_section(s: dict) -> str:
+    """Python scenarios: per step, as the scenarios table, and the checks."""
+    rows = F.scenario_rows(s, "steps")
+    if not rows:
+        return ""
+    body = table(["step", "requests", "ok", "errors", "error rate", "p50 ms", "p95 ms",
+                  "p99 ms", "max ms", "all requests p99 ms"],
+                 [[r["name"], f"{r['requests']:,}", f"{r['ok']:,}", f"{r['errors']:,}",
+                   F.pct(r["error_rate"]), F.ms(r["p50"]), F.ms(r["p95"]), F.ms(r["p99"]),
+                   F.ms(r["max"]), F.ms_censored(r["all_p99"], r["all_p99_censored"])]
+                  for r in rows], cls="scenarios")
+    lines = "".join(f"<li>{escape(line)}</li>" for line in F.flow_lines(s))
+    return f'<h2 id="steps">Steps</h2>{body}' + (f"<ul>{lines}</ul>" if lines else "")
+
+
 def _scenarios_section(s: dict) -> str:
     rows = F.scenario_rows(s)
     if not rows:
@@ -294,7 +309,7 @@ def render(data) -> str:
               '<h2 id="distribution">Latency distribution</h2>', _distribution(data.results)]
     body = "\n".join([
         _summary_section(data), _thresholds_section(data), *charts, _latency_table(s),
-        _throughput_table(s), _errors_section(s), _scenarios_section(s), _comparison_section(data),
+        _throughput_table(s), _errors_section(s), _scenarios_section(s), _steps_section(s), _comparison_section(data),
         _scaling_section(data), _host_section(data), _config_section(data.results),
     ])
     return page(f"stressx report: {s.get('method', '')} {s.get('url', '')}", body,

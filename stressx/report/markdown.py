@@ -102,6 +102,22 @@ def render(data) -> str:
                       for r in scenarios])
         out.append("")
 
+    steps = F.scenario_rows(s, "steps")
+    if steps:
+        out += ["### Steps", ""]
+        out += table(["step", "requests", "ok", "errors", "error rate", "p50 ms", "p95 ms",
+                      "p99 ms", "all requests p99 ms", "baseline violations"],
+                     [[f"`{r['name']}`", r["requests"], r["ok"], r["errors"], F.pct(r["error_rate"]),
+                       F.ms(r["p50"]), F.ms(r["p95"]), F.ms(r["p99"]),
+                       F.ms_censored(r["all_p99"], r["all_p99_censored"]),
+                       "-" if r["baseline_violations"] is None else
+                       f"{r['baseline_violations']} ({F.pct(r['violation_rate'])})"]
+                      for r in steps])
+        out.append("")
+
+    if F.flow_lines(s):
+        out += [f"- {line}" for line in F.flow_lines(s)] + [""]
+
     if data.comparison:
         from .comparison import format_markdown
         out += format_markdown(data.comparison, heading="###").rstrip("\n").split("\n")

@@ -137,13 +137,23 @@ def format_summary(s: dict, out_dir: str | None = None) -> str:
 
 
 def _scenario_lines(s: dict) -> list[str]:
-    """The per-scenario table, as in the Markdown report (only with a `scenarios` section)."""
+    """The per-scenario table, as in the Markdown report (only with a `scenarios` section);
+    Python scenarios: their steps' table and checks too."""
+    from .figures import flow_lines
+    out = _table_lines(s, "scenarios", "scenario")
+    out += _table_lines(s, "steps", "step")
+    out += [f"  {line}" for line in flow_lines(s)]
+    return out
+
+
+def _table_lines(s: dict, section: str, label: str) -> list[str]:
     from .figures import ms, ms_censored, pct, scenario_rows
-    rows = scenario_rows(s)
+    rows = scenario_rows(s, section)
     if not rows:
         return []
     width = max(12, *(len(r["name"]) for r in rows))
-    out = [f"  {'scenario':<{width}} {'requests':>9} {'ok':>9} {'errors':>7} {'err %':>7} "
+    count = "iterations" if section == "scenarios" and "steps" in s else "requests"
+    out = [f"  {label:<{width}} {count:>9} {'ok':>9} {'errors':>7} {'err %':>7} "
            f"{'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'all p99 ms':>11} {'band viol.':>10}"]
     for r in rows:
         viol = "-" if r["baseline_violations"] is None else str(r["baseline_violations"])

@@ -269,6 +269,8 @@ def build_summary(config, readings: list, histograms: dict[str, Histogram], *,
     if config.workload is not None:
         summary["workload"] = config.workload
         summary["scenarios"] = scenario_summaries(config, readings, histograms)
+    if getattr(config, "flow", None):
+        summary.update(flow_summaries(config, readings, histograms))
     reasons = saturation_reasons(summary) if started else []
     summary["saturated"] = bool(reasons)
     summary["saturation"] = {"reasons": reasons, "target_rate": rate_target,
@@ -300,6 +302,16 @@ def scenario_summaries(config, readings: list, histograms: dict[str, Histogram])
              for k in ("sent", "ok", "errors", "violations", "too_fast", "too_slow", "bytes_in")}
         kinds = sum(r.scenario(i)["errors_by_kind"] for r in readings)
         done = c["ok"] + c["errors"]
+        if getattr(sc, "python", False):
+            out[sc.name] = {
+                "description": sc.description, "weight": sc.weight, "python": True,
+                "iterations": c["sent"], "ok": c["ok"], "error_count": c["errors"],
+                "errors": {kind: int(kinds[j]) for j, kind in enumerate(ERROR_KINDS) if kinds[j]},
+                "success_rate": round(c["ok"] / done, 6) if done else None,
+                "latency_ms": latency_ms(hists[i]),
+                "all_latency_ms": latency_ms(all_hists[i]),
+            }
+            continue
         out[sc.name] = {
             "description": sc.description, "weight": sc.weight,
             "expect_status": list(sc.expect_status) or "2xx",
@@ -317,12 +329,73 @@ def scenario_summaries(config, readings: list, histograms: dict[str, Histogram])
     return out
 
 
+def step_histograms(readings: list, which: str = "latency") -> dict[str, Histogram]:
+    """Each named step's histogram, merged over shards by name (a shard numbers its steps in
+    the order it met them)."""
+    merged: dict[str, Histogram] = {}
+    for r in readings:
+        for j, name in enumerate(r.step_names()):
+            h = r.step_histogram(j, which)
+            if name in merged:
+                merged[name] += h
+            else:
+                merged[name] = h.copy()
+    return merged
+
+
+def flow_summaries(config, readings: list, histograms: dict[str, Histogram]) -> dict:
+    """Python scenarios: `steps` (per request name: requests, ok, errors, latency from each
+    request's send), `checks` (passed/failed by name), `scenario_errors` (exceptions raised by
+    user code, by type), `tracebacks` (the first few distinct ones), `step_overflow` and
+    `redirects`."""
+    steps: dict[str, dict] = {}
+    for r in readings:
+        for j, name in enumerate(r.step_names()):
+            c = r.step(j)
+            s = steps.setdefault(name, {"requests": 0, "ok": 0, "error_count": 0, "errors": {}})
+            s["requests"] += c["sent"]
+            s["ok"] += c["ok"]
+            s["error_count"] += c["errors"]
+            for k, kind in enumerate(ERROR_KINDS):
+                if c["errors_by_kind"][k]:
+                    s["errors"][kind] = s["errors"].get(kind, 0) + int(c["errors_by_kind"][k])
+    for name, s in steps.items():
+        done = s["ok"] + s["error_count"]
+        s["success_rate"] = round(s["ok"] / done, 6) if done else None
+        s["latency_ms"] = latency_ms(histograms.get(f"step:{name}", Histogram.empty()))
+        s["all_latency_ms"] = latency_ms(histograms.get(f"step_all:{name}", Histogram.empty()))
+    checks: dict[str, dict] = {}
+    exceptions: dict[str, int] = {}
+    tracebacks: list[str] = []
+    for r in readings:
+        for kind, name, a, b in r.counters():
+            if kind == "check":
+                c = checks.setdefault(name, {"passed": 0, "failed": 0})
+                c["passed"] += a
+                c["failed"] += b
+            else:
+                exceptions[name] = exceptions.get(name, 0) + a
+        for tb in r.tracebacks():
+            if tb not in tracebacks:
+                tracebacks.append(tb)
+    return {"steps": dict(sorted(steps.items())), "checks": dict(sorted(checks.items())),
+            "scenario_errors": dict(sorted(exceptions.items())), "tracebacks": tracebacks,
+            "step_overflow": sum(r["step_overflow"] for r in readings),
+            "counter_overflow": sum(r["counter_overflow"] for r in readings),
+            "redirects": sum(r["redirects"] for r in readings),
+            # open model: due iterations still waiting for a free user when sending ended
+            "iterations_queued_at_end": sum(r["iter_queued"] for r in readings)}
+
+
 def _issued(s: dict) -> int:
     """Sends the client issued in the send window: written, or waiting for a connection when
     sending ended. Those still waiting are dropped ('run_ended') and show in `dropped`, but a
     queue at the very end is the target's slowness as often as the client's, so it does not
     by itself make a run saturated; a client at its connection cap, behind its schedule or
     dropping sends during the run does."""
+    if "steps" in s:     # Python scenarios: the schedule is of iterations
+        return (sum(sc.get("iterations", 0) for sc in (s.get("scenarios") or {}).values())
+                + s.get("iterations_queued_at_end", 0))
     return s["requests"] + (s.get("dropped_reasons") or {}).get("run_ended", 0)
 
 
