@@ -166,6 +166,16 @@ def _dashboard(config: RunConfig, comps: list, checks: Checks | None):
     return Dashboard(checks.thresholds if checks is not None else (), sampler)
 
 
+def _control_server(control, comps: list, echo):
+    """The control API, listening already (a port in use is a ConfigError before anything is
+    sent), beside the run's burners if it has any."""
+    from .live.server import LiveServer
+    server = LiveServer(control, burners=next((c for c in comps if c.name == "burners"), None),
+                        echo=echo)
+    server.bind()
+    return server
+
+
 def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
             host: HostLoad | None = None, companions=(), echo=None, yield_cpu: bool = False,
             temporary: bool = False, dashboard: bool = False, control=None) -> Result:
@@ -180,9 +190,6 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
     RunInterrupted for a Ctrl-C the run's own handler could not take."""
     out_dir = Path(out_dir)
     if config.cluster is not None:
-        if control is not None:
-            raise ConfigError("--control", "steers a run on this host: it is not available "
-                                           "with --cluster")
         if host is not None and (host.burn or host.safety):
             raise ConfigError("--burn" if host.burn else "--safety",
                               "host load runs on one host: it is not available with --cluster")
@@ -192,6 +199,8 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
         comps = (checks.companions() if checks is not None else []) + list(companions)
         if dashboard and config.progress:     # fed by the merged rows: the whole cluster
             comps.append(_dashboard(config, comps, checks))
+        if control is not None:               # in this process, on the driver's RunControl:
+            comps.append(_control_server(control, comps, echo))   # it steers every host
         try:
             summary = run_cluster(config, out_dir, echo=echo, companions=comps)
         except KeyboardInterrupt:
@@ -202,11 +211,7 @@ def run_one(config: RunConfig, out_dir, *, checks: Checks | None = None,
         if dashboard and config.progress:
             comps.append(_dashboard(config, comps, checks))
         if control is not None:
-            from .live.server import LiveServer
-            server = LiveServer(control, burners=next((c for c in comps if c.name == "burners"), None),
-                                echo=echo)
-            server.bind()
-            comps.append(server)
+            comps.append(_control_server(control, comps, echo))
         coordinator = Coordinator(config, out_dir, echo=echo, companions=comps,
                                   yield_cpu=yield_cpu)
         try:

@@ -138,6 +138,67 @@ def _wait_for(cond, timeout: float, step: float = 0.1) -> bool:
     return False
 
 
+def _api(port: int, path: str, body: dict | None = None) -> dict:
+    import urllib.request
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_the_control_api_steers_every_host_and_sees_the_merged_rows(cluster, tmp_path):
+    """--control with --cluster: the driver's API moves the rate on every host at one instant
+    (the merged rows' target and count follow from the next second) and a graceful stop ends
+    every host's load, merged, exit 0."""
+    from stressx._testing.faults import free_port
+    port, out = free_port(), tmp_path / "run"
+    with TargetThread() as target:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stressx.cli", "run", target.url, "--rate", "300",
+             "--duration", "20", "--cluster", cluster.address, "--out", str(out), "--quiet",
+             "--control", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            def elapsed():
+                try:
+                    st = _api(port, "/v1/status")
+                except OSError:
+                    return 0.0
+                return st["elapsed_s"] if st["state"] == "running" else 0.0
+            assert _wait_for(lambda: elapsed() >= 2.0, 90, 0.05), "the run did not start"
+            answer = _api(port, "/v1/rate", {"rate": 600})
+            assert answer["rate"] == 600
+            changed_at = answer["elapsed_s"]
+            after = math.ceil(changed_at + 0.05)      # the first whole second at the new rate
+            assert _wait_for(lambda: any(r["t_s"] >= after + 2 for r in
+                                         _api(port, "/v1/intervals")["intervals"]), 15)
+            rows = _api(port, "/v1/intervals")["intervals"]
+            stopped = _api(port, "/v1/stop", {"reason": "enough"})
+            assert stopped["stopping"] == "enough"
+            proc.wait(60)
+            received = target.requests
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stopped"] == "enough" and s["aborted"] is None and s["exit_code"] == 0
+    assert [(c["what"], c["value"], c["source"]) for c in s["changes"]][:2] == [
+        ("rate", 600.0, "api"), ("stop", "enough", "api")]
+    assert s["requests"] == received == sum(h["requests"] for h in s["hosts"])
+    assert all(h["requests"] > 0 for h in s["hosts"]) and len(s["hosts"]) == NODES
+    assert s["send_window_s"] < 10                    # stopped well before the 20 s planned
+    whole = {round(r["t_s"]): r for r in rows if abs(r["interval_s"] - 1.0) < 0.05}
+    before = [whole[k] for k in range(1, math.floor(changed_at) + 1) if k in whole]
+    new = [whole[k] for k in (after + 1, after + 2)]
+    assert before and all(r["rate_target"] == pytest.approx(300) for r in before)
+    for r in new:                                     # every host moved, from the next second
+        assert r["rate_target"] == pytest.approx(600)
+        assert abs(r["sent"] - 600) <= 30, r
+    assert all(abs(r["sent"] - 300) <= 15 for r in before[1:]), before
+
+
 def test_a_killed_driver_stops_the_load_on_every_host(cluster, tmp_path):
     with TargetThread() as target:
         proc = subprocess.Popen(

@@ -150,6 +150,15 @@ class Agent:
             self._coordinator.control.abort(reason, exit_code)
         self._go.set()                    # not started yet: the gate gives no instant
 
+    def stop_sending(self, reason: str, now: bool) -> None:
+        """A stop asked through the driver's control API: graceful (this host stops sending,
+        drains, `stopped` in its summary) or now (an emergency stop: in-flight requests
+        abandoned, the host's run aborted)."""
+        self._touch()
+        if self._coordinator is not None and self._coordinator.start_ns:
+            self._coordinator.control.stop(reason, now=now, source="cluster")
+        self._go.set()                    # not started yet: the gate gives no instant
+
     def finish(self, timeout: float = 120.0) -> dict:
         """Once the run has ended: the summary, the shards' final readings (what it counted,
         as int64 slot arrays) and the results directory as a gzipped tar; the directory is

@@ -131,6 +131,7 @@ class _Run:
         self._signals = 0
         self._abort_request = None
         self._abort_lock = threading.Lock()
+        self.stopped: str | None = None       # a graceful stop asked through the control API
         self.start_ns = 0
         self.notes: list[str] = []
         self.saturated = {"count": 0, "first_t_s": None, "reasons": []}
@@ -157,12 +158,13 @@ class _Run:
                 self.run_config = dataclasses.replace(self.config, workers=total)
                 writer.manifest(self.run_config.to_json(), {"workers": total,
                                                             "cluster": self._cluster_info()})
-                self.control = RunControl(self.run_config, self._publish_rate, self._request_abort)
+                self.control = RunControl(self.run_config, self._publish_rate, self._request_abort,
+                                          request_stop=self._request_control_stop)
                 for c in self.companions:
                     c.control = self.control
                     c.prepare(self.run_config, self.out_dir)
-                if self.interrupted:
-                    self._stop_all("interrupted before the start")
+                if self.interrupted or self.control.stopping:
+                    self._stop_all(self.control.stopping or "interrupted before the start")
                     return self._gather(writer, started=False)
                 self._start(writer)
                 self._measure(writer)
@@ -298,6 +300,7 @@ class _Run:
             h.start_ns[i] = r["start_ns"]
             h.start_late_ms[i] = r["late_ms"]
         writer.start_latency_log(time.time() + (self.start_ns - time.monotonic_ns()) / 1e9)
+        self.control.state = "running"
         for c in self.companions:
             c.start(self.start_ns)
         # measured after the start: each host's start instant on the driver's clock, by a
@@ -464,6 +467,11 @@ class _Run:
                                 shape=self.control.schedule.shape)
         summary["hosts"] = hosts_out
         summary["cluster"] = self._cluster_info()
+        summary["stopped"] = self.stopped
+        summary["changes"] = list(self.control.changes)
+        if self.control.changes_dropped:
+            summary["changes_dropped"] = self.control.changes_dropped
+        self.control.state = "done"
         for c in self.companions:
             c.stop()
             summary[c.name] = c.finish()
@@ -502,6 +510,27 @@ class _Run:
         with self._abort_lock:
             if self._abort_request is None:
                 self._abort_request = (reason, exit_code)
+
+    def _request_control_stop(self, reason: str, now: bool) -> None:
+        """RunControl.stop() (the control API's stop and emergency stop), from any thread, told to
+        every live host at once. Graceful: each host stops sending and drains, its results are
+        gathered and merged as at the end, `stopped` holds the reason (the exit code is the
+        checks'). now: each host ends its load at once (in-flight requests abandoned), the run is
+        aborted (exit 4); what every host counted is still gathered."""
+        with self._abort_lock:
+            if not now and self.stopped is None and self.aborted is None \
+                    and self._abort_request is None:
+                self.stopped = reason
+        self.control.state = "stopping"
+        self.control.stopping = self.control.stopping or reason
+        if self.hosts is not None:
+            for i in self.hosts.live():
+                try:
+                    self.hosts.actors[i].stop_sending.remote(reason, now)
+                except Exception:
+                    pass
+        if now:
+            self._request_abort(reason, EXIT_ABORTED)
 
     def _take_abort(self) -> None:
         with self._abort_lock:
