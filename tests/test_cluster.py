@@ -199,6 +199,46 @@ def test_the_control_api_steers_every_host_and_sees_the_merged_rows(cluster, tmp
     assert all(abs(r["sent"] - 300) <= 15 for r in before[1:]), before
 
 
+def test_an_emergency_stop_ends_every_host_and_connections_stay_refused(cluster, tmp_path):
+    """Over a cluster a closed-model run keeps its connections (400 naming the field, the run
+    goes on); /v1/emergency-stop ends every host's load at once: exit 4, every host's counts
+    kept and merged."""
+    import urllib.error
+    from stressx._testing.faults import free_port
+    port, out = free_port(), tmp_path / "run"
+    with TargetThread() as target:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stressx.cli", "run", target.url, "--connections", "3",
+             "--duration", "20", "--cluster", cluster.address, "--out", str(out), "--quiet",
+             "--control", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            def running():
+                try:
+                    st = _api(port, "/v1/status")
+                except OSError:
+                    return False
+                return st["state"] == "running" and st["elapsed_s"] >= 1.0
+            assert _wait_for(running, 90, 0.05), "the run did not start"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                _api(port, "/v1/rate", {"connections": 6})
+            assert refused.value.code == 400
+            body = json.loads(refused.value.read())
+            assert body["field"] == "connections" and "cluster" in body["error"]
+            assert _api(port, "/v1/status")["state"] == "running"
+            _api(port, "/v1/emergency-stop", {})
+            proc.wait(60)
+            received = target.requests
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 4, proc.stderr.read().decode()[-2000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["exit_code"] == 4 and "emergency stop" in s["aborted"] and s["stopped"] is None
+    assert s["send_window_s"] < 10
+    assert len(s["hosts"]) == NODES and all(h["requests"] > 0 and h["aborted"] for h in s["hosts"])
+    assert s["requests"] == sum(h["requests"] for h in s["hosts"]) == received
+
+
 def test_a_killed_driver_stops_the_load_on_every_host(cluster, tmp_path):
     with TargetThread() as target:
         proc = subprocess.Popen(
