@@ -170,7 +170,8 @@ def test_the_control_api_steers_every_host_and_sees_the_merged_rows(cluster, tmp
             answer = _api(port, "/v1/rate", {"rate": 600})
             assert answer["rate"] == 600
             changed_at = answer["elapsed_s"]
-            after = math.ceil(changed_at + 0.05)      # the first whole second at the new rate
+            # published 0.1 s (plus the round trips) ahead: the first whole second at the new rate
+            after = math.ceil(changed_at + 0.15)
             assert _wait_for(lambda: any(r["t_s"] >= after + 2 for r in
                                          _api(port, "/v1/intervals")["intervals"]), 15)
             rows = _api(port, "/v1/intervals")["intervals"]

@@ -42,6 +42,8 @@ LOST_AFTER_S = 4.0             # an agent silent this long is lost (detected wit
 DRIVER_SILENCE_S = 10.0        # an agent stops its load when the driver is silent this long
 CLOCK_PROBES = 9               # offset probes per host; the one with the shortest round trip
 START_LEAD_S = 0.25            # the start instant: this far ahead, plus twice the worst round trip
+CHANGE_LEAD_S = 0.1            # a live change (the control API, companions): this far ahead, plus
+                               # twice the worst round trip, so every host has it before it applies
 READY_TIMEOUT_S = 120.0
 FINISH_TIMEOUT_S = 60.0        # after the last interval: summaries, readings, results directories
 PLACE_TIMEOUT_S = 30.0
@@ -301,6 +303,7 @@ class _Run:
             h.start_late_ms[i] = r["late_ms"]
         writer.start_latency_log(time.time() + (self.start_ns - time.monotonic_ns()) / 1e9)
         self.control.state = "running"
+        self.control.min_delay_s = CHANGE_LEAD_S + 4 * max(h.uncertainty_ns) / 1e9
         for c in self.companions:
             c.start(self.start_ns)
         # measured after the start: each host's start instant on the driver's clock, by a

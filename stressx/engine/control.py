@@ -77,6 +77,8 @@ class RunControl:
         self.changes_dropped = 0
         self._companion_changes = 0
         self.max_connections = max_connections   # closed model: the most a change may ask
+        self.min_delay_s = 0.0           # a change is never published less ahead (a cluster's
+                                         # driver: the time its message takes to every host)
         self._publish_rate = publish_rate
         self._request_abort = request_abort
         self._request_stop = request_stop
@@ -109,7 +111,7 @@ class RunControl:
         if not self.open_model:
             raise ValueError("change_rate: a closed-model run has connections, not a rate")
         with self._lock:
-            at_ns = self._instant(at, delay_s)
+            at_ns = self._instant(at, max(delay_s, self.min_delay_s))
             if self.start_ns:
                 self.schedule.change((at_ns - self.start_ns) / 1e9, rate)
             self._publish_rate(rate, at_ns)
@@ -127,7 +129,7 @@ class RunControl:
             raise ValueError(f"change_connections: must be between 0 and "
                              f"{self.max_connections}, got {n}")
         with self._lock:
-            at_ns = self._instant(None, delay_s)
+            at_ns = self._instant(None, max(delay_s, self.min_delay_s))
             self.schedule.connections = n
             self._publish_rate(float(n), at_ns)    # the closed model reads it as a count
             self._record(at_ns, "connections", n, source)
@@ -147,7 +149,8 @@ class RunControl:
         now = time.monotonic_ns()
         at_ns = now + int(delay_s * 1e9)
         if at is not None and self.start_ns:
-            at_ns = max(now, self.start_ns + int(round(float(at) * 1e9)))
+            at_ns = max(now + int(self.min_delay_s * 1e9),
+                        self.start_ns + int(round(float(at) * 1e9)))
         return at_ns
 
     def _record(self, at_ns: int, what: str, value, source: str) -> None:

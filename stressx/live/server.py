@@ -270,7 +270,7 @@ class LiveServer(Companion):
         elif command == "burners":
             self._burners(args["burners"], source)
         self.echo(f"stressx: control: {command} {json.dumps(args) if args else ''} ({source})".rstrip())
-        return self.status(ahead_s=COMMAND_AHEAD_S)
+        return self.status(ahead_s=COMMAND_AHEAD_S + c.min_delay_s)
 
     def _change(self, args: dict, source: str) -> None:
         c = self.control
