@@ -200,10 +200,11 @@ def test_the_control_api_steers_every_host_and_sees_the_merged_rows(cluster, tmp
     assert all(abs(r["sent"] - 300) <= 15 for r in before[1:]), before
 
 
-def test_an_emergency_stop_ends_every_host_and_connections_stay_refused(cluster, tmp_path):
-    """Over a cluster a closed-model run keeps its connections (400 naming the field, the run
-    goes on); /v1/emergency-stop ends every host's load at once: exit 4, every host's counts
-    kept and merged."""
+def test_connections_change_on_every_host_and_an_emergency_stop_ends_them(cluster, tmp_path):
+    """Over a cluster a closed-model run's connections move live (each shard keeps its share
+    of the new total by its global index: the merged rows show the new total of users and open
+    connections); /v1/emergency-stop ends every host's load at once: exit
+    4, every host's counts kept and merged."""
     import urllib.error
     from stressx._testing.faults import free_port
     port, out = free_port(), tmp_path / "run"
@@ -221,11 +222,16 @@ def test_an_emergency_stop_ends_every_host_and_connections_stay_refused(cluster,
                 return st["state"] == "running" and st["elapsed_s"] >= 1.0
             assert _wait_for(running, 90, 0.05), "the run did not start"
             with pytest.raises(urllib.error.HTTPError) as refused:
-                _api(port, "/v1/rate", {"connections": 6})
-            assert refused.value.code == 400
-            body = json.loads(refused.value.read())
-            assert body["field"] == "connections" and "cluster" in body["error"]
-            assert _api(port, "/v1/status")["state"] == "running"
+                _api(port, "/v1/rate", {"rate": 100})
+            assert refused.value.code == 400 and json.loads(refused.value.read())["field"] == "rate"
+            _api(port, "/v1/rate", {"connections": 7})
+            changed_at = _api(port, "/v1/status")["elapsed_s"]
+
+            def seven_open():
+                rows = _api(port, f"/v1/intervals?since={changed_at + 1.0}")["intervals"]
+                return any(r["users"] == 7 and r["conn_open"] == 7 for r in rows)
+            assert _wait_for(seven_open, 15, 0.1), _api(port, "/v1/intervals")["intervals"][-3:]
+            assert _api(port, "/v1/status")["connections"] == 7
             _api(port, "/v1/emergency-stop", {})
             proc.wait(60)
             received = target.requests

@@ -143,6 +143,13 @@ class Agent:
         if self._coordinator is not None:
             self._coordinator.control.change_rate(rate, at=at_s)
 
+    def change_connections(self, connections: int, at_s: float) -> None:
+        """A closed-model run's new total of connections from `at_s` seconds after the common
+        start: every shard keeps its share of the total by its global index, as at the start."""
+        self._touch()
+        if self._coordinator is not None:
+            self._coordinator.control.change_connections(connections, at=at_s, source="cluster")
+
     def stop(self, reason: str, exit_code: int = EXIT_ABORTED) -> None:
         """End this host's load early (the run is aborted or interrupted elsewhere)."""
         self._touch()

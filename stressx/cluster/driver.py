@@ -555,7 +555,10 @@ class _Run:
         every host."""
         at_s = max(0.0, (at_ns - self.start_ns) / 1e9) if self.start_ns else 0.0
         for i in self.hosts.live():
-            self.hosts.actors[i].change_rate.remote(rate, at_s)
+            if self.config.open_model:
+                self.hosts.actors[i].change_rate.remote(rate, at_s)
+            else:                 # the closed model's total connections (shards split it)
+                self.hosts.actors[i].change_connections.remote(int(rate), at_s)
 
     def _on_signal(self, signum, frame) -> None:
         self._signals += 1

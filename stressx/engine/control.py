@@ -117,10 +117,11 @@ class RunControl:
             self._publish_rate(rate, at_ns)
             self._record(at_ns, "rate", rate, source)
 
-    def change_connections(self, connections: int, *, delay_s: float = DEFAULT_DELAY_S,
-                           source: str = "companion") -> None:
+    def change_connections(self, connections: int, at: float | None = None, *,
+                           delay_s: float = DEFAULT_DELAY_S, source: str = "companion") -> None:
         """Move a closed-model run to `connections` connections in all (split over the shards
-        as at the start) from `delay_s` from now; 0 pauses it. Connections above the new
+        as at the start) from `at` seconds after the start (None: `delay_s` from now); 0
+        pauses it. Connections above the new
         number close as their request completes; new ones open at once."""
         n = int(connections)
         if self.open_model:
@@ -129,7 +130,7 @@ class RunControl:
             raise ValueError(f"change_connections: must be between 0 and "
                              f"{self.max_connections}, got {n}")
         with self._lock:
-            at_ns = self._instant(None, max(delay_s, self.min_delay_s))
+            at_ns = self._instant(at, max(delay_s, self.min_delay_s))
             self.schedule.connections = n
             self._publish_rate(float(n), at_ns)    # the closed model reads it as a count
             self._record(at_ns, "connections", n, source)

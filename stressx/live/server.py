@@ -33,9 +33,6 @@ MAX_BODY = 64 * 1024
 MAX_ROWS = 3600                 # interval rows kept for /v1/intervals (the last hour)
 WS_QUEUE = 256                  # events waiting for one WebSocket client before it is dropped
 STOP_WAIT_S = 2.0
-CLUSTER_CONNECTIONS = ("a closed-model run over a cluster keeps its connections: each host's "
-                       "shards hold their own share, and moving them live is not supported "
-                       "with --cluster (the rate of an open-model run is)")
 COMMAND_AHEAD_S = 0.025         # a command's answer shows the target from when it applies
 
 
@@ -240,9 +237,6 @@ class LiveServer(Companion):
         if c.state == "starting" and command not in ("stop", "emergency-stop"):
             raise _commands.CommandError("state", f"the run has not started yet: nothing to {command}",
                                          status=409)
-        if not c.open_model and getattr(c.config, "cluster", None) is not None \
-                and command in ("rate", "pause", "resume"):
-            raise _commands.CommandError("connections", CLUSTER_CONNECTIONS)
         if command == "rate":
             self._change(args, source)
         elif command == "pause":
