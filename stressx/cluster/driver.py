@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from ..engine.control import RunControl
-from ..engine.coordinator import HISTOGRAMS, effective_workers, progress_line
+from ..engine.coordinator import HISTOGRAMS, close_summary, effective_workers, progress_line
 from ..engine.shm import Reading
 from ..errors import EXIT_ABORTED, EXIT_OK, SIGNAL_EXIT, ConfigError, StartupError
 from ..results.files import ResultsWriter, read_intervals
@@ -470,15 +470,8 @@ class _Run:
                                 shape=self.control.schedule.shape)
         summary["hosts"] = hosts_out
         summary["cluster"] = self._cluster_info()
-        summary["stopped"] = self.stopped
-        summary["changes"] = list(self.control.changes)
-        if self.control.changes_dropped:
-            summary["changes_dropped"] = self.control.changes_dropped
         self.control.state = "done"
-        for c in self.companions:
-            c.stop()
-            summary[c.name] = c.finish()
-        summary["exit_code"] = self.exit_code()
+        close_summary(summary, self.stopped, self.control, self.companions, self.exit_code())
         writer.histograms(merged, per_shard)
         writer.summary(summary)
         return summary

@@ -108,6 +108,20 @@ def effective_workers(cfg: RunConfig) -> tuple[int, str | None]:
     return max(n, 1), why
 
 
+def close_summary(summary: dict, stopped, control, companions, exit_code: int) -> None:
+    """The end of a summary, the same for one host's coordinator and a cluster's driver: how
+    the run was stopped, the live changes, each companion's own section (stopped first), the
+    exit code."""
+    summary["stopped"] = stopped
+    summary["changes"] = list(control.changes)
+    if control.changes_dropped:
+        summary["changes_dropped"] = control.changes_dropped
+    for c in companions:
+        c.stop()
+        summary[c.name] = c.finish()
+    summary["exit_code"] = exit_code
+
+
 def shard_connections(cfg: RunConfig, n: int, i: int) -> tuple[int, int]:
     """(connections shard i of n opens before the start, the most it may have open). In a
     cluster run n counts every host's shards and i is the shard's global index."""
@@ -685,14 +699,7 @@ class Coordinator:
                                 started=started, workers_requested=self.workers_requested,
                                 notes=self.notes, saturated_intervals=self.saturated_intervals,
                                 shape=self.control.schedule.shape, rate_share=self.rate_share)
-        summary["stopped"] = self.stopped
-        summary["changes"] = list(self.control.changes)
-        if self.control.changes_dropped:
-            summary["changes_dropped"] = self.control.changes_dropped
-        for c in self.companions:
-            c.stop()
-            summary[c.name] = c.finish()
-        summary["exit_code"] = self.exit_code()
+        close_summary(summary, self.stopped, self.control, self.companions, self.exit_code())
         writer.histograms(merged, per_shard)
         writer.summary(summary)
         return summary
